@@ -1,0 +1,204 @@
+//! The crate's error type.
+//!
+//! One public [`Error`] enum for every fallible call of the engine. Corruption is typed and
+//! always says where it was found ([`Corruption`]); invalid input says which event and why
+//! ([`InvalidEvent`]). `Display` texts are for humans: lowercase, no trailing punctuation.
+
+use std::fmt;
+use std::io;
+use std::path::PathBuf;
+
+use crate::model::FieldType;
+
+/// The result type of every fallible MeterDB call.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in the engine.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// An event of a write batch was rejected; nothing of that batch was stored.
+    #[error("event {index} rejected: {reason}")]
+    InvalidEvent {
+        /// Position of the event in its batch.
+        index: usize,
+        /// What is wrong with it.
+        reason: InvalidEvent,
+    },
+    /// Stored data failed a check (checksum, magic, length); the report says where.
+    #[error(transparent)]
+    Corruption(#[from] Corruption),
+    /// An operating-system call failed.
+    #[error("{op} {path}: {source}")]
+    Io {
+        /// The operation, e.g. "write", "fsync", "rename".
+        op: &'static str,
+        /// The file or directory it was applied to.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: io::Error,
+    },
+    /// Another process (or another `Engine` in this one) has the data directory open.
+    #[error("data directory {path} is locked by another process (lock file {lock})", lock = .path.join("LOCK").display(), path = .path.display())]
+    Locked {
+        /// The data directory.
+        path: PathBuf,
+    },
+    /// A shard stopped accepting writes after an fsync failed: the kernel may have dropped the
+    /// unsynced pages, so the engine cannot tell what is durable (see storage-format.md,
+    /// "Failed fsync"). Restarting the engine replays the WAL from disk.
+    #[error("shard {shard} is read-only after a failed fsync ({reason}); restart to recover")]
+    Poisoned {
+        /// The shard.
+        shard: usize,
+        /// The error that poisoned it.
+        reason: String,
+    },
+    /// The engine was closed.
+    #[error("the engine is closed")]
+    Closed,
+    /// An option or a data directory setting is not acceptable.
+    #[error("invalid options: {0}")]
+    InvalidOptions(String),
+    /// A scan request is not acceptable (for example a regex that does not compile).
+    #[error("invalid scan: {0}")]
+    InvalidScan(String),
+}
+
+impl Error {
+    /// Wraps an I/O error with the operation and path it came from.
+    pub fn io(op: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Error {
+        Error::Io {
+            op,
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// True when the error is the disk being full (ENOSPC) or over quota (EDQUOT).
+    pub fn is_disk_full(&self) -> bool {
+        matches!(self, Error::Io { source, .. }
+            if matches!(source.kind(), io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded))
+    }
+}
+
+/// Why an event was rejected.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum InvalidEvent {
+    /// The event has no tenant.
+    #[error("missing tenant")]
+    MissingTenant,
+    /// The measurement name is empty.
+    #[error("empty measurement name")]
+    EmptyMeasurement,
+    /// The event has neither fields nor an event id.
+    #[error("no fields")]
+    NoFields,
+    /// The timestamp is outside the range the engine stores.
+    #[error("timestamp {0} is out of range (allowed {min}..={max} ns since the epoch)", min = crate::model::Timestamp::MIN.0, max = crate::model::Timestamp::MAX.0)]
+    TimestampOutOfRange(i64),
+    /// A tag or field key is empty.
+    #[error("empty {0} key")]
+    EmptyKey(&'static str),
+    /// The same tag key appears twice.
+    #[error("duplicate tag key {0:?}")]
+    DuplicateTag(String),
+    /// The same field key appears twice.
+    #[error("duplicate field key {0:?}")]
+    DuplicateField(String),
+    /// A key that has a meaning of its own was used as a tag or field key.
+    #[error("{kind} key {key:?} is reserved ({why})")]
+    ReservedKey {
+        /// "tag" or "field".
+        kind: &'static str,
+        /// The key.
+        key: String,
+        /// What to do instead.
+        why: &'static str,
+    },
+    /// A name or value is longer than the engine accepts.
+    #[error("{what} is {len} bytes long, the limit is {max}")]
+    TooLong {
+        /// What was too long.
+        what: &'static str,
+        /// Its length in bytes.
+        len: usize,
+        /// The limit in bytes.
+        max: usize,
+    },
+    /// A field's type differs from the type stored for it in the same tenant, measurement and
+    /// day.
+    #[error("field {field:?} is {got} here but {existing} in the stored data of measurement {measurement:?} on {day}")]
+    FieldTypeConflict {
+        /// Measurement name.
+        measurement: String,
+        /// Field key.
+        field: String,
+        /// The type already stored.
+        existing: FieldType,
+        /// The type of this event.
+        got: FieldType,
+        /// The UTC day (YYYY-MM-DD) whose data fixes the type.
+        day: String,
+    },
+}
+
+/// Stored bytes that failed a check, and where.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("corruption in {path} at offset {offset}: {kind}", path = .path.display())]
+pub struct Corruption {
+    /// The damaged file.
+    pub path: PathBuf,
+    /// Byte offset of the damaged structure in the file.
+    pub offset: u64,
+    /// What is wrong.
+    pub kind: CorruptionKind,
+}
+
+impl Corruption {
+    /// Builds a corruption report.
+    pub fn new(path: impl Into<PathBuf>, offset: u64, kind: CorruptionKind) -> Corruption {
+        Corruption {
+            path: path.into(),
+            offset,
+            kind,
+        }
+    }
+}
+
+/// What kind of damage was found.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum CorruptionKind {
+    /// The stored checksum does not match the bytes.
+    ChecksumMismatch {
+        /// Checksum recorded in the file.
+        expected: u32,
+        /// Checksum of the bytes read.
+        actual: u32,
+    },
+    /// The file does not start (or end) with the expected magic bytes.
+    BadMagic,
+    /// The file's format version is not one this build reads.
+    UnknownVersion(u16),
+    /// The file ends before a structure it announces.
+    Truncated,
+    /// A structure decoded but its content is impossible (the text says which rule failed).
+    Invalid(String),
+}
+
+impl fmt::Display for CorruptionKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CorruptionKind::ChecksumMismatch { expected, actual } => {
+                write!(f, "checksum mismatch (stored {expected:#010x}, computed {actual:#010x})")
+            }
+            CorruptionKind::BadMagic => write!(f, "bad magic bytes"),
+            CorruptionKind::UnknownVersion(v) => write!(f, "unknown format version {v}"),
+            CorruptionKind::Truncated => write!(f, "truncated"),
+            CorruptionKind::Invalid(why) => write!(f, "{why}"),
+        }
+    }
+}

@@ -1,0 +1,296 @@
+//! The scan API's types: what a reader asks for ([`ScanRequest`]) and what it gets back
+//! ([`ColumnBatch`]). Shared by the in-memory buffers, the segment reader and the engine; no
+//! I/O here.
+
+use std::fmt;
+use std::ops::Range;
+
+use regex::Regex;
+
+use crate::model::{FieldType, TenantId};
+
+/// A scan: which rows and which columns.
+#[derive(Clone, Debug, Default)]
+pub struct ScanRequest {
+    /// One tenant, or every tenant when `None`.
+    pub tenant: Option<TenantId>,
+    /// One measurement, or every measurement when `None`.
+    pub measurement: Option<String>,
+    /// Time range, `[start, end)` in ns; `None` means all time.
+    pub time: Option<Range<i64>>,
+    /// Tag predicates, all of which a row must satisfy.
+    pub predicates: Vec<TagPredicate>,
+    /// Columns to return; `None` means every tag, field and the event id.
+    pub columns: Option<Vec<String>>,
+}
+
+impl ScanRequest {
+    /// True when `ts` falls in the requested time range.
+    pub fn time_contains(&self, ts: i64) -> bool {
+        self.time.as_ref().is_none_or(|r| r.contains(&ts))
+    }
+
+    /// True when the column `name` is requested. The event id's column is named `event_id`.
+    pub fn wants(&self, name: &str) -> bool {
+        self.columns.as_ref().is_none_or(|c| c.iter().any(|n| n == name))
+    }
+}
+
+/// A condition on one tag. A row without the tag has the empty string as its value, as in
+/// InfluxQL: `key = ''` matches it and `key != 'x'` matches it.
+#[derive(Clone, Debug)]
+pub struct TagPredicate {
+    /// Tag key.
+    pub key: String,
+    /// The test.
+    pub op: TagOp,
+}
+
+impl TagPredicate {
+    /// `key = value`.
+    pub fn eq(key: &str, value: &str) -> TagPredicate {
+        TagPredicate {
+            key: key.to_owned(),
+            op: TagOp::Eq(value.to_owned()),
+        }
+    }
+
+    /// `key != value`.
+    pub fn not_eq(key: &str, value: &str) -> TagPredicate {
+        TagPredicate {
+            key: key.to_owned(),
+            op: TagOp::NotEq(value.to_owned()),
+        }
+    }
+
+    /// `key =~ /pattern/`, or the error of a pattern that does not compile.
+    pub fn regex(key: &str, pattern: &str) -> crate::Result<TagPredicate> {
+        let re = Regex::new(pattern)
+            .map_err(|e| crate::Error::InvalidScan(format!("regex {pattern:?}: {e}")))?;
+        Ok(TagPredicate {
+            key: key.to_owned(),
+            op: TagOp::Regex(re),
+        })
+    }
+
+    /// `key` is one of `values`.
+    pub fn one_of(key: &str, values: &[&str]) -> TagPredicate {
+        TagPredicate {
+            key: key.to_owned(),
+            op: TagOp::In(values.iter().map(|v| (*v).to_owned()).collect()),
+        }
+    }
+
+    /// Whether a tag value (`""` for a missing tag) satisfies the predicate.
+    pub fn matches(&self, value: &str) -> bool {
+        match &self.op {
+            TagOp::Eq(v) => value == v,
+            TagOp::NotEq(v) => value != v,
+            TagOp::Regex(re) => re.is_match(value),
+            TagOp::NotRegex(re) => !re.is_match(value),
+            TagOp::In(vs) => vs.iter().any(|v| v == value),
+        }
+    }
+}
+
+/// The test a [`TagPredicate`] applies.
+#[derive(Clone, Debug)]
+pub enum TagOp {
+    /// Equal to.
+    Eq(String),
+    /// Not equal to.
+    NotEq(String),
+    /// Matches the regex (unanchored, as InfluxQL's `=~`).
+    Regex(Regex),
+    /// Does not match the regex.
+    NotRegex(Regex),
+    /// Equal to one of.
+    In(Vec<String>),
+}
+
+/// The id of a row without a given tag in [`TagColumn::ids`].
+pub const NO_TAG: u32 = u32::MAX;
+
+/// Rows of one tenant and measurement, column by column.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ColumnBatch {
+    /// The tenant.
+    pub tenant: TenantId,
+    /// The measurement.
+    pub measurement: String,
+    /// One timestamp per row (ns).
+    pub timestamps: Vec<i64>,
+    /// Requested tag columns.
+    pub tags: Vec<TagColumn>,
+    /// Requested field columns.
+    pub fields: Vec<FieldColumn>,
+    /// Event ids, when requested.
+    pub event_ids: Option<StrColumn>,
+}
+
+impl ColumnBatch {
+    /// Number of rows.
+    pub fn len(&self) -> usize {
+        self.timestamps.len()
+    }
+
+    /// True when there are no rows.
+    pub fn is_empty(&self) -> bool {
+        self.timestamps.is_empty()
+    }
+
+    /// The tag column `key`, if present.
+    pub fn tag(&self, key: &str) -> Option<&TagColumn> {
+        self.tags.iter().find(|t| t.key == key)
+    }
+
+    /// The field column `key`, if present.
+    pub fn field(&self, key: &str) -> Option<&FieldColumn> {
+        self.fields.iter().find(|f| f.key == key)
+    }
+}
+
+/// A dictionary-encoded tag column.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct TagColumn {
+    /// Tag key.
+    pub key: String,
+    /// Distinct values; `ids` index into it.
+    pub dict: Vec<String>,
+    /// One dictionary index per row, or [`NO_TAG`].
+    pub ids: Vec<u32>,
+}
+
+impl TagColumn {
+    /// The tag value of row `row`, `None` when the row has no such tag.
+    pub fn value(&self, row: usize) -> Option<&str> {
+        let id = *self.ids.get(row)?;
+        self.dict.get(id as usize).map(String::as_str)
+    }
+}
+
+/// A field column.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FieldColumn {
+    /// Field key.
+    pub key: String,
+    /// Values, `None` where a row has no such field.
+    pub values: FieldValues,
+}
+
+/// The values of a field column, by type.
+#[derive(Clone, Debug, PartialEq)]
+pub enum FieldValues {
+    /// Floats.
+    F64(Vec<Option<f64>>),
+    /// Signed integers.
+    I64(Vec<Option<i64>>),
+    /// Unsigned integers.
+    U64(Vec<Option<u64>>),
+    /// Booleans.
+    Bool(Vec<Option<bool>>),
+    /// Strings.
+    Str(StrColumn),
+}
+
+impl FieldValues {
+    /// An empty column of the given type.
+    pub fn new(ty: FieldType) -> FieldValues {
+        match ty {
+            FieldType::Float => FieldValues::F64(Vec::new()),
+            FieldType::Integer => FieldValues::I64(Vec::new()),
+            FieldType::Unsigned => FieldValues::U64(Vec::new()),
+            FieldType::Boolean => FieldValues::Bool(Vec::new()),
+            FieldType::String => FieldValues::Str(StrColumn::default()),
+        }
+    }
+
+    /// The column's type.
+    pub fn field_type(&self) -> FieldType {
+        match self {
+            FieldValues::F64(_) => FieldType::Float,
+            FieldValues::I64(_) => FieldType::Integer,
+            FieldValues::U64(_) => FieldType::Unsigned,
+            FieldValues::Bool(_) => FieldType::Boolean,
+            FieldValues::Str(_) => FieldType::String,
+        }
+    }
+
+    /// Number of rows.
+    pub fn len(&self) -> usize {
+        match self {
+            FieldValues::F64(v) => v.len(),
+            FieldValues::I64(v) => v.len(),
+            FieldValues::U64(v) => v.len(),
+            FieldValues::Bool(v) => v.len(),
+            FieldValues::Str(v) => v.len(),
+        }
+    }
+
+    /// True when the column has no rows.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A column of optional strings in one byte buffer.
+#[derive(Clone, Default, PartialEq)]
+pub struct StrColumn {
+    data: String,
+    ends: Vec<u32>,
+    present: Vec<bool>,
+}
+
+impl StrColumn {
+    /// Appends a value.
+    pub fn push(&mut self, value: Option<&str>) {
+        self.data.push_str(value.unwrap_or(""));
+        self.ends.push(u32::try_from(self.data.len()).unwrap_or(u32::MAX));
+        self.present.push(value.is_some());
+    }
+
+    /// The value of row `row`.
+    pub fn get(&self, row: usize) -> Option<&str> {
+        if !*self.present.get(row)? {
+            return None;
+        }
+        let start = if row == 0 { 0 } else { *self.ends.get(row - 1)? as usize };
+        self.data.get(start..*self.ends.get(row)? as usize)
+    }
+
+    /// Number of rows.
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// True when there are no rows.
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// Iterates over the values.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = Option<&str>> + '_ {
+        (0..self.len()).map(|i| self.get(i))
+    }
+
+    /// Bytes of string data held.
+    pub fn data_len(&self) -> usize {
+        self.data.len()
+    }
+}
+
+impl fmt::Debug for StrColumn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
+impl<'a> FromIterator<Option<&'a str>> for StrColumn {
+    fn from_iter<I: IntoIterator<Item = Option<&'a str>>>(iter: I) -> StrColumn {
+        let mut c = StrColumn::default();
+        for v in iter {
+            c.push(v);
+        }
+        c
+    }
+}
