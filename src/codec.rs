@@ -104,7 +104,10 @@ impl<'a> ByteReader<'a> {
     /// The next `n` bytes.
     pub fn take(&mut self, n: usize) -> Result<&'a [u8], CorruptionKind> {
         let end = self.pos.checked_add(n).ok_or(CorruptionKind::Truncated)?;
-        let out = self.bytes.get(self.pos..end).ok_or(CorruptionKind::Truncated)?;
+        let out = self
+            .bytes
+            .get(self.pos..end)
+            .ok_or(CorruptionKind::Truncated)?;
         self.pos = end;
         Ok(out)
     }
@@ -155,7 +158,9 @@ impl<'a> ByteReader<'a> {
                 return Ok(v);
             }
         }
-        Err(CorruptionKind::Invalid("varint longer than 10 bytes".into()))
+        Err(CorruptionKind::Invalid(
+            "varint longer than 10 bytes".into(),
+        ))
     }
     /// Reads a count that announces `item_size`-byte items, checking that they can fit in
     /// the bytes left, so that a damaged count never causes a huge allocation.

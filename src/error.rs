@@ -130,7 +130,9 @@ pub enum InvalidEvent {
     },
     /// A field's type differs from the type stored for it in the same tenant, measurement and
     /// day.
-    #[error("field {field:?} is {got} here but {existing} in the stored data of measurement {measurement:?} on {day}")]
+    #[error(
+        "field {field:?} is {got} here but {existing} in the stored data of measurement {measurement:?} on {day}"
+    )]
     FieldTypeConflict {
         /// Measurement name.
         measurement: String,
@@ -193,7 +195,10 @@ impl fmt::Display for CorruptionKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             CorruptionKind::ChecksumMismatch { expected, actual } => {
-                write!(f, "checksum mismatch (stored {expected:#010x}, computed {actual:#010x})")
+                write!(
+                    f,
+                    "checksum mismatch (stored {expected:#010x}, computed {actual:#010x})"
+                )
             }
             CorruptionKind::BadMagic => write!(f, "bad magic bytes"),
             CorruptionKind::UnknownVersion(v) => write!(f, "unknown format version {v}"),

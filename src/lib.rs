@@ -12,5 +12,10 @@ pub mod segment;
 pub mod wal;
 
 pub use error::{Corruption, CorruptionKind, Error, InvalidEvent, Result};
-pub use model::{Day, Event, EventRef, FieldType, FieldValue, FieldValueRef, SeqNo, TenantId, Timestamp, WriteBatch};
-pub use scan::{ColumnBatch, FieldColumn, FieldValues, ScanRequest, StrColumn, TagColumn, TagOp, TagPredicate};
+pub use model::{
+    Day, Event, EventRef, FieldType, FieldValue, FieldValueRef, SeqNo, TenantId, Timestamp,
+    WriteBatch,
+};
+pub use scan::{
+    ColumnBatch, FieldColumn, FieldValues, ScanRequest, StrColumn, TagColumn, TagOp, TagPredicate,
+};

@@ -32,7 +32,9 @@ impl ScanRequest {
 
     /// True when the column `name` is requested. The event id's column is named `event_id`.
     pub fn wants(&self, name: &str) -> bool {
-        self.columns.as_ref().is_none_or(|c| c.iter().any(|n| n == name))
+        self.columns
+            .as_ref()
+            .is_none_or(|c| c.iter().any(|n| n == name))
     }
 }
 
@@ -245,7 +247,8 @@ impl StrColumn {
     /// Appends a value.
     pub fn push(&mut self, value: Option<&str>) {
         self.data.push_str(value.unwrap_or(""));
-        self.ends.push(u32::try_from(self.data.len()).unwrap_or(u32::MAX));
+        self.ends
+            .push(u32::try_from(self.data.len()).unwrap_or(u32::MAX));
         self.present.push(value.is_some());
     }
 
@@ -254,7 +257,11 @@ impl StrColumn {
         if !*self.present.get(row)? {
             return None;
         }
-        let start = if row == 0 { 0 } else { *self.ends.get(row - 1)? as usize };
+        let start = if row == 0 {
+            0
+        } else {
+            *self.ends.get(row - 1)? as usize
+        };
         self.data.get(start..*self.ends.get(row)? as usize)
     }
 

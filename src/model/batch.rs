@@ -6,7 +6,7 @@
 //! every length and span before use, so that bytes from disk never cause a panic.
 
 use crate::error::{Corruption, CorruptionKind, InvalidEvent};
-use crate::model::{limits, Event, FieldType, FieldValue, TenantId, Timestamp};
+use crate::model::{Event, FieldType, FieldValue, TenantId, Timestamp, limits};
 
 /// A borrowed field value, as stored in a batch.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -176,10 +176,16 @@ impl WriteBatch {
     }
 
     /// Starts a new event; add its tags, fields and id with the returned builder.
-    pub fn add(&mut self, tenant: &str, measurement: &str, timestamp: Timestamp) -> EventBuilder<'_> {
+    pub fn add(
+        &mut self,
+        tenant: &str,
+        measurement: &str,
+        timestamp: Timestamp,
+    ) -> EventBuilder<'_> {
         let tenant = self.intern_repeated(tenant, |b, i| b.tenant.get(i.checked_sub(1)?).copied());
-        let measurement =
-            self.intern_repeated(measurement, |b, i| b.measurement.get(i.checked_sub(1)?).copied());
+        let measurement = self.intern_repeated(measurement, |b, i| {
+            b.measurement.get(i.checked_sub(1)?).copied()
+        });
         self.tenant.push(tenant);
         self.measurement.push(measurement);
         self.timestamp.push(timestamp.0);
@@ -220,10 +226,15 @@ impl WriteBatch {
     /// The event at `index`.
     pub fn event(&self, index: usize) -> Option<EventRef<'_>> {
         let tag_start = *self.tag_start.get(index)? as usize;
-        let tag_end = self.tag_start.get(index + 1).map_or(self.tag_key.len(), |&e| e as usize);
+        let tag_end = self
+            .tag_start
+            .get(index + 1)
+            .map_or(self.tag_key.len(), |&e| e as usize);
         let field_start = *self.field_start.get(index)? as usize;
-        let field_end =
-            self.field_start.get(index + 1).map_or(self.field_key.len(), |&e| e as usize);
+        let field_end = self
+            .field_start
+            .get(index + 1)
+            .map_or(self.field_key.len(), |&e| e as usize);
         let id = *self.event_id.get(index)?;
         Some(EventRef {
             batch: self,
@@ -259,7 +270,9 @@ impl WriteBatch {
                 },
             ));
         }
-        self.iter().enumerate().try_for_each(|(i, e)| e.validate().map_err(|r| (i, r)))
+        self.iter()
+            .enumerate()
+            .try_for_each(|(i, e)| e.validate().map_err(|r| (i, r)))
     }
 
     /// A batch holding the events at `indices`, in that order.
@@ -275,7 +288,9 @@ impl WriteBatch {
 
     fn str(&self, span: Span) -> &str {
         let start = span.start as usize;
-        self.arena.get(start..start + span.len as usize).unwrap_or("")
+        self.arena
+            .get(start..start + span.len as usize)
+            .unwrap_or("")
     }
 
     fn push_str(&mut self, s: &str) -> Span {
@@ -293,7 +308,11 @@ impl WriteBatch {
 
     /// Stores `s`, reusing the span `previous` points at when it holds the same string: tenants,
     /// measurements and keys repeat from one event to the next.
-    fn intern_repeated(&mut self, s: &str, previous: impl Fn(&Self, usize) -> Option<Span>) -> Span {
+    fn intern_repeated(
+        &mut self,
+        s: &str,
+        previous: impl Fn(&Self, usize) -> Option<Span>,
+    ) -> Span {
         if let Some(span) = previous(self, self.len()) {
             if self.str(span) == s {
                 return span;
@@ -305,9 +324,16 @@ impl WriteBatch {
     /// Appends the encoded batch (the WAL record payload; see storage-format.md) to `out`.
     pub fn encode_into(&self, out: &mut Vec<u8>) {
         let n = self.len();
-        out.reserve(17 + self.arena.len() + n * 36 + self.tag_key.len() * 16 + self.field_key.len() * 17);
+        out.reserve(
+            17 + self.arena.len() + n * 36 + self.tag_key.len() * 16 + self.field_key.len() * 17,
+        );
         out.push(BATCH_VERSION);
-        for count in [n, self.tag_key.len(), self.field_key.len(), self.arena.len()] {
+        for count in [
+            n,
+            self.tag_key.len(),
+            self.field_key.len(),
+            self.arena.len(),
+        ] {
             out.extend_from_slice(&(count as u32).to_le_bytes());
         }
         out.extend_from_slice(self.arena.as_bytes());
@@ -331,7 +357,11 @@ impl WriteBatch {
 
     /// Decodes a batch encoded by [`WriteBatch::encode_into`], checking every count, span and
     /// type code. `path` and `offset` only label the error.
-    pub fn decode(bytes: &[u8], path: &std::path::Path, offset: u64) -> Result<WriteBatch, Corruption> {
+    pub fn decode(
+        bytes: &[u8],
+        path: &std::path::Path,
+        offset: u64,
+    ) -> Result<WriteBatch, Corruption> {
         let bad = |kind| Corruption::new(path, offset, kind);
         let invalid = |why: &str| bad(CorruptionKind::Invalid(format!("write batch: {why}")));
         let mut r = Reader { bytes, pos: 0 };
@@ -355,7 +385,9 @@ impl WriteBatch {
                 r.remaining()
             )));
         }
-        let arena = r.take(arena_len).ok_or_else(|| bad(CorruptionKind::Truncated))?;
+        let arena = r
+            .take(arena_len)
+            .ok_or_else(|| bad(CorruptionKind::Truncated))?;
         let arena = std::str::from_utf8(arena)
             .map_err(|e| invalid(&format!("arena is not UTF-8 at byte {}", e.valid_up_to())))?
             .to_owned();
@@ -366,7 +398,10 @@ impl WriteBatch {
         let trunc = || bad(CorruptionKind::Truncated);
         b.tenant = r.spans(n).ok_or_else(trunc)?;
         b.measurement = r.spans(n).ok_or_else(trunc)?;
-        b.timestamp = (0..n).map(|_| r.u64().map(|v| v as i64)).collect::<Option<_>>().ok_or_else(trunc)?;
+        b.timestamp = (0..n)
+            .map(|_| r.u64().map(|v| v as i64))
+            .collect::<Option<_>>()
+            .ok_or_else(trunc)?;
         b.event_id = r.spans(n).ok_or_else(trunc)?;
         b.tag_start = r.u32s(n).ok_or_else(trunc)?;
         b.tag_key = r.spans(n_tags).ok_or_else(trunc)?;
@@ -374,7 +409,10 @@ impl WriteBatch {
         b.field_start = r.u32s(n).ok_or_else(trunc)?;
         b.field_key = r.spans(n_fields).ok_or_else(trunc)?;
         b.field_type = r.take(n_fields).ok_or_else(trunc)?.to_vec();
-        b.field_value = (0..n_fields).map(|_| r.u64()).collect::<Option<_>>().ok_or_else(trunc)?;
+        b.field_value = (0..n_fields)
+            .map(|_| r.u64())
+            .collect::<Option<_>>()
+            .ok_or_else(trunc)?;
         b.check_structure().map_err(|why| invalid(&why))?;
         Ok(b)
     }
@@ -387,7 +425,13 @@ impl WriteBatch {
             let (start, end) = (s.start as usize, s.start as usize + s.len as usize);
             end <= arena.len() && arena.is_char_boundary(start) && arena.is_char_boundary(end)
         };
-        let all = [&self.tenant, &self.measurement, &self.tag_key, &self.tag_value, &self.field_key];
+        let all = [
+            &self.tenant,
+            &self.measurement,
+            &self.tag_key,
+            &self.tag_value,
+            &self.field_key,
+        ];
         if let Some(bad) = all.iter().flat_map(|v| v.iter()).find(|s| !span_ok(s)) {
             return Err(format!("span {bad:?} outside the arena"));
         }
@@ -399,7 +443,10 @@ impl WriteBatch {
             (&self.field_start, self.field_key.len(), "field"),
         ] {
             let ordered = starts.windows(2).all(|w| w[0] <= w[1]);
-            if !ordered || starts.first().is_some_and(|&s| s != 0) || starts.last().is_some_and(|&s| s as usize > total) {
+            if !ordered
+                || starts.first().is_some_and(|&s| s != 0)
+                || starts.last().is_some_and(|&s| s as usize > total)
+            {
                 return Err(format!("{what} row starts are not ordered"));
             }
             if starts.is_empty() && total != 0 {
@@ -460,7 +507,8 @@ impl<'a> Reader<'a> {
     }
 
     fn u32(&mut self) -> Option<u32> {
-        self.take(4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        self.take(4)
+            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
     }
 
     fn u64(&mut self) -> Option<u64> {
@@ -476,7 +524,12 @@ impl<'a> Reader<'a> {
 
     fn spans(&mut self, n: usize) -> Option<Vec<Span>> {
         (0..n)
-            .map(|_| Some(Span { start: self.u32()?, len: self.u32()? }))
+            .map(|_| {
+                Some(Span {
+                    start: self.u32()?,
+                    len: self.u32()?,
+                })
+            })
             .collect()
     }
 }
@@ -534,8 +587,14 @@ impl<'a> EventRef<'a> {
         Event {
             tenant: TenantId::new(self.tenant),
             measurement: self.measurement.to_owned(),
-            tags: self.tags().map(|(k, v)| (k.to_owned(), v.to_owned())).collect(),
-            fields: self.fields().map(|(k, v)| (k.to_owned(), v.to_owned())).collect(),
+            tags: self
+                .tags()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect(),
+            fields: self
+                .fields()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect(),
             timestamp: self.timestamp,
             event_id: self.event_id.map(str::to_owned),
         }
@@ -574,7 +633,11 @@ impl<'a> EventRef<'a> {
         for (i, (k, v)) in tags.iter().enumerate() {
             check_key("tag", k)?;
             if *k == "tenant" {
-                return Err(reserved("tag", k, "the tenant is the event's own attribute"));
+                return Err(reserved(
+                    "tag",
+                    k,
+                    "the tenant is the event's own attribute",
+                ));
             }
             too_long("tag value", v.len(), limits::MAX_TAG_VALUE_LEN)?;
             if tags[..i].iter().any(|(other, _)| other == k) {
@@ -622,7 +685,11 @@ fn check_key(kind: &'static str, key: &str) -> Result<(), InvalidEvent> {
     }
     if key.len() > limits::MAX_NAME_LEN {
         return Err(InvalidEvent::TooLong {
-            what: if kind == "tag" { "tag key" } else { "field key" },
+            what: if kind == "tag" {
+                "tag key"
+            } else {
+                "field key"
+            },
             len: key.len(),
             max: limits::MAX_NAME_LEN,
         });

@@ -230,7 +230,10 @@ mod tests {
     #[test]
     fn day_formats_as_civil_date() {
         assert_eq!(Day(0).to_string(), "1970-01-01");
-        assert_eq!(Timestamp(1_793_491_200 * 1_000_000_000).day().to_string(), "2026-11-01");
+        assert_eq!(
+            Timestamp(1_793_491_200 * 1_000_000_000).day().to_string(),
+            "2026-11-01"
+        );
         assert_eq!(Timestamp(-1).day().to_string(), "1969-12-31");
         assert_eq!(Day(-719_468).to_string(), "0000-03-01");
     }

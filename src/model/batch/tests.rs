@@ -96,22 +96,31 @@ fn validation_names_the_problem() {
         }),
         Err(InvalidEvent::EmptyMeasurement)
     );
-    assert_eq!(one(|b| drop(b.add("t", "m", ts))), Err(InvalidEvent::NoFields));
+    assert_eq!(
+        one(|b| drop(b.add("t", "m", ts))),
+        Err(InvalidEvent::NoFields)
+    );
     assert_eq!(
         one(|b| {
-            b.add("t", "m", Timestamp(i64::MIN)).field("v", FieldValueRef::I64(1));
+            b.add("t", "m", Timestamp(i64::MIN))
+                .field("v", FieldValueRef::I64(1));
         }),
         Err(InvalidEvent::TimestampOutOfRange(i64::MIN))
     );
     assert_eq!(
         one(|b| {
-            b.add("t", "m", ts).tag("a", "1").tag("a", "2").field("v", FieldValueRef::I64(1));
+            b.add("t", "m", ts)
+                .tag("a", "1")
+                .tag("a", "2")
+                .field("v", FieldValueRef::I64(1));
         }),
         Err(InvalidEvent::DuplicateTag("a".into()))
     );
     assert!(matches!(
         one(|b| {
-            b.add("t", "m", ts).tag("tenant", "x").field("v", FieldValueRef::I64(1));
+            b.add("t", "m", ts)
+                .tag("tenant", "x")
+                .field("v", FieldValueRef::I64(1));
         }),
         Err(InvalidEvent::ReservedKey { .. })
     ));

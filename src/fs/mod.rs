@@ -114,7 +114,9 @@ impl FileSystem for StdFs {
     }
 
     fn open_append(&self, path: &Path) -> io::Result<Box<dyn WritableFile>> {
-        Ok(Box::new(StdFile(OpenOptions::new().append(true).open(path)?)))
+        Ok(Box::new(StdFile(
+            OpenOptions::new().append(true).open(path)?,
+        )))
     }
 
     fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
@@ -163,7 +165,11 @@ impl FileSystem for StdFs {
     }
 
     fn lock(&self, path: &Path) -> io::Result<Option<LockGuard>> {
-        let file = OpenOptions::new().create(true).truncate(false).write(true).open(path)?;
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path)?;
         match file.try_lock() {
             Ok(()) => Ok(Some(LockGuard { _file: Some(file) })),
             Err(std::fs::TryLockError::WouldBlock) => Ok(None),
@@ -183,12 +189,15 @@ pub fn std_fs() -> Arc<dyn FileSystem> {
 pub fn write_atomic(fs: &dyn FileSystem, path: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = temp_path(path);
     let mut file = fs.create(&tmp).map_err(|e| Error::io("create", &tmp, e))?;
-    file.write_all(bytes).map_err(|e| Error::io("write", &tmp, e))?;
+    file.write_all(bytes)
+        .map_err(|e| Error::io("write", &tmp, e))?;
     file.sync_data().map_err(|e| Error::io("fsync", &tmp, e))?;
     drop(file);
-    fs.rename(&tmp, path).map_err(|e| Error::io("rename", &tmp, e))?;
+    fs.rename(&tmp, path)
+        .map_err(|e| Error::io("rename", &tmp, e))?;
     let dir = path.parent().unwrap_or(Path::new("."));
-    fs.sync_dir(dir).map_err(|e| Error::io("fsync directory", dir, e))
+    fs.sync_dir(dir)
+        .map_err(|e| Error::io("fsync directory", dir, e))
 }
 
 /// The temporary name a file is written under before its atomic rename.
