@@ -76,6 +76,31 @@ impl Error {
         }
     }
 
+    /// A copy of the error for a second receiver (several writers waiting on one failed
+    /// fsync or flush each get one). I/O errors keep their kind and message.
+    pub fn duplicate(&self) -> Error {
+        match self {
+            Error::InvalidEvent { index, reason } => Error::InvalidEvent {
+                index: *index,
+                reason: reason.clone(),
+            },
+            Error::Corruption(c) => Error::Corruption(c.clone()),
+            Error::Io { op, path, source } => Error::Io {
+                op,
+                path: path.clone(),
+                source: io::Error::new(source.kind(), source.to_string()),
+            },
+            Error::Locked { path } => Error::Locked { path: path.clone() },
+            Error::Poisoned { shard, reason } => Error::Poisoned {
+                shard: *shard,
+                reason: reason.clone(),
+            },
+            Error::Closed => Error::Closed,
+            Error::InvalidOptions(s) => Error::InvalidOptions(s.clone()),
+            Error::InvalidScan(s) => Error::InvalidScan(s.clone()),
+        }
+    }
+
     /// True when the error is the disk being full (ENOSPC) or over quota (EDQUOT).
     pub fn is_disk_full(&self) -> bool {
         matches!(self, Error::Io { source, .. }

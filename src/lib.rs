@@ -4,13 +4,19 @@
 
 pub mod clock;
 pub mod codec;
+pub mod config;
+pub mod engine;
 pub mod error;
 pub mod fs;
+pub mod manifest;
 pub mod model;
 pub mod scan;
 pub mod segment;
+pub mod shard;
 pub mod wal;
 
+pub use config::{Options, SyncPolicy};
+pub use engine::{Engine, Receipt, ShardStatus};
 pub use error::{Corruption, CorruptionKind, Error, InvalidEvent, Result};
 pub use model::{
     Day, Event, EventRef, FieldType, FieldValue, FieldValueRef, SeqNo, TenantId, Timestamp,

@@ -252,6 +252,16 @@ impl StrColumn {
         self.present.push(value.is_some());
     }
 
+    /// Replaces the value of the last row (appends one when the column is empty).
+    pub fn replace_last(&mut self, value: Option<&str>) {
+        if self.ends.pop().is_some() {
+            self.present.pop();
+            let start = self.ends.last().map_or(0, |&e| e as usize);
+            self.data.truncate(start);
+        }
+        self.push(value);
+    }
+
     /// The value of row `row`.
     pub fn get(&self, row: usize) -> Option<&str> {
         if !*self.present.get(row)? {

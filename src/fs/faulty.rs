@@ -26,10 +26,19 @@ pub enum FaultKind {
     Remove,
 }
 
+/// What a fault does when it triggers.
+#[derive(Clone, Copy, Debug)]
+enum Action {
+    /// The operation fails with this error.
+    Fail(io::ErrorKind),
+    /// The process dies on the spot, as with `kill -9` (for crash tests in a child process).
+    Crash,
+}
+
 #[derive(Debug, Default)]
 struct Plan {
-    /// (kind, path substring, operations of that kind to let through first, error to return)
-    faults: Vec<(FaultKind, String, u64, io::ErrorKind)>,
+    /// (kind, path substring, operations of that kind to let through first, action)
+    faults: Vec<(FaultKind, String, u64, Action)>,
     counts: std::collections::HashMap<FaultKind, u64>,
 }
 
@@ -37,10 +46,16 @@ impl Plan {
     fn check(&mut self, kind: FaultKind, path: &Path) -> io::Result<()> {
         *self.counts.entry(kind).or_default() += 1;
         let path = path.to_string_lossy();
-        for (k, part, skip, err) in &mut self.faults {
+        for (k, part, skip, action) in &mut self.faults {
             if *k == kind && path.contains(part.as_str()) {
                 if *skip == 0 {
-                    return Err(io::Error::new(*err, format!("injected {kind:?} fault")));
+                    return match action {
+                        Action::Fail(err) => Err(io::Error::new(
+                            *err,
+                            format!("injected {kind:?} fault on {path}"),
+                        )),
+                        Action::Crash => std::process::abort(),
+                    };
                 }
                 *skip -= 1;
             }
@@ -76,7 +91,16 @@ impl FaultyFs {
     pub fn fail(&self, kind: FaultKind, path_part: &str, skip: u64, error: io::ErrorKind) {
         self.lock()
             .faults
-            .push((kind, path_part.to_owned(), skip, error));
+            .push((kind, path_part.to_owned(), skip, Action::Fail(error)));
+    }
+
+    /// The process aborts (no destructor runs, nothing more reaches the disk) at the operation
+    /// of `kind` on a path containing `path_part`, after `skip` of them have succeeded. Before
+    /// the operation: a crash "at rename" leaves the file under its old name.
+    pub fn crash(&self, kind: FaultKind, path_part: &str, skip: u64) {
+        self.lock()
+            .faults
+            .push((kind, path_part.to_owned(), skip, Action::Crash));
     }
 
     /// Removes every fault.

@@ -30,6 +30,12 @@ impl TenantId {
     }
 }
 
+impl std::borrow::Borrow<str> for TenantId {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
 impl From<&str> for TenantId {
     fn from(name: &str) -> TenantId {
         TenantId::new(name)

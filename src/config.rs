@@ -1,0 +1,124 @@
+//! Engine options with their defaults.
+
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::clock::{Clock, SystemClock};
+use crate::fs::{FileSystem, StdFs};
+
+/// When the WAL is made durable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SyncPolicy {
+    /// fsync before acknowledging every write (concurrent writes share one fsync). The default:
+    /// an acknowledged write survives a crash or power loss.
+    Always,
+    /// fsync at most this often; a crash can lose the writes of the last interval.
+    Interval(Duration),
+    /// Never fsync the WAL (segments and the manifest still are). For tests only.
+    None,
+}
+
+impl FromStr for SyncPolicy {
+    type Err = String;
+
+    /// Parses `always`, `interval:<ms>` or `none`.
+    fn from_str(s: &str) -> Result<SyncPolicy, String> {
+        match s {
+            "always" => Ok(SyncPolicy::Always),
+            "none" => Ok(SyncPolicy::None),
+            _ => {
+                let ms = s
+                    .strip_prefix("interval:")
+                    .and_then(|ms| ms.parse::<u64>().ok())
+                    .filter(|&ms| ms > 0)
+                    .ok_or_else(|| {
+                        format!(
+                            "sync policy {s:?} is not one of always, interval:<ms> (ms > 0), none"
+                        )
+                    })?;
+                Ok(SyncPolicy::Interval(Duration::from_millis(ms)))
+            }
+        }
+    }
+}
+
+impl fmt::Display for SyncPolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SyncPolicy::Always => f.write_str("always"),
+            SyncPolicy::Interval(d) => write!(f, "interval:{}", d.as_millis()),
+            SyncPolicy::None => f.write_str("none"),
+        }
+    }
+}
+
+/// How an [`crate::Engine`] runs. Every field has a default that works on a laptop.
+#[derive(Clone)]
+pub struct Options {
+    /// Number of shards (each with its own WAL and writer thread). Fixed when the data
+    /// directory is created; `None` uses the stored count, or for a new directory the number
+    /// of CPU cores (at most 16). Default = `None`.
+    pub shards: Option<usize>,
+    /// WAL durability. Default = [`SyncPolicy::Always`].
+    pub sync: SyncPolicy,
+    /// A shard's in-memory buffer is flushed to a segment when it holds this many bytes.
+    /// Default = 64 MiB.
+    pub max_buffer_bytes: usize,
+    /// ... or when its oldest event is this old. Default = 10 minutes.
+    pub max_buffer_age: Duration,
+    /// A WAL file is rolled when it reaches this size. Default = 128 MiB.
+    pub max_wal_file_bytes: u64,
+    /// The file layer (tests substitute a fault-injecting one). Default = the real one.
+    pub fs: Arc<dyn FileSystem>,
+    /// The clock. Default = the system clock.
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            shards: None,
+            sync: SyncPolicy::Always,
+            max_buffer_bytes: 64 << 20,
+            max_buffer_age: Duration::from_secs(600),
+            max_wal_file_bytes: 128 << 20,
+            fs: Arc::new(StdFs),
+            clock: Arc::new(SystemClock),
+        }
+    }
+}
+
+impl fmt::Debug for Options {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Options")
+            .field("shards", &self.shards)
+            .field("sync", &self.sync)
+            .field("max_buffer_bytes", &self.max_buffer_bytes)
+            .field("max_buffer_age", &self.max_buffer_age)
+            .field("max_wal_file_bytes", &self.max_wal_file_bytes)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The default shard count for a new data directory: one per core, at most 16.
+pub fn default_shards() -> usize {
+    std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(16)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sync_policy_parses_and_prints() {
+        for s in ["always", "none", "interval:100"] {
+            assert_eq!(s.parse::<SyncPolicy>().unwrap().to_string(), s);
+        }
+        assert!("interval:0".parse::<SyncPolicy>().is_err());
+        assert!("sometimes".parse::<SyncPolicy>().is_err());
+    }
+}

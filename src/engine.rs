@@ -1,0 +1,382 @@
+//! [`Engine`]: the embedded API. Opens a data directory (taking its lock), routes each
+//! tenant's events to its shard, and answers scans over every shard's buffers and segments.
+//!
+//! Knows no byte encodings: those belong to `wal`, `segment` and `manifest`.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::codec::stable_hash;
+use crate::config::{Options, default_shards};
+use crate::error::{Corruption, Error, InvalidEvent, Result};
+use crate::fs::{FileSystem, LockGuard, write_atomic};
+use crate::model::WriteBatch;
+use crate::scan::{ColumnBatch, ScanRequest};
+use crate::shard::{RecoveryReport, Shard, ShardReceipt, View};
+
+/// Name of the file that fixes a data directory's format version and shard count.
+const META_FILE: &str = "META";
+/// Format version of the data directory as a whole.
+const DIR_FORMAT: u32 = 1;
+
+/// What happened to a write.
+#[derive(Debug, Default, PartialEq)]
+#[must_use = "a write can reject events (field type conflicts); check `rejected`"]
+pub struct Receipt {
+    /// Events stored.
+    pub written: usize,
+    /// Events refused because a field's type conflicts with the stored schema, by index in
+    /// the batch. The other events of the batch are stored, as InfluxDB does.
+    pub rejected: Vec<(usize, InvalidEvent)>,
+}
+
+/// The storage engine.
+///
+/// `Send + Sync`: share it with an `Arc`. Writes block the calling thread until they are
+/// durable; from async code use [`Engine::write_async`], which does not block the runtime.
+#[derive(Debug)]
+pub struct Engine {
+    dir: PathBuf,
+    shards: Vec<Shard>,
+    recovery: Vec<RecoveryReport>,
+    _lock: LockGuard,
+}
+
+impl Engine {
+    /// Opens the data directory `dir`, creating it if needed, and recovers every shard.
+    ///
+    /// # Errors
+    /// [`Error::Locked`] when another process (or another `Engine`) has it open;
+    /// [`Error::InvalidOptions`] when `options.shards` disagrees with the directory;
+    /// I/O errors. Damage found in the files does not fail the open: it is logged and
+    /// listed in [`Engine::recovery_report`].
+    pub fn open(dir: impl AsRef<Path>, options: Options) -> Result<Engine> {
+        let dir = dir.as_ref().to_owned();
+        let fs = &*options.fs;
+        fs.create_dir_all(&dir)
+            .map_err(|e| Error::io("create directory", &dir, e))?;
+        let lock_path = dir.join("LOCK");
+        let lock = fs
+            .lock(&lock_path)
+            .map_err(|e| Error::io("lock", &lock_path, e))?
+            .ok_or_else(|| Error::Locked { path: dir.clone() })?;
+        let n_shards = shard_count(fs, &dir, options.shards)?;
+        let mut shards = Vec::with_capacity(n_shards);
+        let mut recovery = Vec::with_capacity(n_shards);
+        for id in 0..n_shards {
+            let (shard, report) = Shard::open(id, dir.join(format!("shard-{id:03}")), &options)?;
+            shards.push(shard);
+            recovery.push(report);
+        }
+        Ok(Engine {
+            dir,
+            shards,
+            recovery,
+            _lock: lock,
+        })
+    }
+
+    /// The data directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Number of shards.
+    pub fn shard_count(&self) -> usize {
+        self.shards.len()
+    }
+
+    /// The shard a tenant's events go to.
+    pub fn shard_of(&self, tenant: &str) -> usize {
+        (stable_hash(tenant.as_bytes()) % self.shards.len() as u64) as usize
+    }
+
+    /// What each shard's recovery found when the engine opened.
+    pub fn recovery_report(&self) -> &[RecoveryReport] {
+        &self.recovery
+    }
+
+    /// Stores a batch and returns once it is durable (per the sync policy) and visible.
+    ///
+    /// Structurally invalid events (no tenant, empty measurement, timestamp out of range, ...)
+    /// fail the whole batch with [`Error::InvalidEvent`] before anything is stored. Events
+    /// whose field types conflict with stored data are refused one by one and listed in
+    /// [`Receipt::rejected`]; the rest is stored.
+    ///
+    /// The events of one shard are committed atomically (one WAL record). A batch whose
+    /// tenants live in different shards is committed shard by shard: if one shard fails, the
+    /// error is returned although other shards may have stored their part; retry with event
+    /// ids to count each event once.
+    pub fn write(&self, batch: WriteBatch) -> Result<Receipt> {
+        let pending = self.submit(batch)?;
+        collect(
+            pending
+                .into_iter()
+                .map(|(idx, rx)| (idx, rx.recv().unwrap_or(Err(Error::Closed)))),
+        )
+    }
+
+    /// [`Engine::write`] for async callers: awaits the commit without blocking the runtime's
+    /// threads.
+    pub async fn write_async(&self, batch: WriteBatch) -> Result<Receipt> {
+        let pending = self.submit(batch)?;
+        let mut results = Vec::with_capacity(pending.len());
+        for (idx, rx) in pending {
+            results.push((idx, rx.await.unwrap_or(Err(Error::Closed))));
+        }
+        collect(results.into_iter())
+    }
+
+    /// Validates, splits by shard and queues a batch.
+    #[allow(clippy::type_complexity)]
+    fn submit(
+        &self,
+        batch: WriteBatch,
+    ) -> Result<Vec<(Option<Vec<usize>>, oneshot::Receiver<Result<ShardReceipt>>)>> {
+        if let Err((index, reason)) = batch.validate() {
+            return Err(Error::InvalidEvent { index, reason });
+        }
+        if batch.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut by_shard: Vec<Vec<usize>> = vec![Vec::new(); self.shards.len()];
+        for (i, e) in batch.iter().enumerate() {
+            by_shard[self.shard_of(e.tenant)].push(i);
+        }
+        let used: Vec<usize> = (0..by_shard.len())
+            .filter(|&s| !by_shard[s].is_empty())
+            .collect();
+        if let [only] = used[..] {
+            return Ok(vec![(None, self.shards[only].submit(batch))]);
+        }
+        Ok(used
+            .into_iter()
+            .map(|s| {
+                let indices = std::mem::take(&mut by_shard[s]);
+                let part = batch.select(indices.iter().copied());
+                (Some(indices), self.shards[s].submit(part))
+            })
+            .collect())
+    }
+
+    /// Rows matching `req` from every shard's buffers and segments, one batch per table and
+    /// source (rows within a batch in time order; batches in no particular order).
+    pub fn scan(&self, req: &ScanRequest) -> Result<Vec<ColumnBatch>> {
+        let mut out = Vec::new();
+        for view in self.views(req) {
+            for mt in std::iter::once(&view.active).chain(view.frozen.as_ref()) {
+                mt.read()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .scan(req, &mut out);
+            }
+            for seg in &view.segments {
+                out.extend(seg.scan(req)?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Number of rows matching `req`.
+    pub fn count(&self, req: &ScanRequest) -> Result<u64> {
+        let mut n = 0;
+        for view in self.views(req) {
+            for mt in std::iter::once(&view.active).chain(view.frozen.as_ref()) {
+                n += mt.read().unwrap_or_else(|e| e.into_inner()).count(req);
+            }
+            for seg in &view.segments {
+                n += seg.count(req)?;
+            }
+        }
+        Ok(n)
+    }
+
+    /// Snapshots of the shards a request touches.
+    fn views(&self, req: &ScanRequest) -> Vec<Arc<View>> {
+        match &req.tenant {
+            Some(t) => vec![self.shards[self.shard_of(t.as_str())].view()],
+            None => self.shards.iter().map(|s| s.view()).collect(),
+        }
+    }
+
+    /// Flushes every shard's buffer to segments and returns when they are durable.
+    pub fn flush(&self) -> Result<()> {
+        let pending: Vec<_> = self.shards.iter().map(|s| s.request_flush()).collect();
+        let mut first_err = None;
+        for rx in pending {
+            if let Err(e) = rx.recv().unwrap_or(Err(Error::Closed)) {
+                first_err.get_or_insert(e);
+            }
+        }
+        first_err.map_or(Ok(()), Err)
+    }
+
+    /// Flushes, stops the shards' threads and releases the directory lock.
+    pub fn close(self) -> Result<()> {
+        let mut first_err = None;
+        for s in &self.shards {
+            if let Err(e) = s.close() {
+                first_err.get_or_insert(e);
+            }
+        }
+        first_err.map_or(Ok(()), Err)
+    }
+
+    /// Storage figures: segments, their bytes and the buffered events, per shard.
+    pub fn stats(&self) -> Vec<ShardStatus> {
+        self.shards
+            .iter()
+            .map(|s| {
+                let view = s.view();
+                let buffered = |m: &std::sync::RwLock<crate::shard::Memtable>| {
+                    let m = m.read().unwrap_or_else(|e| e.into_inner());
+                    (m.len(), m.bytes())
+                };
+                let (active_events, active_bytes) = buffered(&view.active);
+                let (frozen_events, frozen_bytes) = view.frozen.as_deref().map_or((0, 0), buffered);
+                let st = s.stats();
+                let load =
+                    |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
+                ShardStatus {
+                    segments: view.segments.len(),
+                    segment_bytes: crate::shard::segment_bytes(&view),
+                    buffered_events: active_events + frozen_events,
+                    buffered_bytes: active_bytes + frozen_bytes,
+                    events_written: load(&st.events_written),
+                    wal_syncs: load(&st.wal_syncs),
+                    wal_bytes: load(&st.wal_bytes),
+                    flushes: load(&st.flushes),
+                    write_stalls: load(&st.write_stalls),
+                    poisoned: s.poisoned().map(|e| e.to_string()),
+                }
+            })
+            .collect()
+    }
+
+    /// Verifies every checksum of every live segment; returns the damage found (empty when
+    /// all is well), plus what recovery found when the engine opened.
+    pub fn check(&self) -> Vec<Corruption> {
+        let mut found: Vec<Corruption> = self
+            .recovery
+            .iter()
+            .flat_map(|r| r.corruptions.iter().cloned())
+            .collect();
+        for s in &self.shards {
+            for seg in &s.view().segments {
+                found.extend(seg.verify());
+            }
+        }
+        found
+    }
+}
+
+/// One shard's figures.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ShardStatus {
+    /// Live segments.
+    pub segments: usize,
+    /// Their bytes on disk.
+    pub segment_bytes: u64,
+    /// Events in memory, not yet in a segment.
+    pub buffered_events: usize,
+    /// Approximate bytes of those.
+    pub buffered_bytes: usize,
+    /// Events written since open.
+    pub events_written: u64,
+    /// WAL fsyncs since open.
+    pub wal_syncs: u64,
+    /// WAL bytes written since open.
+    pub wal_bytes: u64,
+    /// Flushes since open.
+    pub flushes: u64,
+    /// Writes that waited for a flush.
+    pub write_stalls: u64,
+    /// Why the shard refuses writes, if it does.
+    pub poisoned: Option<String>,
+}
+
+/// Merges the shards' receipts, mapping their indices back to the caller's batch.
+fn collect(
+    results: impl Iterator<Item = (Option<Vec<usize>>, Result<ShardReceipt>)>,
+) -> Result<Receipt> {
+    let mut receipt = Receipt::default();
+    let mut first_err = None;
+    for (indices, result) in results {
+        match result {
+            Ok(r) => {
+                receipt.written += r.written;
+                receipt
+                    .rejected
+                    .extend(r.rejected.into_iter().map(|(i, reason)| {
+                        let i = indices
+                            .as_ref()
+                            .and_then(|ix| ix.get(i).copied())
+                            .unwrap_or(i);
+                        (i, reason)
+                    }));
+            }
+            Err(e) => {
+                first_err.get_or_insert(e);
+            }
+        }
+    }
+    if let Some(e) = first_err {
+        return Err(e);
+    }
+    receipt.rejected.sort_by_key(|(i, _)| *i);
+    Ok(receipt)
+}
+
+/// Reads the directory's shard count, or fixes it for a new directory.
+fn shard_count(fs: &dyn FileSystem, dir: &Path, wanted: Option<usize>) -> Result<usize> {
+    let path = dir.join(META_FILE);
+    let stored = match fs.read(&path) {
+        Ok(bytes) => Some(parse_meta(&bytes).map_err(|why| {
+            Corruption::new(&path, 0, crate::error::CorruptionKind::Invalid(why))
+        })?),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(Error::io("read", &path, e)),
+    };
+    match (stored, wanted) {
+        (Some(n), Some(w)) if n != w => Err(Error::InvalidOptions(format!(
+            "{} was created with {n} shards, the options ask for {w}; the shard count cannot change",
+            dir.display()
+        ))),
+        (Some(n), _) => Ok(n),
+        (None, wanted) => {
+            let n = wanted.unwrap_or_else(default_shards);
+            if !(1..=256).contains(&n) {
+                return Err(Error::InvalidOptions(format!(
+                    "shards must be 1..=256, not {n}"
+                )));
+            }
+            let meta = format!("meterdb data directory\nformat {DIR_FORMAT}\nshards {n}\n");
+            write_atomic(fs, &path, meta.as_bytes())?;
+            Ok(n)
+        }
+    }
+}
+
+/// Parses the META file: three lines, `meterdb data directory`, `format N`, `shards N`.
+fn parse_meta(bytes: &[u8]) -> std::result::Result<usize, String> {
+    let text = std::str::from_utf8(bytes).map_err(|_| "META is not UTF-8".to_owned())?;
+    let mut lines = text.lines();
+    if lines.next() != Some("meterdb data directory") {
+        return Err("META does not start with `meterdb data directory`".into());
+    }
+    let value = |line: Option<&str>, key: &str| {
+        line.and_then(|l| l.strip_prefix(key))
+            .and_then(|v| v.trim().parse::<usize>().ok())
+            .ok_or_else(|| format!("META lacks a `{key}` line"))
+    };
+    let format = value(lines.next(), "format ")?;
+    if format != DIR_FORMAT as usize {
+        return Err(format!(
+            "data directory format {format} is not supported (this build reads {DIR_FORMAT})"
+        ));
+    }
+    let shards = value(lines.next(), "shards ")?;
+    if !(1..=256).contains(&shards) {
+        return Err(format!("META names {shards} shards"));
+    }
+    Ok(shards)
+}

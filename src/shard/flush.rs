@@ -1,0 +1,196 @@
+//! Turning a frozen buffer into segments: one segment per UTC day in the buffer, all written
+//! and fsynced, then one manifest replacement that makes them live and moves the flushed
+//! sequence number, then removal of the WAL files the segments now cover (storage-format.md,
+//! "Flush").
+
+use std::io;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use crossbeam_channel::Receiver;
+
+use super::{Memtable, ShardPaths, Shared, View};
+use crate::config::Options;
+use crate::error::{Error, Result};
+use crate::manifest::{Manifest, ManifestEntry};
+use crate::segment::{self, Segment, SegmentId, SegmentInfo, SegmentWriter};
+use crate::wal;
+
+/// Work for the flusher.
+pub(super) enum Job {
+    /// Flush this frozen buffer, then remove WAL files numbered below `wal_boundary`.
+    Flush {
+        memtable: Arc<RwLock<Memtable>>,
+        wal_boundary: u64,
+        replies: Vec<oneshot::Sender<Result<()>>>,
+    },
+    /// Answer once every job before this one is done.
+    Notify(oneshot::Sender<Result<()>>),
+    /// Stop.
+    Stop,
+}
+
+/// The flusher thread's state.
+pub(super) struct Flusher {
+    shared: Arc<Shared>,
+    manifest: Manifest,
+}
+
+impl Flusher {
+    pub(super) fn new(shared: Arc<Shared>, manifest: Manifest) -> Flusher {
+        Flusher { shared, manifest }
+    }
+
+    pub(super) fn run(mut self, rx: Receiver<Job>) {
+        for job in rx {
+            match job {
+                Job::Flush {
+                    memtable,
+                    wal_boundary,
+                    replies,
+                } => self.flush(memtable, wal_boundary, replies),
+                Job::Notify(reply) => {
+                    let _ = reply.send(Ok(()));
+                }
+                Job::Stop => break,
+            }
+        }
+    }
+
+    /// Flushes until it succeeds or the shard stops; a failed attempt (disk full, I/O error)
+    /// is retried with backoff while the data stays safe in the WAL and the frozen buffer.
+    fn flush(
+        &mut self,
+        memtable: Arc<RwLock<Memtable>>,
+        wal_boundary: u64,
+        mut replies: Vec<oneshot::Sender<Result<()>>>,
+    ) {
+        let shared = &*self.shared;
+        let mut backoff = Duration::from_millis(50);
+        loop {
+            let result = {
+                let mt = memtable.read().unwrap_or_else(|e| e.into_inner());
+                write_segments(
+                    shared.id,
+                    &shared.paths,
+                    &shared.opts,
+                    &mut self.manifest,
+                    &mt,
+                )
+            };
+            match result {
+                Ok(segments) => {
+                    shared.update_view(|v| View {
+                        active: v.active.clone(),
+                        frozen: None,
+                        segments: v.segments.iter().cloned().chain(segments).collect(),
+                    });
+                    if let Err(e) =
+                        wal::remove_files_below(&*shared.opts.fs, &shared.paths.wal, wal_boundary)
+                    {
+                        // Harmless: the files are below the flushed sequence number and are
+                        // removed at the next open.
+                        tracing::warn!(shard = shared.id, error = %e, "could not remove flushed WAL files");
+                    }
+                    shared.stats.flushes.fetch_add(1, Ordering::Relaxed);
+                    let mut state = shared.flush_state();
+                    state.in_progress = false;
+                    state.last_error = None;
+                    shared.flush_done.notify_all();
+                    drop(state);
+                    for r in replies {
+                        let _ = r.send(Ok(()));
+                    }
+                    return;
+                }
+                Err(e) => {
+                    tracing::error!(shard = shared.id, error = %e, retry_in = ?backoff, "flush failed");
+                    let kind = match &e {
+                        Error::Io { source, .. } => source.kind(),
+                        _ => io::ErrorKind::Other,
+                    };
+                    shared.flush_state().last_error = Some((kind, e.to_string()));
+                    shared.flush_done.notify_all();
+                    for r in replies.drain(..) {
+                        let _ = r.send(Err(e.duplicate()));
+                    }
+                    if shared.stopping.load(Ordering::SeqCst) {
+                        return;
+                    }
+                    std::thread::sleep(backoff);
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+    }
+}
+
+/// Writes one segment per day of `memtable`, then the manifest that makes them live; returns
+/// the opened segments. Nothing is visible until the manifest is replaced; on failure before
+/// that, the segment files written are removed again.
+pub(super) fn write_segments(
+    shard: usize,
+    paths: &ShardPaths,
+    opts: &Options,
+    manifest: &mut Manifest,
+    memtable: &Memtable,
+) -> Result<Vec<Arc<Segment>>> {
+    let Some((seq_min, seq_max)) = memtable.seq_range() else {
+        return Ok(Vec::new());
+    };
+    let fs = &*opts.fs;
+    let commit = manifest.commit + 1;
+    let days: Vec<_> = memtable.tables_by_day().map(|(day, _)| day).collect();
+    let commit_parts = u32::try_from(days.len()).unwrap_or(u32::MAX);
+    let mut next = manifest.clone();
+    next.commit = commit;
+    next.flushed_seq = seq_max;
+    let mut written: Vec<PathBuf> = Vec::new();
+    let result = (|| {
+        for (day, tables) in memtable.tables_by_day() {
+            let id = SegmentId(next.next_segment_id);
+            next.next_segment_id += 1;
+            let mut writer = SegmentWriter::new(SegmentInfo {
+                id,
+                shard: shard as u32,
+                day,
+                seq_min,
+                seq_max,
+                commit,
+                commit_parts,
+                replaces: Vec::new(),
+            });
+            for table in &tables {
+                writer.add_table(table)?;
+            }
+            let path = segment::path_in(&paths.segments, id);
+            written.push(path.clone());
+            let file_len = writer.finish(fs, &path)?;
+            next.segments.push(ManifestEntry { id, day, file_len });
+        }
+        fs.sync_dir(&paths.segments)
+            .map_err(|e| Error::io("fsync directory", &paths.segments, e))
+    })();
+    if let Err(e) = result {
+        for path in &written {
+            let _ = fs.remove_file(path);
+        }
+        return Err(e);
+    }
+    // From here the segment files stay even if the manifest write fails: the rename may have
+    // happened, and then the new manifest (which lists them) is the one a restart reads.
+    next.store(fs, &paths.manifest)?;
+    *manifest = next;
+    // The flush is committed: a segment that fails to open now must not make the caller
+    // retry (that would store its rows twice); it stays live and is reported.
+    let mut segments = Vec::with_capacity(written.len());
+    for path in &written {
+        match Segment::open(fs, path) {
+            Ok(segment) => segments.push(segment),
+            Err(e) => tracing::error!(shard, error = %e, "a flushed segment could not be opened"),
+        }
+    }
+    Ok(segments)
+}

@@ -1,0 +1,386 @@
+//! A shard's in-memory columnar buffer: the events acknowledged since the last flush, grouped
+//! by day, tenant and measurement, each table stored column by column with dictionary-encoded
+//! tags. Read by scans, turned into segments by a flush.
+//!
+//! **Invariant:** holds only events whose WAL record is written (and synced, when the sync
+//! policy says so); the writer applies a group only after its WAL write succeeded.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Instant;
+
+use crate::model::{Day, EventRef, FieldType, FieldValueRef, SeqNo, TenantId};
+use crate::scan::{
+    ColumnBatch, FieldColumn, FieldValues, NO_TAG, ScanRequest, StrColumn, TagColumn, TagOp,
+};
+
+/// Events of one shard not yet in a segment.
+#[derive(Debug, Default)]
+pub struct Memtable {
+    days: BTreeMap<Day, HashMap<TenantId, HashMap<String, TableBuf>>>,
+    bytes: usize,
+    n_events: usize,
+    seq_min: Option<SeqNo>,
+    seq_max: Option<SeqNo>,
+    first_write: Option<Instant>,
+}
+
+/// One tenant's rows of one measurement on one day, in arrival order.
+#[derive(Debug, Default)]
+struct TableBuf {
+    timestamps: Vec<i64>,
+    tags: Vec<TagBuf>,
+    fields: Vec<FieldBuf>,
+    event_ids: StrColumn,
+}
+
+#[derive(Debug)]
+struct TagBuf {
+    key: String,
+    dict: Vec<String>,
+    lookup: HashMap<String, u32>,
+    ids: Vec<u32>,
+}
+
+#[derive(Debug)]
+struct FieldBuf {
+    key: String,
+    values: FieldValues,
+}
+
+impl Memtable {
+    /// An empty buffer.
+    pub fn new() -> Memtable {
+        Memtable::default()
+    }
+
+    /// Approximate bytes held.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// Events held.
+    pub fn len(&self) -> usize {
+        self.n_events
+    }
+
+    /// True when no event is held.
+    pub fn is_empty(&self) -> bool {
+        self.n_events == 0
+    }
+
+    /// WAL sequence numbers of the records applied: (lowest, highest).
+    pub fn seq_range(&self) -> Option<(SeqNo, SeqNo)> {
+        Some((self.seq_min?, self.seq_max?))
+    }
+
+    /// When the first event was applied.
+    pub fn first_write(&self) -> Option<Instant> {
+        self.first_write
+    }
+
+    /// Notes that the record `seq` was applied (its events through [`Memtable::apply`]).
+    pub fn note_seq(&mut self, seq: SeqNo) {
+        self.seq_min = Some(self.seq_min.map_or(seq, |s| s.min(seq)));
+        self.seq_max = Some(self.seq_max.map_or(seq, |s| s.max(seq)));
+        self.first_write.get_or_insert_with(Instant::now);
+    }
+
+    /// Adds one event. Its field types must agree with the buffer's (the writer checks the
+    /// schema first); a value of another type is dropped and logged rather than panicking.
+    pub fn apply(&mut self, event: &EventRef<'_>) {
+        let day = event.timestamp.day();
+        let tenants = self.days.entry(day).or_default();
+        let tables = match tenants.get_mut(event.tenant) {
+            Some(t) => t,
+            None => tenants.entry(TenantId::new(event.tenant)).or_default(),
+        };
+        let table = match tables.get_mut(event.measurement) {
+            Some(t) => t,
+            None => {
+                self.bytes += event.measurement.len() + 64;
+                tables.entry(event.measurement.to_owned()).or_default()
+            }
+        };
+        self.bytes += table.push(event);
+        self.n_events += 1;
+    }
+
+    /// Appends the rows matching `req`, one batch per table, rows in time order.
+    pub fn scan(&self, req: &ScanRequest, out: &mut Vec<ColumnBatch>) {
+        self.for_each_match(req, |tenant, measurement, table, rows| {
+            out.push(table.select(tenant, measurement, rows, Some(req)));
+        });
+    }
+
+    /// Counts the rows matching `req`.
+    pub fn count(&self, req: &ScanRequest) -> u64 {
+        let mut n = 0;
+        self.for_each_match(req, |_, _, _, rows| n += rows.len() as u64);
+        n
+    }
+
+    fn for_each_match(
+        &self,
+        req: &ScanRequest,
+        mut f: impl FnMut(&TenantId, &str, &TableBuf, Vec<u32>),
+    ) {
+        for (day, tenants) in &self.days {
+            if let Some(range) = &req.time {
+                if day.end() <= range.start || day.start() >= range.end {
+                    continue;
+                }
+            }
+            let tenant_iter: Box<dyn Iterator<Item = (&TenantId, &HashMap<String, TableBuf>)>> =
+                match &req.tenant {
+                    Some(t) => Box::new(tenants.get_key_value(t.as_str()).into_iter()),
+                    None => Box::new(tenants.iter()),
+                };
+            for (tenant, tables) in tenant_iter {
+                let table_iter: Box<dyn Iterator<Item = (&String, &TableBuf)>> =
+                    match &req.measurement {
+                        Some(m) => Box::new(tables.get_key_value(m.as_str()).into_iter()),
+                        None => Box::new(tables.iter()),
+                    };
+                for (measurement, table) in table_iter {
+                    let rows = table.matching_rows(req);
+                    if !rows.is_empty() {
+                        f(tenant, measurement, table, rows);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Every table of every day, for a flush: days ascending, tenants ascending, measurements
+    /// ascending, rows in time order.
+    pub fn tables_by_day(&self) -> impl Iterator<Item = (Day, Vec<ColumnBatch>)> + '_ {
+        self.days.iter().map(|(day, tenants)| {
+            let mut tenants: Vec<_> = tenants.iter().collect();
+            tenants.sort_by(|a, b| a.0.cmp(b.0));
+            let mut batches = Vec::new();
+            for (tenant, tables) in tenants {
+                let mut tables: Vec<_> = tables.iter().collect();
+                tables.sort_by(|a, b| a.0.cmp(b.0));
+                for (measurement, table) in tables {
+                    let rows = (0..table.timestamps.len() as u32).collect();
+                    batches.push(table.select(tenant, measurement, rows, None));
+                }
+            }
+            (*day, batches)
+        })
+    }
+
+    /// The field types held for a tenant's measurement on a day.
+    pub fn field_types(
+        &self,
+    ) -> impl Iterator<Item = (Day, &TenantId, &str, &str, FieldType)> + '_ {
+        self.days.iter().flat_map(|(day, tenants)| {
+            tenants.iter().flat_map(move |(tenant, tables)| {
+                tables.iter().flat_map(move |(m, table)| {
+                    table.fields.iter().map(move |f| {
+                        (
+                            *day,
+                            tenant,
+                            m.as_str(),
+                            f.key.as_str(),
+                            f.values.field_type(),
+                        )
+                    })
+                })
+            })
+        })
+    }
+}
+
+impl TableBuf {
+    /// Appends one event; returns the approximate bytes it added.
+    fn push(&mut self, event: &EventRef<'_>) -> usize {
+        let row = self.timestamps.len();
+        self.timestamps.push(event.timestamp.0);
+        let mut bytes = 8 + 4 * self.tags.len();
+        for tag in &mut self.tags {
+            tag.ids.push(NO_TAG);
+        }
+        for (key, value) in event.tags() {
+            let idx = match self.tags.iter().position(|t| t.key == key) {
+                Some(i) => i,
+                None => {
+                    bytes += key.len() + 64 + 4 * row;
+                    self.tags.push(TagBuf {
+                        key: key.to_owned(),
+                        dict: Vec::new(),
+                        lookup: HashMap::new(),
+                        ids: vec![NO_TAG; row + 1],
+                    });
+                    self.tags.len() - 1
+                }
+            };
+            let tag = &mut self.tags[idx];
+            let id = match tag.lookup.get(value) {
+                Some(&id) => id,
+                None => {
+                    let id = tag.dict.len() as u32;
+                    tag.dict.push(value.to_owned());
+                    tag.lookup.insert(value.to_owned(), id);
+                    bytes += 2 * value.len() + 64;
+                    id
+                }
+            };
+            if let Some(slot) = tag.ids.get_mut(row) {
+                *slot = id;
+            }
+        }
+        for field in &mut self.fields {
+            push_none(&mut field.values);
+        }
+        for (key, value) in event.fields() {
+            let idx = match self.fields.iter().position(|f| f.key == key) {
+                Some(i) => i,
+                None => {
+                    let mut values = FieldValues::new(value.field_type());
+                    for _ in 0..=row {
+                        push_none(&mut values);
+                    }
+                    bytes += key.len() + 64 + 16 * row;
+                    self.fields.push(FieldBuf {
+                        key: key.to_owned(),
+                        values,
+                    });
+                    self.fields.len() - 1
+                }
+            };
+            bytes += set_last(&mut self.fields[idx], value);
+        }
+        bytes += 16 * self.fields.len();
+        self.event_ids.push(event.event_id);
+        bytes + event.event_id.map_or(0, str::len) + 5
+    }
+
+    /// Rows satisfying the request's time range and tag predicates, in time order.
+    fn matching_rows(&self, req: &ScanRequest) -> Vec<u32> {
+        // For each predicate: which dictionary values match, and whether a missing tag does.
+        let mut tests = Vec::with_capacity(req.predicates.len());
+        for p in &req.predicates {
+            let absent = p.matches("");
+            match self.tags.iter().find(|t| t.key == p.key) {
+                Some(tag) => {
+                    let values: Vec<bool> = match &p.op {
+                        TagOp::Eq(v) => tag.dict.iter().map(|d| d == v).collect(),
+                        _ => tag.dict.iter().map(|d| p.matches(d)).collect(),
+                    };
+                    tests.push((&tag.ids, values, absent));
+                }
+                None if absent => {}
+                None => return Vec::new(),
+            }
+        }
+        let mut rows: Vec<u32> = (0..self.timestamps.len() as u32)
+            .filter(|&r| {
+                let r = r as usize;
+                req.time_contains(self.timestamps[r])
+                    && tests.iter().all(|(ids, values, absent)| match ids.get(r) {
+                        Some(&NO_TAG) | None => *absent,
+                        Some(&id) => values.get(id as usize).copied().unwrap_or(false),
+                    })
+            })
+            .collect();
+        if !rows
+            .windows(2)
+            .all(|w| self.timestamps[w[0] as usize] <= self.timestamps[w[1] as usize])
+        {
+            rows.sort_by_key(|&r| self.timestamps[r as usize]);
+        }
+        rows
+    }
+
+    /// The given rows (in that order) as a batch, with the requested columns (all without a
+    /// request).
+    fn select(
+        &self,
+        tenant: &TenantId,
+        measurement: &str,
+        rows: Vec<u32>,
+        req: Option<&ScanRequest>,
+    ) -> ColumnBatch {
+        let wants = |name: &str| req.is_none_or(|r| r.wants(name));
+        let pick = |r: &u32| *r as usize;
+        ColumnBatch {
+            tenant: tenant.clone(),
+            measurement: measurement.to_owned(),
+            timestamps: rows.iter().map(|r| self.timestamps[pick(r)]).collect(),
+            tags: self
+                .tags
+                .iter()
+                .filter(|t| wants(&t.key))
+                .map(|t| TagColumn {
+                    key: t.key.clone(),
+                    dict: t.dict.clone(),
+                    ids: rows.iter().map(|r| t.ids[pick(r)]).collect(),
+                })
+                .collect(),
+            fields: self
+                .fields
+                .iter()
+                .filter(|f| wants(&f.key))
+                .map(|f| FieldColumn {
+                    key: f.key.clone(),
+                    values: gather(&f.values, &rows),
+                })
+                .collect(),
+            event_ids: (wants("event_id") && self.event_ids.iter().any(|id| id.is_some()))
+                .then(|| rows.iter().map(|r| self.event_ids.get(pick(r))).collect()),
+        }
+    }
+}
+
+fn push_none(values: &mut FieldValues) {
+    match values {
+        FieldValues::F64(v) => v.push(None),
+        FieldValues::I64(v) => v.push(None),
+        FieldValues::U64(v) => v.push(None),
+        FieldValues::Bool(v) => v.push(None),
+        FieldValues::Str(v) => v.push(None),
+    }
+}
+
+/// Sets the value of the last row; returns the extra bytes a string took.
+fn set_last(field: &mut FieldBuf, value: FieldValueRef<'_>) -> usize {
+    let ok = match (&mut field.values, value) {
+        (FieldValues::F64(v), FieldValueRef::F64(x)) => {
+            v.last_mut().map(|s| *s = Some(x)).is_some()
+        }
+        (FieldValues::I64(v), FieldValueRef::I64(x)) => {
+            v.last_mut().map(|s| *s = Some(x)).is_some()
+        }
+        (FieldValues::U64(v), FieldValueRef::U64(x)) => {
+            v.last_mut().map(|s| *s = Some(x)).is_some()
+        }
+        (FieldValues::Bool(v), FieldValueRef::Bool(x)) => {
+            v.last_mut().map(|s| *s = Some(x)).is_some()
+        }
+        (FieldValues::Str(v), FieldValueRef::Str(x)) => {
+            v.replace_last(Some(x));
+            return x.len();
+        }
+        _ => false,
+    };
+    if !ok {
+        tracing::error!(field = %field.key, "dropped a value whose type differs from its column's");
+    }
+    0
+}
+
+fn gather(values: &FieldValues, rows: &[u32]) -> FieldValues {
+    fn pick<T: Copy>(v: &[Option<T>], rows: &[u32]) -> Vec<Option<T>> {
+        rows.iter()
+            .map(|&r| v.get(r as usize).copied().flatten())
+            .collect()
+    }
+    match values {
+        FieldValues::F64(v) => FieldValues::F64(pick(v, rows)),
+        FieldValues::I64(v) => FieldValues::I64(pick(v, rows)),
+        FieldValues::U64(v) => FieldValues::U64(pick(v, rows)),
+        FieldValues::Bool(v) => FieldValues::Bool(pick(v, rows)),
+        FieldValues::Str(v) => FieldValues::Str(rows.iter().map(|&r| v.get(r as usize)).collect()),
+    }
+}

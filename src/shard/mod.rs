@@ -1,0 +1,311 @@
+//! One shard: the write path of the tenants hashed to it (WAL with group commit → in-memory
+//! buffer → segments) and the read snapshot of its data.
+//!
+//! Threads: a writer (owns the WAL, the schema map and the sequence numbers; applies groups to
+//! the active buffer) and a flusher (owns the manifest; turns a frozen buffer into segments).
+//! Readers take a [`View`]: the buffers and segments at one moment, reference-counted, so a
+//! flush that finishes during a scan neither hides nor doubles rows.
+//!
+//! Knows nothing of HTTP or of other shards.
+
+mod flush;
+mod memtable;
+mod recovery;
+mod schema;
+mod writer;
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, RwLock};
+use std::thread::JoinHandle;
+
+use crossbeam_channel::Sender;
+
+use crate::config::Options;
+use crate::error::{Corruption, Error, InvalidEvent, Result};
+use crate::model::WriteBatch;
+use crate::segment::Segment;
+
+pub use memtable::Memtable;
+
+/// What a shard did with a write.
+#[derive(Debug, Default)]
+pub struct ShardReceipt {
+    /// Events stored.
+    pub written: usize,
+    /// Events refused, by index in the batch the shard received.
+    pub rejected: Vec<(usize, InvalidEvent)>,
+}
+
+/// A shard's data at one moment.
+#[derive(Debug, Clone)]
+pub struct View {
+    /// The buffer receiving writes.
+    pub active: Arc<RwLock<Memtable>>,
+    /// A buffer being flushed, if any.
+    pub frozen: Option<Arc<RwLock<Memtable>>>,
+    /// Live segments that opened cleanly, ascending id.
+    pub segments: Vec<Arc<Segment>>,
+}
+
+/// What opening a shard found and repaired; none of it stops the shard from opening.
+#[derive(Debug, Default, Clone)]
+pub struct RecoveryReport {
+    /// WAL records replayed into the buffer.
+    pub wal_records_replayed: u64,
+    /// Torn WAL tails cut off: file, offset, bytes removed.
+    pub wal_truncated: Vec<(PathBuf, u64, u64)>,
+    /// Damage found in WAL files, manifests and segments.
+    pub corruptions: Vec<Corruption>,
+    /// Set when the manifest was unreadable and was rebuilt from the segment files.
+    pub manifest_rebuilt: bool,
+    /// Segment files that were not live (left over from an interrupted flush) and were removed.
+    pub orphans_removed: usize,
+}
+
+/// Counters, read by `/metrics`.
+#[derive(Debug, Default)]
+pub struct ShardStats {
+    /// Events written.
+    pub events_written: AtomicU64,
+    /// WAL fsyncs.
+    pub wal_syncs: AtomicU64,
+    /// WAL bytes written.
+    pub wal_bytes: AtomicU64,
+    /// Flushes completed.
+    pub flushes: AtomicU64,
+    /// Writes that waited for a flush because the buffer was full.
+    pub write_stalls: AtomicU64,
+}
+
+/// Where a shard's files live.
+#[derive(Debug, Clone)]
+pub struct ShardPaths {
+    /// The shard's directory.
+    pub dir: PathBuf,
+    /// Its WAL files.
+    pub wal: PathBuf,
+    /// Its segment files.
+    pub segments: PathBuf,
+    /// Its manifest.
+    pub manifest: PathBuf,
+}
+
+impl ShardPaths {
+    fn new(dir: PathBuf) -> ShardPaths {
+        ShardPaths {
+            wal: dir.join("wal"),
+            segments: dir.join("segments"),
+            manifest: dir.join(crate::manifest::FILE_NAME),
+            dir,
+        }
+    }
+}
+
+/// Whether a flush is running and how the last one ended.
+#[derive(Debug, Default)]
+struct FlushState {
+    in_progress: bool,
+    /// The error of the last failed attempt, cleared by a success.
+    last_error: Option<(std::io::ErrorKind, String)>,
+}
+
+/// State shared by the shard's threads and its readers.
+#[derive(Debug)]
+struct Shared {
+    id: usize,
+    paths: ShardPaths,
+    opts: Options,
+    view: RwLock<Arc<View>>,
+    flush: Mutex<FlushState>,
+    flush_done: Condvar,
+    poisoned: Mutex<Option<String>>,
+    /// Set when the shard is closing: a failing flush stops retrying (its data is in the WAL).
+    stopping: std::sync::atomic::AtomicBool,
+    stats: ShardStats,
+}
+
+impl Shared {
+    fn view(&self) -> Arc<View> {
+        self.view.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn update_view(&self, f: impl FnOnce(&View) -> View) {
+        let mut guard = self.view.write().unwrap_or_else(|e| e.into_inner());
+        let next = f(&guard);
+        *guard = Arc::new(next);
+    }
+
+    fn poisoned(&self) -> Option<Error> {
+        let p = self.poisoned.lock().unwrap_or_else(|e| e.into_inner());
+        p.as_ref().map(|reason| Error::Poisoned {
+            shard: self.id,
+            reason: reason.clone(),
+        })
+    }
+
+    fn flush_state(&self) -> std::sync::MutexGuard<'_, FlushState> {
+        self.flush.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// A request to the writer thread.
+enum Request {
+    Write {
+        batch: WriteBatch,
+        reply: oneshot::Sender<Result<ShardReceipt>>,
+    },
+    Flush {
+        reply: oneshot::Sender<Result<()>>,
+    },
+    Close,
+}
+
+/// One shard.
+#[derive(Debug)]
+pub struct Shard {
+    shared: Arc<Shared>,
+    tx: Sender<Request>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for Request {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Request::Write { .. } => "Write",
+            Request::Flush { .. } => "Flush",
+            Request::Close => "Close",
+        })
+    }
+}
+
+impl Shard {
+    /// Opens (or creates) shard `id` in `dir`: recovers its state from the manifest, the
+    /// segments and the WAL, then starts its writer and flusher threads.
+    pub fn open(id: usize, dir: PathBuf, opts: &Options) -> Result<(Shard, RecoveryReport)> {
+        let paths = ShardPaths::new(dir);
+        let recovered = recovery::recover(id, &paths, opts)?;
+        let shared = Arc::new(Shared {
+            id,
+            paths,
+            opts: opts.clone(),
+            view: RwLock::new(Arc::new(View {
+                active: Arc::new(RwLock::new(recovered.memtable)),
+                frozen: None,
+                segments: recovered.segments,
+            })),
+            flush: Mutex::default(),
+            flush_done: Condvar::new(),
+            poisoned: Mutex::default(),
+            stopping: Default::default(),
+            stats: ShardStats::default(),
+        });
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let (flush_tx, flush_rx) = crossbeam_channel::unbounded();
+        let flusher = flush::Flusher::new(shared.clone(), recovered.manifest);
+        let writer = writer::Writer::new(
+            shared.clone(),
+            recovered.wal,
+            recovered.schema,
+            recovered.next_seq,
+            flush_tx,
+        );
+        let name = |what| format!("meterdb-shard{id}-{what}");
+        let spawn_err = |e| Error::io("spawn thread", PathBuf::new(), e);
+        let threads = vec![
+            std::thread::Builder::new()
+                .name(name("flush"))
+                .spawn(move || flusher.run(flush_rx))
+                .map_err(spawn_err)?,
+            std::thread::Builder::new()
+                .name(name("write"))
+                .spawn(move || writer.run(rx))
+                .map_err(spawn_err)?,
+        ];
+        Ok((
+            Shard {
+                shared,
+                tx,
+                threads: Mutex::new(threads),
+            },
+            recovered.report,
+        ))
+    }
+
+    /// Queues a write; the receiver answers once it is durable (per the sync policy) and
+    /// visible, or failed.
+    pub fn submit(&self, batch: WriteBatch) -> oneshot::Receiver<Result<ShardReceipt>> {
+        let (reply, rx) = oneshot::channel();
+        if let Err(crossbeam_channel::SendError(Request::Write { reply, .. })) =
+            self.tx.send(Request::Write { batch, reply })
+        {
+            let _ = reply.send(Err(Error::Closed));
+        }
+        rx
+    }
+
+    /// Asks for the buffer to be flushed; the receiver answers when the segments are durable
+    /// and listed in the manifest.
+    pub fn request_flush(&self) -> oneshot::Receiver<Result<()>> {
+        let (reply, rx) = oneshot::channel();
+        if let Err(crossbeam_channel::SendError(Request::Flush { reply })) =
+            self.tx.send(Request::Flush { reply })
+        {
+            let _ = reply.send(Err(Error::Closed));
+        }
+        rx
+    }
+
+    /// The shard's data now.
+    pub fn view(&self) -> Arc<View> {
+        self.shared.view()
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> &ShardStats {
+        &self.shared.stats
+    }
+
+    /// The shard's files.
+    pub fn paths(&self) -> &ShardPaths {
+        &self.shared.paths
+    }
+
+    /// The error that stopped writes, if one did.
+    pub fn poisoned(&self) -> Option<Error> {
+        self.shared.poisoned()
+    }
+
+    /// Flushes the buffer, stops the threads and waits for them.
+    pub fn close(&self) -> Result<()> {
+        let flushed = self.request_flush().recv().unwrap_or(Err(Error::Closed));
+        let _ = self.tx.send(Request::Close);
+        let threads = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|e| e.into_inner()));
+        for t in threads {
+            let _ = t.join();
+        }
+        match flushed {
+            Err(Error::Closed) => Ok(()),
+            other => other,
+        }
+    }
+}
+
+impl Drop for Shard {
+    fn drop(&mut self) {
+        if !self.threads.get_mut().map(|t| t.is_empty()).unwrap_or(true) {
+            if let Err(e) = self.close() {
+                tracing::error!(shard = self.shared.id, error = %e, "closing the shard failed");
+            }
+        }
+    }
+}
+
+/// Counts live and written bytes of a view's segments.
+pub fn segment_bytes(view: &View) -> u64 {
+    view.segments.iter().map(|s| s.file_len()).sum()
+}
+
+fn bump(counter: &AtomicU64, n: u64) {
+    counter.fetch_add(n, Ordering::Relaxed);
+}

@@ -1,0 +1,283 @@
+//! Opening a shard after a clean shutdown or a crash (storage-format.md, "Recovery"):
+//! remove temporary files, read (or rebuild) the manifest, remove orphan segments, open the
+//! live segments, replay the WAL past the flushed sequence number, start a new WAL file.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use super::flush::write_segments;
+use super::schema::SchemaMap;
+use super::{Memtable, RecoveryReport, ShardPaths};
+use crate::config::Options;
+use crate::error::{Corruption, CorruptionKind, Error, Result};
+use crate::fs::TEMP_SUFFIX;
+use crate::manifest::{Manifest, ManifestEntry};
+use crate::model::{SeqNo, WriteBatch};
+use crate::segment::{self, Segment};
+use crate::wal::{self, WalWriter};
+
+/// A shard's state after recovery.
+pub(super) struct Recovered {
+    pub memtable: Memtable,
+    pub segments: Vec<Arc<Segment>>,
+    pub manifest: Manifest,
+    pub wal: WalWriter,
+    pub schema: SchemaMap,
+    pub next_seq: SeqNo,
+    pub report: RecoveryReport,
+}
+
+pub(super) fn recover(shard: usize, paths: &ShardPaths, opts: &Options) -> Result<Recovered> {
+    let fs = &*opts.fs;
+    for dir in [&paths.dir, &paths.wal, &paths.segments] {
+        fs.create_dir_all(dir)
+            .map_err(|e| Error::io("create directory", dir, e))?;
+        for name in fs.list(dir).map_err(|e| Error::io("list", dir, e))? {
+            if name.ends_with(TEMP_SUFFIX) {
+                let path = dir.join(&name);
+                fs.remove_file(&path)
+                    .map_err(|e| Error::io("remove", &path, e))?;
+            }
+        }
+    }
+    let mut report = RecoveryReport::default();
+    let segment_files = list_segment_files(paths, opts)?;
+    let mut manifest = match Manifest::load(fs, &paths.manifest) {
+        Ok(Some(m)) => m,
+        Ok(None) if segment_files.is_empty() => Manifest {
+            next_segment_id: 1,
+            ..Manifest::default()
+        },
+        Ok(None) => rebuild_manifest(shard, paths, opts, &segment_files, &mut report)?,
+        Err(Error::Corruption(c)) => {
+            tracing::error!(shard, error = %c, "the manifest is damaged; rebuilding it from the segment files");
+            report.corruptions.push(c);
+            rebuild_manifest(shard, paths, opts, &segment_files, &mut report)?
+        }
+        Err(e) => return Err(e),
+    };
+
+    // Segment files the manifest does not list come from a flush that did not commit; their
+    // rows are still in the WAL.
+    let live: HashSet<_> = manifest.segments.iter().map(|e| e.id).collect();
+    for (id, path) in &segment_files {
+        // A file that failed to open while rebuilding is kept for inspection.
+        let damaged = report.corruptions.iter().any(|c| c.path == *path);
+        if !live.contains(id) && !damaged {
+            fs.remove_file(path)
+                .map_err(|e| Error::io("remove", path, e))?;
+            report.orphans_removed += 1;
+        }
+    }
+
+    let mut segments = Vec::with_capacity(manifest.segments.len());
+    for entry in &manifest.segments {
+        match open_listed(paths, opts, entry) {
+            Ok(s) => segments.push(s),
+            Err(c) => {
+                tracing::error!(shard, error = %c, "a live segment cannot be read; its rows are unavailable");
+                report.corruptions.push(c);
+            }
+        }
+    }
+    let mut schema = SchemaMap::default();
+    for s in &segments {
+        for t in s.tables() {
+            for (field, ty) in &t.fields {
+                schema.record(s.info().day, &t.tenant, &t.measurement, field, *ty);
+            }
+        }
+    }
+
+    // Replay the WAL past what the segments hold.
+    let mut memtable = Memtable::new();
+    let mut last_seq = manifest.flushed_seq;
+    let mut file_max_seq: HashMap<PathBuf, SeqNo> = HashMap::new();
+    let mut flushed_during_replay = Vec::new();
+    let replay = wal::replay(fs, &paths.wal, &mut |seq, payload, path, offset| {
+        let max = file_max_seq.entry(path.to_owned()).or_insert(seq);
+        *max = (*max).max(seq);
+        if seq <= manifest.flushed_seq {
+            return Ok(());
+        }
+        last_seq = last_seq.max(seq);
+        let batch = match WriteBatch::decode(payload, path, offset) {
+            Ok(b) => b,
+            Err(c) => {
+                tracing::error!(shard, error = %c, "skipping a WAL record whose checksum matches but whose content does not decode");
+                report.corruptions.push(c);
+                return Ok(());
+            }
+        };
+        let mut recorded = Vec::new();
+        for event in batch.iter() {
+            // Records were checked when written; a conflict here means a damaged directory.
+            match schema.check_and_record(&event, &mut recorded) {
+                Ok(()) => memtable.apply(&event),
+                Err(reason) => tracing::error!(shard, %reason, "skipping a replayed event"),
+            }
+        }
+        memtable.note_seq(seq);
+        report.wal_records_replayed += 1;
+        // A WAL larger than the buffer is flushed while replaying, so that memory stays bounded.
+        if memtable.bytes() >= opts.max_buffer_bytes {
+            flushed_during_replay.extend(write_segments(
+                shard,
+                paths,
+                opts,
+                &mut manifest,
+                &memtable,
+            )?);
+            memtable = Memtable::new();
+        }
+        Ok(())
+    })?;
+    segments.extend(flushed_during_replay);
+    report.wal_truncated = replay.truncated;
+    report.corruptions.extend(replay.corruptions);
+
+    // WAL files whose every record is in a segment are not needed any more.
+    for (no, path) in wal::list_files(fs, &paths.wal)? {
+        let covered = file_max_seq
+            .get(&path)
+            .is_none_or(|&max| max <= manifest.flushed_seq);
+        if covered {
+            fs.remove_file(&path)
+                .map_err(|e| Error::io("remove", &path, e))?;
+            tracing::debug!(shard, file = no, "removed a flushed WAL file");
+        }
+    }
+    let next_file = wal::list_files(fs, &paths.wal)?
+        .last()
+        .map_or(1, |(no, _)| no + 1);
+    let wal = WalWriter::create(fs, &paths.wal, next_file)?;
+    if report.wal_records_replayed > 0 || !report.wal_truncated.is_empty() {
+        tracing::info!(
+            shard,
+            records = report.wal_records_replayed,
+            truncated = report.wal_truncated.len(),
+            "replayed the WAL"
+        );
+    }
+    Ok(Recovered {
+        memtable,
+        segments,
+        manifest,
+        wal,
+        schema,
+        next_seq: SeqNo(last_seq.0 + 1),
+        report,
+    })
+}
+
+fn list_segment_files(
+    paths: &ShardPaths,
+    opts: &Options,
+) -> Result<Vec<(segment::SegmentId, PathBuf)>> {
+    let names = opts
+        .fs
+        .list(&paths.segments)
+        .map_err(|e| Error::io("list", &paths.segments, e))?;
+    Ok(names
+        .iter()
+        .filter_map(|n| Some((segment::parse_file_name(n)?, paths.segments.join(n))))
+        .collect())
+}
+
+fn open_listed(
+    paths: &ShardPaths,
+    opts: &Options,
+    entry: &ManifestEntry,
+) -> Result<Arc<Segment>, Corruption> {
+    let path = segment::path_in(&paths.segments, entry.id);
+    let invalid = |why: String| Corruption::new(&path, 0, CorruptionKind::Invalid(why));
+    let segment = match Segment::open(&*opts.fs, &path) {
+        Ok(s) => s,
+        Err(Error::Corruption(c)) => return Err(c),
+        Err(e) => {
+            return Err(invalid(format!(
+                "listed in the manifest but unreadable: {e}"
+            )));
+        }
+    };
+    if segment.file_len() != entry.file_len || segment.info().id != entry.id {
+        return Err(invalid(format!(
+            "the manifest lists segment {} with {} bytes, the file holds segment {} with {} bytes",
+            entry.id.0,
+            entry.file_len,
+            segment.info().id.0,
+            segment.file_len()
+        )));
+    }
+    Ok(segment)
+}
+
+/// Rebuilds a lost or damaged manifest from the segment files, which describe themselves: a
+/// flush's segments count only if all of them are present (a crash can leave part of an
+/// uncommitted flush behind), and a segment replaced by another (compaction) does not count.
+/// Rows of dropped segments are still in the WAL, since the flushed sequence number is taken
+/// from the segments kept.
+fn rebuild_manifest(
+    shard: usize,
+    paths: &ShardPaths,
+    opts: &Options,
+    files: &[(segment::SegmentId, PathBuf)],
+    report: &mut RecoveryReport,
+) -> Result<Manifest> {
+    let mut opened = Vec::new();
+    for (_, path) in files {
+        match Segment::open(&*opts.fs, path) {
+            Ok(s) if s.info().shard as usize == shard => opened.push(s),
+            Ok(_) => report.corruptions.push(Corruption::new(
+                path,
+                0,
+                CorruptionKind::Invalid("segment of another shard".into()),
+            )),
+            Err(Error::Corruption(c)) => report.corruptions.push(c),
+            Err(e) => return Err(e),
+        }
+    }
+    let mut by_commit: BTreeMap<u64, Vec<&Arc<Segment>>> = BTreeMap::new();
+    for s in &opened {
+        by_commit.entry(s.info().commit).or_default().push(s);
+    }
+    let replaced: HashSet<_> = opened
+        .iter()
+        .flat_map(|s| s.info().replaces.iter().copied())
+        .collect();
+    let mut manifest = Manifest {
+        next_segment_id: files.iter().map(|(id, _)| id.0 + 1).max().unwrap_or(1),
+        ..Manifest::default()
+    };
+    for (commit, group) in by_commit {
+        let complete = group
+            .iter()
+            .all(|s| s.info().commit_parts as usize == group.len());
+        manifest.commit = manifest.commit.max(commit);
+        if !complete {
+            continue;
+        }
+        for s in group {
+            if replaced.contains(&s.info().id) {
+                continue;
+            }
+            manifest.flushed_seq = manifest.flushed_seq.max(s.info().seq_max);
+            manifest.segments.push(ManifestEntry {
+                id: s.info().id,
+                day: s.info().day,
+                file_len: s.file_len(),
+            });
+        }
+    }
+    manifest.segments.sort_by_key(|e| e.id);
+    manifest.store(&*opts.fs, &paths.manifest)?;
+    report.manifest_rebuilt = true;
+    tracing::warn!(
+        shard,
+        segments = manifest.segments.len(),
+        flushed_seq = manifest.flushed_seq.0,
+        "rebuilt the manifest from the segment files"
+    );
+    Ok(manifest)
+}

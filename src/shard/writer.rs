@@ -1,0 +1,383 @@
+//! The shard's writer thread: group commit. It takes every request waiting in its queue,
+//! checks the events against the schema, frames one WAL record per request, writes them with
+//! one `write` and makes them durable with one fsync, applies them to the active buffer, and
+//! only then answers. It also decides when the buffer is frozen and handed to the flusher.
+
+use std::io;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+
+use super::flush::Job;
+use super::schema::SchemaMap;
+use super::{Memtable, Request, ShardReceipt, Shared, View, bump};
+use crate::config::SyncPolicy;
+use crate::error::{Error, Result};
+use crate::model::{SeqNo, WriteBatch};
+use crate::wal::{self, WalWriter};
+
+/// Largest WAL bytes one group carries; the rest of the queue waits for the next group.
+const MAX_GROUP_BYTES: usize = 64 << 20;
+
+type WriteReply = oneshot::Sender<Result<ShardReceipt>>;
+
+pub(super) struct Writer {
+    shared: Arc<Shared>,
+    wal: Option<WalWriter>,
+    next_wal_file: u64,
+    schema: SchemaMap,
+    next_seq: SeqNo,
+    flush_tx: Sender<Job>,
+    frames: Vec<u8>,
+    payload: Vec<u8>,
+    last_sync: Instant,
+    unsynced: bool,
+}
+
+impl Writer {
+    pub(super) fn new(
+        shared: Arc<Shared>,
+        wal: WalWriter,
+        schema: SchemaMap,
+        next_seq: SeqNo,
+        flush_tx: Sender<Job>,
+    ) -> Writer {
+        Writer {
+            next_wal_file: wal.file_no() + 1,
+            shared,
+            wal: Some(wal),
+            schema,
+            next_seq,
+            flush_tx,
+            frames: Vec::new(),
+            payload: Vec::new(),
+            last_sync: Instant::now(),
+            unsynced: false,
+        }
+    }
+
+    pub(super) fn run(mut self, rx: Receiver<Request>) {
+        let tick = match self.shared.opts.sync {
+            SyncPolicy::Interval(d) => d.min(Duration::from_secs(1)),
+            _ => Duration::from_secs(1),
+        };
+        loop {
+            let first = match rx.recv_timeout(tick) {
+                Ok(r) => r,
+                Err(RecvTimeoutError::Timeout) => {
+                    self.housekeeping();
+                    continue;
+                }
+                Err(RecvTimeoutError::Disconnected) => break,
+            };
+            let mut writes = Vec::new();
+            let mut flushes = Vec::new();
+            let mut close = false;
+            let mut group_bytes = 0;
+            let mut next = Some(first);
+            while let Some(request) = next {
+                match request {
+                    Request::Write { batch, reply } => {
+                        group_bytes += batch.size_bytes();
+                        writes.push((batch, reply));
+                    }
+                    Request::Flush { reply } => flushes.push(reply),
+                    Request::Close => close = true,
+                }
+                next = if group_bytes < MAX_GROUP_BYTES {
+                    rx.try_recv().ok()
+                } else {
+                    None
+                };
+            }
+            if !writes.is_empty() {
+                self.write_group(writes);
+            }
+            if !flushes.is_empty() {
+                self.freeze(flushes);
+            }
+            self.housekeeping();
+            if close {
+                if let Err(e) = self.sync() {
+                    tracing::error!(shard = self.shared.id, error = %e, "final WAL sync failed");
+                }
+                self.shared.stopping.store(true, Ordering::SeqCst);
+                let _ = self.flush_tx.send(Job::Stop);
+                break;
+            }
+        }
+    }
+
+    /// Work that is due by time or size: an interval fsync, freezing a full or old buffer.
+    fn housekeeping(&mut self) {
+        if let SyncPolicy::Interval(d) = self.shared.opts.sync {
+            if self.unsynced && self.last_sync.elapsed() >= d {
+                if let Err(e) = self.sync() {
+                    tracing::error!(shard = self.shared.id, error = %e, "interval WAL sync failed");
+                }
+            }
+        }
+        let (bytes, first_write) = {
+            let view = self.shared.view();
+            let mt = view.active.read().unwrap_or_else(|e| e.into_inner());
+            (mt.bytes(), mt.first_write())
+        };
+        let full = bytes >= self.shared.opts.max_buffer_bytes;
+        let old = first_write.is_some_and(|t| t.elapsed() >= self.shared.opts.max_buffer_age);
+        if (full || old) && !self.shared.flush_state().in_progress {
+            self.freeze(Vec::new());
+        }
+    }
+
+    fn write_group(&mut self, writes: Vec<(WriteBatch, WriteReply)>) {
+        if let Some(err) = self.shared.poisoned() {
+            return reply_all(writes.into_iter().map(|(_, r)| r), &err);
+        }
+        if let Err(err) = self.make_room() {
+            return reply_all(writes.into_iter().map(|(_, r)| r), &err);
+        }
+        self.frames.clear();
+        let mut recorded = Vec::new();
+        let mut pending = Vec::with_capacity(writes.len());
+        for (batch, reply) in writes {
+            let mut rejected = Vec::new();
+            for (i, event) in batch.iter().enumerate() {
+                if let Err(reason) = self.schema.check_and_record(&event, &mut recorded) {
+                    rejected.push((i, reason));
+                }
+            }
+            let stored = if rejected.is_empty() {
+                batch
+            } else {
+                let mut bad = rejected.iter().map(|(i, _)| *i).peekable();
+                batch.select((0..batch.len()).filter(|i| bad.next_if_eq(i).is_none()))
+            };
+            if stored.is_empty() {
+                let _ = reply.send(Ok(ShardReceipt {
+                    written: 0,
+                    rejected,
+                }));
+                continue;
+            }
+            let seq = self.next_seq;
+            self.next_seq = SeqNo(seq.0 + 1);
+            self.payload.clear();
+            stored.encode_into(&mut self.payload);
+            wal::encode_frame(&mut self.frames, seq, &self.payload);
+            pending.push((seq, stored, rejected, reply));
+        }
+        if pending.is_empty() {
+            return;
+        }
+        if let Err(err) = self.append_frames() {
+            self.schema.undo(recorded);
+            return reply_all(pending.into_iter().map(|p| p.3), &err);
+        }
+        let must_sync = match self.shared.opts.sync {
+            SyncPolicy::Always => true,
+            SyncPolicy::Interval(d) => self.last_sync.elapsed() >= d,
+            SyncPolicy::None => false,
+        };
+        if must_sync {
+            if let Err(err) = self.sync() {
+                return reply_all(pending.into_iter().map(|p| p.3), &err);
+            }
+        }
+        let view = self.shared.view();
+        let mut written = 0;
+        {
+            let mut mt = view.active.write().unwrap_or_else(|e| e.into_inner());
+            for (seq, stored, _, _) in &pending {
+                for event in stored.iter() {
+                    mt.apply(&event);
+                }
+                mt.note_seq(*seq);
+                written += stored.len();
+            }
+        }
+        bump(&self.shared.stats.events_written, written as u64);
+        for (_, stored, rejected, reply) in pending {
+            let _ = reply.send(Ok(ShardReceipt {
+                written: stored.len(),
+                rejected,
+            }));
+        }
+        if self
+            .wal
+            .as_ref()
+            .is_some_and(|w| w.len() >= self.shared.opts.max_wal_file_bytes)
+        {
+            if let Err(e) = self.roll_wal() {
+                tracing::warn!(shard = self.shared.id, error = %e, "could not roll the WAL file");
+            }
+        }
+    }
+
+    /// Writes the framed group to the WAL; opens a new file first if the last write left the
+    /// current one unusable.
+    fn append_frames(&mut self) -> Result<()> {
+        if self.wal.is_none() {
+            self.roll_wal()?;
+        }
+        let Some(wal) = self.wal.as_mut() else {
+            return Err(Error::Closed);
+        };
+        match wal.write(&self.frames) {
+            Ok(()) => {
+                self.unsynced = true;
+                bump(&self.shared.stats.wal_bytes, self.frames.len() as u64);
+                Ok(())
+            }
+            Err(e) => {
+                // The writer cut the file back when it could; either way, continue in a fresh
+                // file so that a half-written frame never precedes later records.
+                self.wal = None;
+                Err(e)
+            }
+        }
+    }
+
+    /// fsyncs the WAL. A failure poisons the shard: after a failed fsync the kernel may have
+    /// dropped the dirty pages, so nothing written since the last good fsync can be called
+    /// durable, and retrying the fsync would falsely succeed.
+    fn sync(&mut self) -> Result<()> {
+        if !self.unsynced {
+            return Ok(());
+        }
+        let Some(wal) = self.wal.as_mut() else {
+            return Ok(());
+        };
+        match wal.sync() {
+            Ok(()) => {
+                self.unsynced = false;
+                self.last_sync = Instant::now();
+                bump(&self.shared.stats.wal_syncs, 1);
+                Ok(())
+            }
+            Err(e) => {
+                tracing::error!(shard = self.shared.id, error = %e, "WAL fsync failed; the shard is read-only until restart");
+                *self
+                    .shared
+                    .poisoned
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner()) = Some(e.to_string());
+                Err(self.shared.poisoned().unwrap_or(e))
+            }
+        }
+    }
+
+    fn roll_wal(&mut self) -> Result<()> {
+        if self.wal.is_some() {
+            self.sync()?;
+        }
+        let wal = WalWriter::create(
+            &*self.shared.opts.fs,
+            &self.shared.paths.wal,
+            self.next_wal_file,
+        )?;
+        self.next_wal_file += 1;
+        self.wal = Some(wal);
+        Ok(())
+    }
+
+    /// Before writing into a full buffer: wait for a running flush (a stall), then freeze.
+    /// Fails when the flush keeps failing (disk full), so that writes are refused instead of
+    /// growing memory without bound.
+    fn make_room(&mut self) -> Result<()> {
+        let full = {
+            let view = self.shared.view();
+            let mt = view.active.read().unwrap_or_else(|e| e.into_inner());
+            mt.bytes() >= self.shared.opts.max_buffer_bytes
+        };
+        if !full {
+            return Ok(());
+        }
+        self.wait_for_flush()?;
+        self.freeze(Vec::new());
+        Ok(())
+    }
+
+    /// Waits until no flush is running; fails if the running one has failed.
+    fn wait_for_flush(&self) -> Result<()> {
+        let shared = &*self.shared;
+        let mut state = shared.flush_state();
+        if state.in_progress {
+            bump(&shared.stats.write_stalls, 1);
+        }
+        while state.in_progress {
+            if let Some((kind, msg)) = &state.last_error {
+                return Err(Error::io(
+                    "flush",
+                    &shared.paths.dir,
+                    io::Error::new(
+                        *kind,
+                        format!("the write buffer is full and flushing it fails: {msg}"),
+                    ),
+                ));
+            }
+            state = shared
+                .flush_done
+                .wait_timeout(state, Duration::from_millis(200))
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        Ok(())
+    }
+
+    /// Freezes the active buffer and hands it to the flusher, which answers `replies` when its
+    /// segments are durable. An empty buffer is not flushed; the replies then wait only for a
+    /// flush already running.
+    fn freeze(&mut self, replies: Vec<oneshot::Sender<Result<()>>>) {
+        let empty = self
+            .shared
+            .view()
+            .active
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_empty();
+        if empty {
+            for reply in replies {
+                let _ = self.flush_tx.send(Job::Notify(reply));
+            }
+            return;
+        }
+        if let Err(err) = self.wait_for_flush() {
+            return reply_all(replies.into_iter(), &err);
+        }
+        // The frozen buffer's records end in the current WAL file; the next ones start a new
+        // file, so that every file below it can be removed once the flush is durable.
+        if let Err(err) = self.roll_wal() {
+            return reply_all(replies.into_iter(), &err);
+        }
+        let wal_boundary = self.next_wal_file - 1;
+        let mut frozen = None;
+        self.shared.update_view(|v| {
+            frozen = Some(v.active.clone());
+            View {
+                active: Arc::new(RwLock::new(Memtable::new())),
+                frozen: Some(v.active.clone()),
+                segments: v.segments.clone(),
+            }
+        });
+        let Some(memtable) = frozen else { return };
+        self.shared.flush_state().in_progress = true;
+        let job = Job::Flush {
+            memtable,
+            wal_boundary,
+            replies,
+        };
+        if let Err(crossbeam_channel::SendError(Job::Flush { replies, .. })) =
+            self.flush_tx.send(job)
+        {
+            reply_all(replies.into_iter(), &Error::Closed);
+        }
+    }
+}
+
+fn reply_all<T>(replies: impl Iterator<Item = oneshot::Sender<Result<T>>>, err: &Error) {
+    for r in replies {
+        let _ = r.send(Err(err.duplicate()));
+    }
+}

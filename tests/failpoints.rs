@@ -1,0 +1,210 @@
+//! Faults chosen by the test, through the fault-injecting file layer (feature `failpoints`):
+//! disk full and I/O errors fail writes cleanly and leave the store readable; a failed fsync
+//! stops writes instead of pretending the data is durable; a crash at each step of the flush
+//! and WAL-trim protocol leaves every acknowledged event present exactly once.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::io::ErrorKind;
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::crash::{CHILD_DIR, check_store, child_writer, crash_options, run_child};
+use common::{event, test_options};
+use meterdb::fs::{FaultKind, FaultyFs, StdFs};
+use meterdb::{Engine, Error, Options, ScanRequest, SyncPolicy};
+
+const T0: i64 = 1_793_491_200_000_000_000;
+
+fn faulty() -> (FaultyFs, Options) {
+    let fs = FaultyFs::new(Arc::new(StdFs));
+    let options = Options {
+        shards: Some(1),
+        sync: SyncPolicy::Always,
+        fs: Arc::new(fs.clone()),
+        ..test_options()
+    };
+    (fs, options)
+}
+
+fn write_one(engine: &Engine, i: i64) -> meterdb::Result<()> {
+    let mut b = meterdb::WriteBatch::new();
+    b.push(&event("acme", T0 + i, "/a", 1.0, Some(&format!("e{i}"))));
+    let receipt = engine.write(b)?;
+    assert!(receipt.rejected.is_empty());
+    Ok(())
+}
+
+#[test]
+fn disk_full_on_the_wal_fails_the_write_and_the_next_write_succeeds_once_space_frees() {
+    let dir = tempfile::tempdir().unwrap();
+    let (fs, options) = faulty();
+    let engine = Engine::open(dir.path(), options.clone()).unwrap();
+    write_one(&engine, 0).unwrap();
+    fs.fail(FaultKind::Write, ".wal", 0, ErrorKind::StorageFull);
+    let err = write_one(&engine, 1).unwrap_err();
+    assert!(err.is_disk_full(), "{err}");
+    assert_eq!(
+        engine.count(&ScanRequest::default()).unwrap(),
+        1,
+        "the store stays readable"
+    );
+    fs.clear();
+    write_one(&engine, 2).unwrap();
+    engine.close().unwrap();
+    let engine = Engine::open(dir.path(), options).unwrap();
+    let ids: BTreeSet<String> = common::all_events(&engine, &ScanRequest::default())
+        .into_iter()
+        .filter_map(|e| e.event_id)
+        .collect();
+    assert_eq!(ids, ["e0", "e2"].into_iter().map(String::from).collect());
+    assert!(engine.recovery_report()[0].corruptions.is_empty());
+}
+
+#[test]
+fn a_failed_fsync_stops_writes_until_restart_and_loses_no_acknowledged_event() {
+    let dir = tempfile::tempdir().unwrap();
+    let (fs, options) = faulty();
+    let engine = Engine::open(dir.path(), options.clone()).unwrap();
+    write_one(&engine, 0).unwrap();
+    fs.fail(FaultKind::Sync, ".wal", 0, ErrorKind::Other);
+    assert!(write_one(&engine, 1).is_err());
+    fs.clear();
+    // The shard does not retry the fsync as if the data were safe.
+    let err = write_one(&engine, 2).unwrap_err();
+    assert!(matches!(err, Error::Poisoned { .. }), "{err}");
+    assert_eq!(
+        engine.count(&ScanRequest::default()).unwrap(),
+        1,
+        "reads still work"
+    );
+    drop(engine);
+    let engine = Engine::open(dir.path(), options).unwrap();
+    write_one(&engine, 3).unwrap();
+    let ids: Vec<String> = common::all_events(&engine, &ScanRequest::default())
+        .into_iter()
+        .filter_map(|e| e.event_id)
+        .collect();
+    assert!(
+        ids.contains(&"e0".to_owned()) && ids.contains(&"e3".to_owned()),
+        "{ids:?}"
+    );
+    assert!(!ids.contains(&"e2".to_owned()));
+}
+
+#[test]
+fn a_failing_flush_keeps_the_data_readable_and_succeeds_once_space_frees() {
+    let dir = tempfile::tempdir().unwrap();
+    let (fs, options) = faulty();
+    let engine = Engine::open(dir.path(), options.clone()).unwrap();
+    for i in 0..10 {
+        write_one(&engine, i).unwrap();
+    }
+    fs.fail(FaultKind::Write, ".seg", 0, ErrorKind::StorageFull);
+    let err = engine.flush().unwrap_err();
+    assert!(err.is_disk_full(), "{err}");
+    assert_eq!(engine.count(&ScanRequest::default()).unwrap(), 10);
+    write_one(&engine, 10).unwrap();
+    fs.clear();
+    // The flusher retries on its own; an explicit flush waits for it.
+    let mut flushed = false;
+    for _ in 0..100 {
+        if engine.flush().is_ok() {
+            flushed = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(flushed);
+    assert_eq!(engine.count(&ScanRequest::default()).unwrap(), 11);
+    engine.close().unwrap();
+    let engine = Engine::open(dir.path(), options).unwrap();
+    assert_eq!(engine.count(&ScanRequest::default()).unwrap(), 11);
+    assert_eq!(
+        engine.stats()[0].buffered_events,
+        0,
+        "everything is in segments"
+    );
+}
+
+#[test]
+fn a_full_buffer_whose_flush_fails_refuses_writes_instead_of_growing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (fs, options) = faulty();
+    let options = Options {
+        max_buffer_bytes: 4 << 10,
+        ..options
+    };
+    let engine = Engine::open(dir.path(), options).unwrap();
+    fs.fail(FaultKind::Create, ".seg", 0, ErrorKind::StorageFull);
+    let mut refused = None;
+    for i in 0..2000 {
+        if let Err(e) = write_one(&engine, i) {
+            refused = Some((i, e));
+            break;
+        }
+    }
+    let (i, err) = refused.expect("writes were never refused");
+    assert!(err.is_disk_full(), "{err}");
+    assert_eq!(engine.count(&ScanRequest::default()).unwrap(), i as u64);
+    fs.clear();
+}
+
+// Crash points: the child aborts at the chosen file operation, as a kill -9 there would.
+
+fn crash_child(kind: FaultKind, part: &str, skip: u64) {
+    if std::env::var(CHILD_DIR).is_err() {
+        return;
+    }
+    let fs = FaultyFs::new(Arc::new(StdFs));
+    fs.crash(kind, part, skip);
+    child_writer(Options {
+        fs: Arc::new(fs),
+        ..crash_options()
+    });
+}
+
+#[test]
+fn child_crash_at_segment_rename() {
+    crash_child(FaultKind::Rename, ".seg", 3);
+}
+#[test]
+fn child_crash_at_segment_dir_sync() {
+    crash_child(FaultKind::SyncDir, "segments", 2);
+}
+#[test]
+fn child_crash_at_manifest_rename() {
+    crash_child(FaultKind::Rename, "MANIFEST", 2);
+}
+#[test]
+fn child_crash_at_wal_removal() {
+    crash_child(FaultKind::Remove, ".wal", 1);
+}
+#[test]
+fn child_crash_at_wal_roll() {
+    crash_child(FaultKind::Create, ".wal", 4);
+}
+
+#[test]
+fn a_crash_at_each_step_of_flush_and_trim_loses_nothing_acknowledged() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut acked = BTreeSet::new();
+    let mut next = 0;
+    for child in [
+        "child_crash_at_segment_rename",
+        "child_crash_at_segment_dir_sync",
+        "child_crash_at_manifest_rename",
+        "child_crash_at_wal_removal",
+        "child_crash_at_wal_roll",
+    ] {
+        let new = run_child(child, dir.path(), next, Duration::from_secs(20));
+        assert!(
+            !new.is_empty(),
+            "{child} acknowledged nothing before its crash point"
+        );
+        next = new.last().map_or(next, |b| b + 1) + 100;
+        acked.extend(new);
+        check_store(dir.path(), crash_options(), &acked);
+    }
+}
