@@ -243,6 +243,9 @@ impl Writer {
     /// dropped the dirty pages, so nothing written since the last good fsync can be called
     /// durable, and retrying the fsync would falsely succeed.
     fn sync(&mut self) -> Result<()> {
+        if let Some(err) = self.shared.poisoned() {
+            return Err(err);
+        }
         if !self.unsynced {
             return Ok(());
         }
