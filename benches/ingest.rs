@@ -1,0 +1,101 @@
+//! In-process write throughput on the usage data set (1M events in batches of 5,000):
+//! sync=always with 4 concurrent writers, sync=interval:100 with 4 writers; then the bytes
+//! per event on disk after a flush (with and without event ids) and scan-and-count speed.
+//!
+//! `cargo bench --bench ingest` (set METERDB_BENCH_EVENTS for another size).
+
+#[path = "support/usage_data.rs"]
+mod usage_data;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use meterdb::{Engine, Options, ScanRequest, SyncPolicy, TagPredicate, WriteBatch};
+
+fn events() -> usize {
+    std::env::var("METERDB_BENCH_EVENTS").ok().and_then(|s| s.parse().ok()).unwrap_or(1_000_000)
+}
+
+/// Writes every batch from `writers` threads into a fresh engine; returns the time the writes
+/// took (open and close excluded).
+fn timed_load(batches: &[WriteBatch], sync: SyncPolicy, writers: usize) -> Duration {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Arc::new(Engine::open(dir.path(), Options { sync, ..Options::default() }).unwrap());
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let start = Instant::now();
+    std::thread::scope(|s| {
+        for _ in 0..writers {
+            let (engine, next) = (engine.clone(), next.clone());
+            s.spawn(move || loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some(batch) = batches.get(i) else { break };
+                let receipt = engine.write(batch.clone()).unwrap();
+                assert!(receipt.rejected.is_empty());
+            });
+        }
+    });
+    let took = start.elapsed();
+    Arc::into_inner(engine).unwrap().close().unwrap();
+    took
+}
+
+fn write_throughput(c: &mut Criterion) {
+    let n = events();
+    let batches = usage_data::batches(n, 5000, true);
+    let mut g = c.benchmark_group("write");
+    g.sample_size(10).measurement_time(Duration::from_secs(20)).throughput(Throughput::Elements(n as u64));
+    for (name, sync) in [
+        ("sync_always_4_writers", SyncPolicy::Always),
+        ("sync_interval_100ms_4_writers", SyncPolicy::Interval(Duration::from_millis(100))),
+    ] {
+        g.bench_function(name, |b| {
+            b.iter_custom(|iters| (0..iters).map(|_| timed_load(&batches, sync, 4)).sum())
+        });
+    }
+    g.finish();
+}
+
+/// Loads the data set, flushes, and reports bytes per event on disk (segments only: the WAL
+/// is empty after a flush).
+fn footprint(with_ids: bool) -> (f64, Engine, tempfile::TempDir) {
+    let n = events();
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open(dir.path(), Options { sync: SyncPolicy::None, ..Options::default() }).unwrap();
+    for batch in usage_data::batches(n, 5000, with_ids) {
+        let receipt = engine.write(batch).unwrap();
+        assert!(receipt.rejected.is_empty());
+    }
+    engine.flush().unwrap();
+    let bytes: u64 = engine.stats().iter().map(|s| s.segment_bytes).sum();
+    (bytes as f64 / n as f64, engine, dir)
+}
+
+fn scan_count(c: &mut Criterion) {
+    let (without_ids, ..) = footprint(false);
+    let (with_ids, engine, _dir) = footprint(true);
+    eprintln!("\non-disk bytes per event after flush: {with_ids:.2} with event ids, {without_ids:.2} without\n");
+    let n = events() as u64;
+    let mut g = c.benchmark_group("scan");
+    g.sample_size(10).throughput(Throughput::Elements(n));
+    g.bench_function("count_all", |b| b.iter(|| assert_eq!(engine.count(&ScanRequest::default()).unwrap(), n)));
+    let get = ScanRequest {
+        measurement: Some("api_calls".into()),
+        predicates: vec![TagPredicate::eq("method", "GET")],
+        columns: Some(vec![]),
+        ..ScanRequest::default()
+    };
+    g.bench_function("count_api_calls_method_get", |b| b.iter(|| engine.count(&get).unwrap()));
+    let rows = ScanRequest {
+        measurement: Some("api_calls".into()),
+        columns: Some(vec!["response_time_ms".into()]),
+        ..ScanRequest::default()
+    };
+    g.bench_function("scan_api_calls_response_time", |b| {
+        b.iter(|| engine.scan(&rows).unwrap().iter().map(|b| b.len()).sum::<usize>())
+    });
+    g.finish();
+}
+
+criterion_group!(benches, write_throughput, scan_count);
+criterion_main!(benches);
