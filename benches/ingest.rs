@@ -10,28 +10,42 @@ mod usage_data;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use meterdb::{Engine, Options, ScanRequest, SyncPolicy, TagPredicate, WriteBatch};
 
 fn events() -> usize {
-    std::env::var("METERDB_BENCH_EVENTS").ok().and_then(|s| s.parse().ok()).unwrap_or(1_000_000)
+    std::env::var("METERDB_BENCH_EVENTS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1_000_000)
 }
 
 /// Writes every batch from `writers` threads into a fresh engine; returns the time the writes
 /// took (open and close excluded).
 fn timed_load(batches: &[WriteBatch], sync: SyncPolicy, writers: usize) -> Duration {
     let dir = tempfile::tempdir().unwrap();
-    let engine = Arc::new(Engine::open(dir.path(), Options { sync, ..Options::default() }).unwrap());
+    let engine = Arc::new(
+        Engine::open(
+            dir.path(),
+            Options {
+                sync,
+                ..Options::default()
+            },
+        )
+        .unwrap(),
+    );
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let start = Instant::now();
     std::thread::scope(|s| {
         for _ in 0..writers {
             let (engine, next) = (engine.clone(), next.clone());
-            s.spawn(move || loop {
-                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let Some(batch) = batches.get(i) else { break };
-                let receipt = engine.write(batch.clone()).unwrap();
-                assert!(receipt.rejected.is_empty());
+            s.spawn(move || {
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some(batch) = batches.get(i) else { break };
+                    let receipt = engine.write(batch.clone()).unwrap();
+                    assert!(receipt.rejected.is_empty());
+                }
             });
         }
     });
@@ -44,10 +58,15 @@ fn write_throughput(c: &mut Criterion) {
     let n = events();
     let batches = usage_data::batches(n, 5000, true);
     let mut g = c.benchmark_group("write");
-    g.sample_size(10).measurement_time(Duration::from_secs(20)).throughput(Throughput::Elements(n as u64));
+    g.sample_size(10)
+        .measurement_time(Duration::from_secs(20))
+        .throughput(Throughput::Elements(n as u64));
     for (name, sync) in [
         ("sync_always_4_writers", SyncPolicy::Always),
-        ("sync_interval_100ms_4_writers", SyncPolicy::Interval(Duration::from_millis(100))),
+        (
+            "sync_interval_100ms_4_writers",
+            SyncPolicy::Interval(Duration::from_millis(100)),
+        ),
     ] {
         g.bench_function(name, |b| {
             b.iter_custom(|iters| (0..iters).map(|_| timed_load(&batches, sync, 4)).sum())
@@ -61,7 +80,14 @@ fn write_throughput(c: &mut Criterion) {
 fn footprint(with_ids: bool) -> (f64, Engine, tempfile::TempDir) {
     let n = events();
     let dir = tempfile::tempdir().unwrap();
-    let engine = Engine::open(dir.path(), Options { sync: SyncPolicy::None, ..Options::default() }).unwrap();
+    let engine = Engine::open(
+        dir.path(),
+        Options {
+            sync: SyncPolicy::None,
+            ..Options::default()
+        },
+    )
+    .unwrap();
     for batch in usage_data::batches(n, 5000, with_ids) {
         let receipt = engine.write(batch).unwrap();
         assert!(receipt.rejected.is_empty());
@@ -74,25 +100,38 @@ fn footprint(with_ids: bool) -> (f64, Engine, tempfile::TempDir) {
 fn scan_count(c: &mut Criterion) {
     let (without_ids, ..) = footprint(false);
     let (with_ids, engine, _dir) = footprint(true);
-    eprintln!("\non-disk bytes per event after flush: {with_ids:.2} with event ids, {without_ids:.2} without\n");
+    eprintln!(
+        "\non-disk bytes per event after flush: {with_ids:.2} with event ids, {without_ids:.2} without\n"
+    );
     let n = events() as u64;
     let mut g = c.benchmark_group("scan");
     g.sample_size(10).throughput(Throughput::Elements(n));
-    g.bench_function("count_all", |b| b.iter(|| assert_eq!(engine.count(&ScanRequest::default()).unwrap(), n)));
+    g.bench_function("count_all", |b| {
+        b.iter(|| assert_eq!(engine.count(&ScanRequest::default()).unwrap(), n))
+    });
     let get = ScanRequest {
         measurement: Some("api_calls".into()),
         predicates: vec![TagPredicate::eq("method", "GET")],
         columns: Some(vec![]),
         ..ScanRequest::default()
     };
-    g.bench_function("count_api_calls_method_get", |b| b.iter(|| engine.count(&get).unwrap()));
+    g.bench_function("count_api_calls_method_get", |b| {
+        b.iter(|| engine.count(&get).unwrap())
+    });
     let rows = ScanRequest {
         measurement: Some("api_calls".into()),
         columns: Some(vec!["response_time_ms".into()]),
         ..ScanRequest::default()
     };
     g.bench_function("scan_api_calls_response_time", |b| {
-        b.iter(|| engine.scan(&rows).unwrap().iter().map(|b| b.len()).sum::<usize>())
+        b.iter(|| {
+            engine
+                .scan(&rows)
+                .unwrap()
+                .iter()
+                .map(|b| b.len())
+                .sum::<usize>()
+        })
     });
     g.finish();
 }

@@ -1,4 +1,66 @@
 //! MeterDB: a time-series storage engine for exact SaaS usage tracking.
+//!
+//! MeterDB stores usage events (API calls, storage operations, database queries, any custom
+//! event) per tenant, durably and compactly, and answers scans over them by tenant,
+//! measurement, time range and tag predicates. This crate is the engine, embeddable as a
+//! library; the same crate builds the `meterdb` binary.
+//!
+//! ```
+//! use meterdb::{Engine, FieldValueRef, Options, ScanRequest, TagPredicate, Timestamp, WriteBatch};
+//!
+//! # fn main() -> meterdb::Result<()> {
+//! # let dir = tempfile::tempdir().unwrap();
+//! let engine = Engine::open(dir.path(), Options::default())?;
+//! let mut batch = WriteBatch::new();
+//! batch
+//!     .add("acme", "api_calls", Timestamp(1_793_491_200_000_000_000))
+//!     .tag("endpoint", "/api/users")
+//!     .tag("method", "GET")
+//!     .field("response_time_ms", FieldValueRef::F64(12.5))
+//!     .event_id("7c9e6679-7425-40de-944b-e07fc1f90ae7");
+//! let receipt = engine.write(batch)?; // returns once the WAL is fsynced
+//! assert_eq!(receipt.written, 1);
+//!
+//! let gets = ScanRequest {
+//!     tenant: Some("acme".into()),
+//!     measurement: Some("api_calls".into()),
+//!     predicates: vec![TagPredicate::eq("method", "GET")],
+//!     ..ScanRequest::default()
+//! };
+//! assert_eq!(engine.count(&gets)?, 1);
+//! engine.close()?;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Code map
+//!
+//! Dependencies flow one way: `engine → shard → wal, segment, manifest → codec, fs, clock`;
+//! `model`, `scan` and `error` are used everywhere and depend on nothing else in the crate.
+//!
+//! - [`model`]: events, typed field values, ids, and the columnar [`WriteBatch`] with its byte
+//!   encoding (the WAL record payload). No I/O.
+//! - [`scan`]: what a reader asks for ([`ScanRequest`]) and gets back ([`ColumnBatch`]). No I/O.
+//! - [`engine`]: [`Engine`]: the directory lock, tenant → shard routing, write, scan, flush,
+//!   close, check. **Architecture invariant:** knows no byte encodings.
+//! - [`shard`]: one shard's write path (group-commit writer thread → WAL → in-memory buffer →
+//!   flusher thread → segments + manifest), its recovery, and its read views.
+//!   **Architecture invariant:** an event becomes visible only after its WAL record is
+//!   durable (per the sync policy), and a flush becomes visible in one step.
+//! - [`wal`]: record framing (length, sequence number, CRC32C), rolled files, replay that cuts
+//!   torn tails and resynchronises past damaged records. Payload-agnostic.
+//! - [`segment`]: immutable columnar files, one shard and one UTC day each, every tenant's rows
+//!   contiguous; per-column encodings; checksummed blocks; memory-mapped reads.
+//!   **Architecture invariant:** never writes a sealed file.
+//! - [`manifest`]: the durable list of a shard's live segments, replaced atomically.
+//! - [`codec`]: CRC32C, a stable hash, bounds-checked little-endian reading. No I/O.
+//! - [`fs`]: the [`fs::FileSystem`] trait every file operation goes through, the atomic write
+//!   protocol, and (feature `failpoints`) a fault-injecting implementation for tests.
+//!   **Architecture invariant:** nothing else calls `std::fs`.
+//! - [`clock`]: the wall clock behind a trait. Nothing else reads the time.
+//! - [`config`]: [`Options`] and their defaults.
+//!
+//! The on-disk format, byte by byte, and the crash-safety protocol are in `storage-format.md`.
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 

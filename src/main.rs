@@ -7,7 +7,11 @@ use clap::{Parser, Subcommand};
 use meterdb::{Engine, Options};
 
 #[derive(Parser)]
-#[command(name = "meterdb", version, about = "MeterDB: exact usage tracking for SaaS platforms")]
+#[command(
+    name = "meterdb",
+    version,
+    about = "MeterDB: exact usage tracking for SaaS platforms"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -32,7 +36,10 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt().with_writer(std::io::stderr).with_target(false).init();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
     let cli = Cli::parse();
     match run(cli.command) {
         Ok(code) => code,
@@ -55,20 +62,31 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             for c in &damage {
                 println!("damaged: {c}");
             }
-            let truncated: usize = engine.recovery_report().iter().map(|r| r.wal_truncated.len()).sum();
+            let truncated: usize = engine
+                .recovery_report()
+                .iter()
+                .map(|r| r.wal_truncated.len())
+                .sum();
             println!(
                 "checked {} shards, {segments} segments: {} problems, {truncated} torn WAL tails cut",
                 engine.shard_count(),
                 damage.len()
             );
             engine.close()?;
-            Ok(if damage.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+            Ok(if damage.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
         }
         Command::Stats { dir } => {
             let engine = Engine::open(&dir, Options::default())?;
             println!("shard  segments  segment_bytes  buffered_events");
             for (i, s) in engine.stats().iter().enumerate() {
-                println!("{i:>5}  {:>8}  {:>13}  {:>15}", s.segments, s.segment_bytes, s.buffered_events);
+                println!(
+                    "{i:>5}  {:>8}  {:>13}  {:>15}",
+                    s.segments, s.segment_bytes, s.buffered_events
+                );
             }
             engine.close()?;
             Ok(ExitCode::SUCCESS)

@@ -50,7 +50,11 @@ pub fn batches(n: usize, batch_size: usize, with_ids: bool) -> Vec<WriteBatch> {
 /// commas inside strings, so a split is exact for its output (not a general parser).
 fn add_line(batch: &mut WriteBatch, line: &str, with_ids: bool) {
     let mut parts = line.split(' ');
-    let (key, fields, ts) = (parts.next().unwrap(), parts.next().unwrap(), parts.next().unwrap());
+    let (key, fields, ts) = (
+        parts.next().unwrap(),
+        parts.next().unwrap(),
+        parts.next().unwrap(),
+    );
     let mut key_parts = key.split(',');
     let measurement = key_parts.next().unwrap();
     let tags: Vec<(&str, &str)> = key_parts.map(|kv| kv.split_once('=').unwrap()).collect();

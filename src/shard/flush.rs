@@ -142,8 +142,7 @@ pub(super) fn write_segments(
     };
     let fs = &*opts.fs;
     let commit = manifest.commit + 1;
-    let days: Vec<_> = memtable.tables_by_day().map(|(day, _)| day).collect();
-    let commit_parts = u32::try_from(days.len()).unwrap_or(u32::MAX);
+    let commit_parts = u32::try_from(memtable.days().count()).unwrap_or(u32::MAX);
     let mut next = manifest.clone();
     next.commit = commit;
     next.flushed_seq = seq_max;

@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::Instant;
 
-use crate::model::{Day, EventRef, FieldType, FieldValueRef, SeqNo, TenantId};
+use crate::model::{Day, EventRef, FieldValueRef, SeqNo, TenantId};
 use crate::scan::{
     ColumnBatch, FieldColumn, FieldValues, NO_TAG, ScanRequest, StrColumn, TagColumn, TagOp,
 };
@@ -151,6 +151,11 @@ impl Memtable {
         }
     }
 
+    /// The days with events, ascending.
+    pub fn days(&self) -> impl Iterator<Item = crate::model::Day> + '_ {
+        self.days.keys().copied()
+    }
+
     /// Every table of every day, for a flush: days ascending, tenants ascending, measurements
     /// ascending, rows in time order.
     pub fn tables_by_day(&self) -> impl Iterator<Item = (Day, Vec<ColumnBatch>)> + '_ {
@@ -167,27 +172,6 @@ impl Memtable {
                 }
             }
             (*day, batches)
-        })
-    }
-
-    /// The field types held for a tenant's measurement on a day.
-    pub fn field_types(
-        &self,
-    ) -> impl Iterator<Item = (Day, &TenantId, &str, &str, FieldType)> + '_ {
-        self.days.iter().flat_map(|(day, tenants)| {
-            tenants.iter().flat_map(move |(tenant, tables)| {
-                tables.iter().flat_map(move |(m, table)| {
-                    table.fields.iter().map(move |f| {
-                        (
-                            *day,
-                            tenant,
-                            m.as_str(),
-                            f.key.as_str(),
-                            f.values.field_type(),
-                        )
-                    })
-                })
-            })
         })
     }
 }
