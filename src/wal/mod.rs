@@ -32,7 +32,7 @@ use crate::error::{Error, Result};
 use crate::fs::FileSystem;
 use crate::model::SeqNo;
 
-pub use reader::{FileReplay, ReplayReport, TornTail, replay, replay_bytes};
+pub use reader::{FileReplay, ReplayReport, TornTail, Visit, replay, replay_bytes};
 pub use record::{
     FILE_MAGIC, FORMAT_VERSION, FRAME_HEADER_LEN, FRAME_MAGIC, HEADER_LEN, MAX_RECORD_LEN,
     RecordTooLarge, check_record_len, encode_file_header, try_encode_frame,

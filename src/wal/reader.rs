@@ -17,6 +17,10 @@ use crate::error::{Corruption, Error, Result};
 use crate::fs::FileSystem;
 use crate::model::SeqNo;
 
+/// The callback replay hands each valid record to: its sequence number, payload, file and
+/// frame offset in that file. An error it returns stops the replay.
+pub type Visit<'a> = dyn FnMut(SeqNo, &[u8], &Path, u64) -> Result<()> + 'a;
+
 /// What replay found.
 #[derive(Debug, Default)]
 pub struct ReplayReport {
@@ -63,11 +67,7 @@ pub struct FileReplay {
 /// # Errors
 ///
 /// Only what `visit` returns; it stops the replay.
-pub fn replay_bytes(
-    bytes: &[u8],
-    path: &Path,
-    visit: &mut dyn FnMut(SeqNo, &[u8], &Path, u64) -> Result<()>,
-) -> Result<FileReplay> {
+pub fn replay_bytes(bytes: &[u8], path: &Path, visit: &mut Visit<'_>) -> Result<FileReplay> {
     let mut out = FileReplay::default();
     match check_header(bytes) {
         Header::Valid => {}
@@ -133,11 +133,7 @@ pub fn replay_bytes(
 ///
 /// `Error::Io` when listing, reading or cutting a file fails; any error `visit` returns (it
 /// stops the replay).
-pub fn replay(
-    fs: &dyn FileSystem,
-    dir: &Path,
-    visit: &mut dyn FnMut(SeqNo, &[u8], &Path, u64) -> Result<()>,
-) -> Result<ReplayReport> {
+pub fn replay(fs: &dyn FileSystem, dir: &Path, visit: &mut Visit<'_>) -> Result<ReplayReport> {
     let mut report = ReplayReport::default();
     for (_, path) in list_files(fs, dir)? {
         let bytes = fs.read(&path).map_err(|e| Error::io("read", &path, e))?;
