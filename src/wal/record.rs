@@ -164,6 +164,9 @@ pub(super) struct Frame<'a> {
 /// the length against [`MAX_RECORD_LEN`] and against the bytes left, then the checksum — so
 /// nothing is read or checksummed beyond what the length check allowed.
 pub(super) fn decode_frame(bytes: &[u8]) -> Result<Frame<'_>, CorruptionKind> {
+    if bytes.len() < FRAME_HEADER_LEN {
+        return Err(CorruptionKind::Truncated);
+    }
     let mut reader = ByteReader::new(bytes);
     let magic = reader.take(FRAME_MAGIC.len())?;
     if magic != FRAME_MAGIC {
