@@ -47,15 +47,13 @@ pub struct RecordTooLarge {
 }
 
 /// The file header of a file in format `version`.
-pub(super) fn header_bytes(version: u16) -> [u8; HEADER_LEN] {
+pub(super) fn header_bytes(version: u16) -> Vec<u8> {
     let mut out = Vec::with_capacity(HEADER_LEN);
     out.extend_from_slice(&FILE_MAGIC);
     out.put_u16(version);
     let crc = crc32c(&out);
     out.put_u32(crc);
-    let mut header = [0u8; HEADER_LEN];
-    header.copy_from_slice(&out);
-    header
+    out
 }
 
 /// Appends the file header of the current format to `out`: the first [`HEADER_LEN`] bytes of

@@ -300,7 +300,7 @@ fn replay_reports_and_skips_files_with_a_bad_header() {
 
     let mut bad_magic = valid.clone();
     bad_magic[0] = b'X';
-    let mut unknown_version = record::header_bytes(FORMAT_VERSION + 1).to_vec();
+    let mut unknown_version = record::header_bytes(FORMAT_VERSION + 1);
     unknown_version.extend_from_slice(&valid[HEADER_LEN..]);
     let mut bad_crc = valid.clone();
     bad_crc[HEADER_LEN - 1] ^= 0x80;
