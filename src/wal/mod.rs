@@ -124,9 +124,3 @@ pub fn remove_files_below(fs: &dyn FileSystem, dir: &Path, file_no: u64) -> Resu
     }
     Ok(n_removed)
 }
-
-/// Removes the WAL files numbered below `file_no`; returns how many.
-pub fn remove_files_below(fs: &dyn FileSystem, dir: &Path, file_no: u64) -> Result<usize> {
-    let _ = (fs, dir, file_no);
-    unimplemented!()
-}
