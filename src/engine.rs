@@ -139,6 +139,13 @@ impl Engine {
         if batch.is_empty() {
             return Ok(Vec::new());
         }
+        let max = crate::wal::MAX_RECORD_LEN;
+        if batch.encoded_len() > max {
+            return Err(Error::BatchTooLarge {
+                bytes: batch.encoded_len(),
+                max,
+            });
+        }
         let mut by_shard: Vec<Vec<usize>> = vec![Vec::new(); self.shards.len()];
         for (i, e) in batch.iter().enumerate() {
             by_shard[self.shard_of(e.tenant)].push(i);

@@ -25,6 +25,16 @@ pub enum Error {
         /// What is wrong with it.
         reason: InvalidEvent,
     },
+    /// A write batch is larger than one WAL record may be; split it.
+    #[error(
+        "write batch of {bytes} bytes is larger than the {max}-byte limit of one WAL record; split it"
+    )]
+    BatchTooLarge {
+        /// Encoded size of the batch.
+        bytes: usize,
+        /// The limit.
+        max: usize,
+    },
     /// Stored data failed a check (checksum, magic, length); the report says where.
     #[error(transparent)]
     Corruption(#[from] Corruption),
@@ -94,6 +104,10 @@ impl Error {
             Error::Poisoned { shard, reason } => Error::Poisoned {
                 shard: *shard,
                 reason: reason.clone(),
+            },
+            Error::BatchTooLarge { bytes, max } => Error::BatchTooLarge {
+                bytes: *bytes,
+                max: *max,
             },
             Error::Closed => Error::Closed,
             Error::InvalidOptions(s) => Error::InvalidOptions(s.clone()),

@@ -313,12 +313,20 @@ impl WriteBatch {
         s: &str,
         previous: impl Fn(&Self, usize) -> Option<Span>,
     ) -> Span {
-        if let Some(span) = previous(self, self.len()) {
-            if self.str(span) == s {
-                return span;
-            }
+        if let Some(span) = previous(self, self.len())
+            && self.str(span) == s
+        {
+            return span;
         }
         self.push_str(s)
+    }
+
+    /// Length in bytes of the encoded batch.
+    pub fn encoded_len(&self) -> usize {
+        17 + self.arena.len()
+            + self.len() * 40
+            + self.tag_key.len() * 16
+            + self.field_key.len() * 17
     }
 
     /// Appends the encoded batch (the WAL record payload; see storage-format.md) to `out`.

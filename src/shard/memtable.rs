@@ -125,10 +125,10 @@ impl Memtable {
         mut f: impl FnMut(&TenantId, &str, &TableBuf, Vec<u32>),
     ) {
         for (day, tenants) in &self.days {
-            if let Some(range) = &req.time {
-                if day.end() <= range.start || day.start() >= range.end {
-                    continue;
-                }
+            if let Some(range) = &req.time
+                && (day.end() <= range.start || day.start() >= range.end)
+            {
+                continue;
             }
             let tenant_iter: Box<dyn Iterator<Item = (&TenantId, &HashMap<String, TableBuf>)>> =
                 match &req.tenant {

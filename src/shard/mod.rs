@@ -152,7 +152,7 @@ impl Shared {
 /// A request to the writer thread.
 enum Request {
     Write {
-        batch: WriteBatch,
+        batch: Box<WriteBatch>,
         reply: oneshot::Sender<Result<ShardReceipt>>,
     },
     Flush {
@@ -237,7 +237,10 @@ impl Shard {
     pub fn submit(&self, batch: WriteBatch) -> oneshot::Receiver<Result<ShardReceipt>> {
         let (reply, rx) = oneshot::channel();
         if let Err(crossbeam_channel::SendError(Request::Write { reply, .. })) =
-            self.tx.send(Request::Write { batch, reply })
+            self.tx.send(Request::Write {
+                batch: Box::new(batch),
+                reply,
+            })
         {
             let _ = reply.send(Err(Error::Closed));
         }
@@ -293,10 +296,10 @@ impl Shard {
 
 impl Drop for Shard {
     fn drop(&mut self) {
-        if !self.threads.get_mut().map(|t| t.is_empty()).unwrap_or(true) {
-            if let Err(e) = self.close() {
-                tracing::error!(shard = self.shared.id, error = %e, "closing the shard failed");
-            }
+        if !self.threads.get_mut().map(|t| t.is_empty()).unwrap_or(true)
+            && let Err(e) = self.close()
+        {
+            tracing::error!(shard = self.shared.id, error = %e, "closing the shard failed");
         }
     }
 }

@@ -81,7 +81,7 @@ impl Writer {
                 match request {
                     Request::Write { batch, reply } => {
                         group_bytes += batch.size_bytes();
-                        writes.push((batch, reply));
+                        writes.push((*batch, reply));
                     }
                     Request::Flush { reply } => flushes.push(reply),
                     Request::Close => close = true,
@@ -112,12 +112,12 @@ impl Writer {
 
     /// Work that is due by time or size: an interval fsync, freezing a full or old buffer.
     fn housekeeping(&mut self) {
-        if let SyncPolicy::Interval(d) = self.shared.opts.sync {
-            if self.unsynced && self.last_sync.elapsed() >= d {
-                if let Err(e) = self.sync() {
-                    tracing::error!(shard = self.shared.id, error = %e, "interval WAL sync failed");
-                }
-            }
+        if let SyncPolicy::Interval(d) = self.shared.opts.sync
+            && self.unsynced
+            && self.last_sync.elapsed() >= d
+            && let Err(e) = self.sync()
+        {
+            tracing::error!(shard = self.shared.id, error = %e, "interval WAL sync failed");
         }
         let (bytes, first_write) = {
             let view = self.shared.view();
@@ -180,10 +180,8 @@ impl Writer {
             SyncPolicy::Interval(d) => self.last_sync.elapsed() >= d,
             SyncPolicy::None => false,
         };
-        if must_sync {
-            if let Err(err) = self.sync() {
-                return reply_all(pending.into_iter().map(|p| p.3), &err);
-            }
+        if must_sync && let Err(err) = self.sync() {
+            return reply_all(pending.into_iter().map(|p| p.3), &err);
         }
         let view = self.shared.view();
         let mut written = 0;
@@ -208,10 +206,9 @@ impl Writer {
             .wal
             .as_ref()
             .is_some_and(|w| w.len() >= self.shared.opts.max_wal_file_bytes)
+            && let Err(e) = self.roll_wal()
         {
-            if let Err(e) = self.roll_wal() {
-                tracing::warn!(shard = self.shared.id, error = %e, "could not roll the WAL file");
-            }
+            tracing::warn!(shard = self.shared.id, error = %e, "could not roll the WAL file");
         }
     }
 

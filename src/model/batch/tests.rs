@@ -46,6 +46,7 @@ proptest! {
         prop_assert!(same(&batch.to_events(), &events));
         let mut bytes = Vec::new();
         batch.encode_into(&mut bytes);
+        prop_assert_eq!(bytes.len(), batch.encoded_len());
         let decoded = WriteBatch::decode(&bytes, Path::new("x"), 0).unwrap();
         prop_assert!(same(&decoded.to_events(), &events));
     }
@@ -97,7 +98,9 @@ fn validation_names_the_problem() {
         Err(InvalidEvent::EmptyMeasurement)
     );
     assert_eq!(
-        one(|b| drop(b.add("t", "m", ts))),
+        one(|b| {
+            b.add("t", "m", ts);
+        }),
         Err(InvalidEvent::NoFields)
     );
     assert_eq!(
