@@ -1,44 +1,68 @@
-//! The footer: the segment's own description ([`SegmentInfo`]), the tenant directory, and per
-//! table its schema, row groups and block descriptors.
+//! The footer: the segment's own description ([`SegmentInfo`]), the segment's tag value
+//! table, the tenant directory, and per table its schema, row groups, chunk descriptors and
+//! block checksums.
 //!
 //! To keep small tables cheap (a day holds thousands of tables of a few rows), the footer is
-//! varint-coded, names and schemas are interned once per file, a block's offset is not stored
-//! but implied (a tenant's blocks follow each other from the tenant's start, in footer order),
-//! and row-group boundaries are implied by [`ROW_GROUP_ROWS`].
+//! varint-coded and stored as one zstd frame; names, schemas and tag values are interned once
+//! per file; a chunk's offset is not stored but implied (a tenant's chunks follow each other
+//! from the tenant's start, in footer order); row-group boundaries are implied by
+//! [`ROW_GROUP_ROWS`]; and a table whose chunks total at most [`PACK_LIMIT`] bytes is one
+//! checksummed block instead of one block per chunk.
 //!
-//! **Invariants** (checked by [`decode`], so the reader can index without further checks):
-//! every block lies inside its tenant's byte range, tenant ranges are ascending, disjoint and
+//! **Invariants** (checked by [`decode`], so the reader can slice without further checks):
+//! every chunk lies inside its tenant's byte range, tenant ranges are ascending, disjoint and
 //! between the header and the footer; tenants are strictly ascending by name and a tenant's
-//! measurements strictly ascending; every table has 1..=u32::MAX rows, and its row groups'
-//! time ranges are ascending and inside the table's. Byte layout: storage-format.md, "Segment
-//! footer".
+//! measurements strictly ascending; tag values are strictly ascending; every table has
+//! 1..=u32::MAX rows and its row groups' time ranges are ascending and span the table's.
+//! Byte layout: storage-format.md, "Segment footer".
 
 use std::collections::HashMap;
 use std::ops::Range;
 
+use super::column::{invalid as col_invalid, unzigzag, zigzag, zstd_unwrap, zstd_wrap};
 use super::header::HEADER_LEN;
 use super::{SegmentId, SegmentInfo, TableInfo};
 use crate::codec::{ByteReader, PutLe};
 use crate::error::CorruptionKind;
+use crate::model::limits::MAX_TAG_VALUE_LEN;
 use crate::model::{Day, FieldType, SeqNo, TenantId};
 
 /// Rows per row group (the last one of a table may be shorter).
 ///
-/// 8192 (a multiple of pco's 256-value batches) is large enough for pco's per-block header to
+/// 8192 (a multiple of pco's 256-value batches) is large enough for pco's per-chunk header to
 /// be noise next to the data, and small enough that a narrow time range decodes at most a few
 /// thousand rows beyond what it needs.
 pub(crate) const ROW_GROUP_ROWS: u32 = 8192;
 
-/// Where a block is, how long it is, its CRC32C and encoding id.
+/// A table whose chunks total at most this many bytes is stored as one block with one CRC.
+///
+/// One page: a read of any column of such a table touches the whole page anyway, so separate
+/// checksums would buy nothing but 4 bytes each, and most tables of a day are this small.
+pub(crate) const PACK_LIMIT: u64 = 4096;
+
+/// Largest decompressed footer a reader accepts (a bound for damaged length fields).
+pub(crate) const MAX_FOOTER_RAW: usize = 1 << 30;
+
+/// A checksummed byte range: a whole small table, or one chunk of a larger one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct BlockRef {
     pub offset: u64,
     pub len: u32,
     pub crc: u32,
-    pub enc: u8,
 }
 
-/// A run of at most [`ROW_GROUP_ROWS`] rows of a table, with its column blocks.
+/// One encoded column piece: a table's tag chunk, or one column of one row group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ChunkRef {
+    pub offset: u64,
+    pub len: u32,
+    /// Encoding id (see `column::enc`).
+    pub enc: u8,
+    /// Index of the block holding it in [`Table::blocks`].
+    pub block: usize,
+}
+
+/// A run of at most [`ROW_GROUP_ROWS`] rows of a table.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct RowGroup {
     /// Index of its first row in the table.
@@ -46,30 +70,34 @@ pub(crate) struct RowGroup {
     pub n_rows: u32,
     pub min_time: i64,
     pub max_time: i64,
-    pub timestamps: BlockRef,
+    pub timestamps: ChunkRef,
     /// One per field of the schema, in schema order.
-    pub fields: Vec<BlockRef>,
+    pub fields: Vec<ChunkRef>,
     /// Present when the schema has event ids.
-    pub event_ids: Option<BlockRef>,
+    pub event_ids: Option<ChunkRef>,
 }
 
-/// One table: its public description, tag blocks (one per tag key) and row groups.
+/// One table: its public description, its tag chunk, row groups and blocks.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Table {
     pub info: TableInfo,
-    pub tags: Vec<BlockRef>,
+    /// Dictionaries and postings of every tag key; absent when the schema has no tags.
+    pub tags: Option<ChunkRef>,
     pub row_groups: Vec<RowGroup>,
+    /// The checksummed blocks covering the table's chunks, in file order.
+    pub blocks: Vec<BlockRef>,
 }
 
 impl Table {
-    /// Every block of the table, in file order.
-    pub fn blocks(&self) -> impl Iterator<Item = &BlockRef> {
+    /// Every chunk, in file order: the tag chunk, then per row group the timestamps, the
+    /// fields in schema order and the event ids.
+    pub fn chunks_mut(&mut self) -> impl Iterator<Item = &mut ChunkRef> {
         self.tags
-            .iter()
-            .chain(self.row_groups.iter().flat_map(|rg| {
-                std::iter::once(&rg.timestamps)
-                    .chain(&rg.fields)
-                    .chain(&rg.event_ids)
+            .iter_mut()
+            .chain(self.row_groups.iter_mut().flat_map(|rg| {
+                std::iter::once(&mut rg.timestamps)
+                    .chain(rg.fields.iter_mut())
+                    .chain(rg.event_ids.iter_mut())
             }))
     }
 }
@@ -88,6 +116,9 @@ pub(crate) struct TenantDir {
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Footer {
     pub info: SegmentInfo,
+    /// Per tag key (ascending), every value of that key in the segment, strictly ascending;
+    /// tag chunks refer to them by index.
+    pub tag_values: Vec<(String, Vec<String>)>,
     pub tenants: Vec<TenantDir>,
     pub tables: Vec<Table>,
 }
@@ -124,22 +155,63 @@ impl Interner {
     }
 }
 
-fn put_block(out: &mut Vec<u8>, b: &BlockRef) {
-    out.put_varint(u64::from(b.len));
-    out.put_u32(b.crc);
-    out.put_u8(b.enc);
-}
-
 fn put_str(out: &mut Vec<u8>, s: &str) {
     out.put_varint(s.len() as u64);
     out.extend_from_slice(s.as_bytes());
 }
 
-fn zz(v: i64) -> u64 {
-    super::column::zigzag(v)
+/// Appends sorted strings front-coded: shared prefix length, suffix length, suffix.
+pub(crate) fn put_front_coded<'a>(
+    out: &mut Vec<u8>,
+    values: impl ExactSizeIterator<Item = &'a str>,
+) {
+    out.put_varint(values.len() as u64);
+    let mut prev: &[u8] = &[];
+    for value in values {
+        let v = value.as_bytes();
+        let shared = prev.iter().zip(v).take_while(|(a, b)| a == b).count();
+        let suffix = v.get(shared..).unwrap_or_default();
+        out.put_varint(shared as u64);
+        out.put_varint(suffix.len() as u64);
+        out.extend_from_slice(suffix);
+        prev = v;
+    }
 }
 
-/// Encodes the footer. The caller guarantees the invariants listed in the module docs.
+/// Reads what [`put_front_coded`] wrote, requiring strictly ascending values.
+pub(crate) fn get_front_coded(
+    r: &mut ByteReader<'_>,
+    max_len: usize,
+) -> Result<Vec<String>, CorruptionKind> {
+    let n = count(r)?;
+    let mut out: Vec<String> = Vec::with_capacity(n);
+    for _ in 0..n {
+        let shared = r.varint()?;
+        let suffix_len = r.varint()?;
+        let prev = out.last().map(String::as_bytes).unwrap_or_default();
+        let prefix = usize::try_from(shared).ok().and_then(|s| prev.get(..s));
+        let prefix =
+            prefix.ok_or_else(|| col_invalid("front-coded prefix longer than its predecessor"))?;
+        if suffix_len > max_len as u64 {
+            return Err(col_invalid("front-coded value exceeds the length limit"));
+        }
+        let mut value = prefix.to_vec();
+        value.extend_from_slice(r.take(suffix_len as usize)?);
+        let value = String::from_utf8(value).map_err(|_| col_invalid("value is not UTF-8"))?;
+        if out.last().is_some_and(|p| *p >= value) {
+            return Err(col_invalid("front-coded values are not strictly ascending"));
+        }
+        out.push(value);
+    }
+    Ok(out)
+}
+
+fn put_chunk(out: &mut Vec<u8>, c: &ChunkRef) {
+    out.put_varint(u64::from(c.len));
+    out.put_u8(c.enc);
+}
+
+/// Encodes the footer (zstd-wrapped). The caller guarantees the invariants in the module docs.
 pub(crate) fn encode(f: &Footer) -> Vec<u8> {
     let mut names = Interner::default();
     let mut schema_ids: HashMap<Schema, u32> = HashMap::new();
@@ -165,12 +237,15 @@ pub(crate) fn encode(f: &Footer) -> Vec<u8> {
         table_schema.push(id);
     }
 
+    for (key, _) in &f.tag_values {
+        names.id(key);
+    }
     let mut out = Vec::new();
     let i = &f.info;
     for v in [
         i.id.0,
         u64::from(i.shard),
-        zz(i.day.0),
+        zigzag(i.day.0),
         i.seq_min.0,
         i.seq_max.0,
         i.commit,
@@ -185,6 +260,11 @@ pub(crate) fn encode(f: &Footer) -> Vec<u8> {
     out.put_varint(names.names.len() as u64);
     for n in &names.names {
         put_str(&mut out, n);
+    }
+    out.put_varint(f.tag_values.len() as u64);
+    for (key, values) in &f.tag_values {
+        out.put_varint(u64::from(names.id(key)));
+        put_front_coded(&mut out, values.iter().map(String::as_str));
     }
     out.put_varint(schemas.len() as u64);
     for s in &schemas {
@@ -207,38 +287,38 @@ pub(crate) fn encode(f: &Footer) -> Vec<u8> {
         out.put_varint(d.range.start);
         out.put_varint(d.range.end - d.range.start);
         out.put_varint(d.tables.len() as u64);
-        for (t, &schema) in f
-            .tables
-            .iter()
-            .zip(&table_schema)
-            .skip(d.tables.start)
-            .take(d.tables.len())
-        {
+        let tables = f.tables.iter().zip(&table_schema).skip(d.tables.start);
+        for (t, &schema) in tables.take(d.tables.len()) {
             out.put_varint(u64::from(schema));
             out.put_varint(t.info.n_rows);
-            out.put_varint(zz(t.info.min_time.wrapping_sub(day_start)));
+            out.put_varint(zigzag(t.info.min_time.wrapping_sub(day_start)));
             out.put_varint(t.info.max_time.wrapping_sub(t.info.min_time) as u64);
-            for b in &t.tags {
-                put_block(&mut out, b);
-            }
-            let mut prev = t.info.min_time;
-            for rg in &t.row_groups {
-                if t.row_groups.len() > 1 {
+            if t.row_groups.len() > 1 {
+                let mut prev = t.info.min_time;
+                for rg in &t.row_groups {
                     out.put_varint(rg.min_time.wrapping_sub(prev) as u64);
                     out.put_varint(rg.max_time.wrapping_sub(rg.min_time) as u64);
                     prev = rg.max_time;
                 }
-                put_block(&mut out, &rg.timestamps);
-                for b in &rg.fields {
-                    put_block(&mut out, b);
+            }
+            if let Some(c) = &t.tags {
+                put_chunk(&mut out, c);
+            }
+            for rg in &t.row_groups {
+                put_chunk(&mut out, &rg.timestamps);
+                for c in &rg.fields {
+                    put_chunk(&mut out, c);
                 }
-                if let Some(b) = &rg.event_ids {
-                    put_block(&mut out, b);
+                if let Some(c) = &rg.event_ids {
+                    put_chunk(&mut out, c);
                 }
+            }
+            for b in &t.blocks {
+                out.put_u32(b.crc);
             }
         }
     }
-    out
+    zstd_wrap(&out).unwrap_or_default()
 }
 
 /// Reads a count of items that take at least one byte each.
@@ -267,40 +347,42 @@ fn u32_of(v: u64, what: &str) -> Result<u32, CorruptionKind> {
     u32::try_from(v).map_err(|_| invalid(format!("{what} {v} is out of range")))
 }
 
-/// Reads block descriptors one after the other from `cursor`, never past `end`.
-struct BlockCursor {
+/// Lays chunks one after the other from a tenant's start, never past its end.
+struct ChunkCursor {
     next: u64,
     end: u64,
 }
 
-impl BlockCursor {
-    fn read(&mut self, r: &mut ByteReader<'_>) -> Result<BlockRef, CorruptionKind> {
-        let len = u32_of(r.varint()?, "block length")?;
-        let crc = r.u32()?;
+impl ChunkCursor {
+    fn read(&mut self, r: &mut ByteReader<'_>) -> Result<ChunkRef, CorruptionKind> {
+        let len = u32_of(r.varint()?, "chunk length")?;
         let enc = r.u8()?;
         let offset = self.next;
         self.next = offset + u64::from(len);
         if self.next > self.end {
             return Err(invalid(format!(
-                "block at {offset} of {len} bytes passes its tenant's end {}",
+                "chunk at {offset} of {len} bytes passes its tenant's end {}",
                 self.end
             )));
         }
-        Ok(BlockRef {
+        Ok(ChunkRef {
             offset,
             len,
-            crc,
             enc,
+            block: 0,
         })
     }
 }
 
-/// Decodes and checks a footer; `data_end` is the footer's own offset (blocks end before it).
-pub(crate) fn decode(bytes: &[u8], data_end: u64) -> Result<Footer, CorruptionKind> {
-    let mut r = ByteReader::new(bytes);
+type SchemaDef = (String, Vec<String>, Vec<(String, FieldType)>, bool);
+
+/// Decodes and checks a footer; `data_end` is the footer's own offset (chunks end before it).
+pub(crate) fn decode(stored: &[u8], data_end: u64) -> Result<Footer, CorruptionKind> {
+    let raw = zstd_unwrap(stored, MAX_FOOTER_RAW)?;
+    let mut r = ByteReader::new(&raw);
     let id = SegmentId(r.varint()?);
     let shard = u32_of(r.varint()?, "shard")?;
-    let day = Day(super::column::unzigzag(r.varint()?));
+    let day = Day(unzigzag(r.varint()?));
     let (seq_min, seq_max, commit) = (SeqNo(r.varint()?), SeqNo(r.varint()?), r.varint()?);
     let commit_parts = u32_of(r.varint()?, "commit parts")?;
     let n_replaces = count(&mut r)?;
@@ -329,9 +411,17 @@ pub(crate) fn decode(bytes: &[u8], data_end: u64) -> Result<Footer, CorruptionKi
             .cloned()
             .ok_or_else(|| invalid(format!("name index {i} out of range")))
     };
+    let n_keys = count(&mut r)?;
+    let mut tag_values: Vec<(String, Vec<String>)> = Vec::with_capacity(n_keys);
+    for _ in 0..n_keys {
+        let key = name(&mut r)?;
+        if tag_values.last().is_some_and(|(prev, _)| *prev >= key) {
+            return Err(invalid("tag value tables are not ascending by key"));
+        }
+        tag_values.push((key, get_front_coded(&mut r, MAX_TAG_VALUE_LEN)?));
+    }
     let n_schemas = count(&mut r)?;
-    let mut schemas: Vec<(String, Vec<String>, Vec<(String, FieldType)>, bool)> =
-        Vec::with_capacity(n_schemas);
+    let mut schemas: Vec<SchemaDef> = Vec::with_capacity(n_schemas);
     for _ in 0..n_schemas {
         let measurement = name(&mut r)?;
         let n_tags = count(&mut r)?;
@@ -376,99 +466,37 @@ pub(crate) fn decode(bytes: &[u8], data_end: u64) -> Result<Footer, CorruptionKi
             ))
         })?;
         prev_end = end;
-        let mut cursor = BlockCursor { next: start, end };
+        let mut cursor = ChunkCursor { next: start, end };
         let n_tables = count(&mut r)?;
         let first_table = tables.len();
         for _ in 0..n_tables {
             let schema_id = r.varint()?;
-            let (measurement, tag_keys, fields, has_event_ids) = schemas
-                .get(schema_id as usize)
-                .cloned()
-                .ok_or_else(|| invalid(format!("schema index {schema_id} out of range")))?;
-            if tables
-                .get(first_table..)
-                .and_then(<[Table]>::last)
-                .is_some_and(|p| p.info.measurement >= measurement)
-            {
+            let schema = schemas.get(schema_id as usize).cloned();
+            let (measurement, tag_keys, fields, has_event_ids) =
+                schema.ok_or_else(|| invalid(format!("schema index {schema_id} out of range")))?;
+            let prev_table = tables.get(first_table..).and_then(<[Table]>::last);
+            if prev_table.is_some_and(|p| p.info.measurement >= measurement) {
                 return Err(invalid(
                     "a tenant's measurements are not strictly ascending",
                 ));
             }
-            let n_rows = r.varint()?;
-            if n_rows == 0 || n_rows > u64::from(u32::MAX) {
-                return Err(invalid(format!("table of {n_rows} rows")));
-            }
-            let min_time = day_start.wrapping_add(super::column::unzigzag(r.varint()?));
-            let max_time = min_time.wrapping_add(r.varint()? as i64);
-            if max_time < min_time {
-                return Err(invalid("table time range is inverted"));
-            }
-            let tags = (0..tag_keys.len())
-                .map(|_| cursor.read(&mut r))
-                .collect::<Result<Vec<_>, _>>()?;
-            let n_rg = n_row_groups(n_rows);
-            // Every row group has at least one descriptor byte; refuse counts the footer cannot hold.
-            if n_rg > r.remaining() as u64 {
-                return Err(CorruptionKind::Truncated);
-            }
-            let mut row_groups = Vec::with_capacity(n_rg as usize);
-            let mut prev = min_time;
-            for g in 0..n_rg {
-                let first_row = g * u64::from(ROW_GROUP_ROWS);
-                let rows = (n_rows - first_row).min(u64::from(ROW_GROUP_ROWS));
-                let (rg_min, rg_max) = if n_rg > 1 {
-                    let (gap, span) = (r.varint()?, r.varint()?);
-                    let lo = prev.checked_add_unsigned(gap);
-                    let hi = lo.and_then(|lo| lo.checked_add_unsigned(span).map(|hi| (lo, hi)));
-                    hi.filter(|&(_, hi)| hi <= max_time)
-                        .ok_or_else(|| invalid("row group time range outside its table's"))?
-                } else {
-                    (min_time, max_time)
-                };
-                prev = rg_max;
-                let timestamps = cursor.read(&mut r)?;
-                let field_blocks = (0..fields.len())
-                    .map(|_| cursor.read(&mut r))
-                    .collect::<Result<Vec<_>, _>>()?;
-                let event_ids = if has_event_ids {
-                    Some(cursor.read(&mut r)?)
-                } else {
-                    None
-                };
-                row_groups.push(RowGroup {
-                    first_row: first_row as u32,
-                    n_rows: rows as u32,
-                    min_time: rg_min,
-                    max_time: rg_max,
-                    timestamps,
-                    fields: field_blocks,
-                    event_ids,
-                });
-            }
-            if row_groups.first().is_some_and(|g| g.min_time != min_time)
-                || row_groups.last().is_some_and(|g| g.max_time != max_time)
-            {
-                return Err(invalid("row group time ranges do not span their table's"));
-            }
             let info = TableInfo {
                 tenant: tenant.clone(),
                 measurement,
-                n_rows,
-                min_time,
-                max_time,
+                n_rows: r.varint()?,
+                min_time: day_start.wrapping_add(unzigzag(r.varint()?)),
+                max_time: 0,
                 tag_keys,
                 fields,
                 has_event_ids,
             };
-            tables.push(Table {
-                info,
-                tags,
-                row_groups,
-            });
+            let max_time = info.min_time.wrapping_add(r.varint()? as i64);
+            let info = TableInfo { max_time, ..info };
+            tables.push(decode_table(&mut r, &mut cursor, info)?);
         }
         if cursor.next != end {
             return Err(invalid(format!(
-                "tenant {tenant}: blocks end at {} but its range at {end}",
+                "tenant {tenant}: chunks end at {} but its range at {end}",
                 cursor.next
             )));
         }
@@ -483,7 +511,104 @@ pub(crate) fn decode(bytes: &[u8], data_end: u64) -> Result<Footer, CorruptionKi
     }
     Ok(Footer {
         info,
+        tag_values,
         tenants,
         tables,
     })
+}
+
+fn decode_table(
+    r: &mut ByteReader<'_>,
+    cursor: &mut ChunkCursor,
+    info: TableInfo,
+) -> Result<Table, CorruptionKind> {
+    let (n_rows, min_time, max_time) = (info.n_rows, info.min_time, info.max_time);
+    if n_rows == 0 || n_rows > u64::from(u32::MAX) || max_time < min_time {
+        return Err(invalid(format!(
+            "table of {n_rows} rows from {min_time} to {max_time}"
+        )));
+    }
+    let n_rg = n_row_groups(n_rows);
+    // Every row group has at least one descriptor byte; refuse counts the footer cannot hold.
+    if n_rg > r.remaining() as u64 {
+        return Err(CorruptionKind::Truncated);
+    }
+    let mut ranges = Vec::with_capacity(n_rg as usize);
+    if n_rg == 1 {
+        ranges.push((min_time, max_time));
+    } else {
+        let mut prev = min_time;
+        for _ in 0..n_rg {
+            let (gap, span) = (r.varint()?, r.varint()?);
+            let lo = prev.checked_add_unsigned(gap);
+            let range = lo.and_then(|lo| Some((lo, lo.checked_add_unsigned(span)?)));
+            let range = range.filter(|&(_, hi)| hi <= max_time);
+            let range = range.ok_or_else(|| invalid("row group time range outside its table's"))?;
+            ranges.push(range);
+            prev = range.1;
+        }
+        if ranges.first().map(|g| g.0) != Some(min_time)
+            || ranges.last().map(|g| g.1) != Some(max_time)
+        {
+            return Err(invalid("row group time ranges do not span their table's"));
+        }
+    }
+    let start = cursor.next;
+    let tags = if info.tag_keys.is_empty() {
+        None
+    } else {
+        Some(cursor.read(r)?)
+    };
+    let mut row_groups = Vec::with_capacity(ranges.len());
+    for (g, (lo, hi)) in ranges.into_iter().enumerate() {
+        let first_row = g as u64 * u64::from(ROW_GROUP_ROWS);
+        let rows = (n_rows - first_row).min(u64::from(ROW_GROUP_ROWS));
+        let timestamps = cursor.read(r)?;
+        let fields = (0..info.fields.len())
+            .map(|_| cursor.read(r))
+            .collect::<Result<Vec<_>, _>>()?;
+        let event_ids = if info.has_event_ids {
+            Some(cursor.read(r)?)
+        } else {
+            None
+        };
+        row_groups.push(RowGroup {
+            first_row: first_row as u32,
+            n_rows: rows as u32,
+            min_time: lo,
+            max_time: hi,
+            timestamps,
+            fields,
+            event_ids,
+        });
+    }
+    let mut table = Table {
+        info,
+        tags,
+        row_groups,
+        blocks: Vec::new(),
+    };
+    let total = cursor.next - start;
+    if total <= PACK_LIMIT {
+        table.blocks.push(BlockRef {
+            offset: start,
+            len: total as u32,
+            crc: r.u32()?,
+        });
+    } else {
+        let mut blocks = Vec::new();
+        for chunk in table.chunks_mut() {
+            chunk.block = blocks.len();
+            blocks.push(BlockRef {
+                offset: chunk.offset,
+                len: chunk.len,
+                crc: 0,
+            });
+        }
+        for b in &mut blocks {
+            b.crc = r.u32()?;
+        }
+        table.blocks = blocks;
+    }
+    Ok(table)
 }

@@ -15,55 +15,71 @@ use std::path::Path;
 use roaring::RoaringBitmap;
 
 use super::Segment;
-use super::column::tags::TagIndex;
-use super::column::{bools, event_id, numeric, strings, tags, timestamps};
-use super::footer::{BlockRef, RowGroup, Table};
+use super::column::tags::{TagChunk, TagIndex};
+use super::column::{bools, event_id, numeric, strings, timestamps};
+use super::footer::{BlockRef, ChunkRef, RowGroup, Table};
 use crate::codec::crc32c;
 use crate::error::{Corruption, CorruptionKind, Result};
 use crate::model::FieldType;
 use crate::scan::{ColumnBatch, FieldColumn, FieldValues, ScanRequest, StrColumn, TagColumn};
 
-/// Checked access to a segment's blocks.
+/// Checked access to a segment's blocks and chunks.
+#[derive(Clone, Copy)]
 pub(crate) struct Blocks<'a> {
     pub file: &'a [u8],
     pub path: &'a Path,
 }
 
 impl<'a> Blocks<'a> {
-    fn corruption(&self, b: &BlockRef, kind: CorruptionKind) -> Corruption {
-        Corruption::new(self.path, b.offset, kind)
-    }
-
     /// The block's bytes after their CRC matched.
     pub fn read(&self, b: &BlockRef) -> Result<&'a [u8], Corruption> {
+        let corruption = |kind| Corruption::new(self.path, b.offset, kind);
         let end = b.offset.checked_add(u64::from(b.len));
         let bytes = end
             .and_then(|end| {
-                self.file
-                    .get(usize::try_from(b.offset).ok()?..usize::try_from(end).ok()?)
+                let range = usize::try_from(b.offset).ok()?..usize::try_from(end).ok()?;
+                self.file.get(range)
             })
-            .ok_or_else(|| self.corruption(b, CorruptionKind::Truncated))?;
+            .ok_or_else(|| corruption(CorruptionKind::Truncated))?;
         let actual = crc32c(bytes);
         if actual != b.crc {
-            return Err(self.corruption(
-                b,
-                CorruptionKind::ChecksumMismatch {
-                    expected: b.crc,
-                    actual,
-                },
-            ));
+            return Err(corruption(CorruptionKind::ChecksumMismatch {
+                expected: b.crc,
+                actual,
+            }));
         }
         Ok(bytes)
     }
 
-    /// Reads and decodes a block, tagging decode errors with its offset.
+    /// A chunk's bytes, after the CRC of the block holding it matched. Errors name the block.
+    pub fn chunk(&self, table: &Table, c: &ChunkRef) -> Result<(&'a [u8], u64), Corruption> {
+        let block = table.blocks.get(c.block).ok_or_else(|| {
+            Corruption::new(
+                self.path,
+                c.offset,
+                CorruptionKind::Invalid("chunk without a block".into()),
+            )
+        })?;
+        let bytes = self.read(block)?;
+        let start = c
+            .offset
+            .checked_sub(block.offset)
+            .and_then(|s| usize::try_from(s).ok());
+        let part = start.and_then(|s| bytes.get(s..s.checked_add(c.len as usize)?));
+        let part = part
+            .ok_or_else(|| Corruption::new(self.path, block.offset, CorruptionKind::Truncated))?;
+        Ok((part, block.offset))
+    }
+
+    /// Reads and decodes a chunk, tagging decode errors with its block's offset.
     fn decode<T>(
         &self,
-        b: &BlockRef,
-        f: impl FnOnce(u8, &[u8]) -> Result<T, CorruptionKind>,
+        table: &Table,
+        c: &ChunkRef,
+        f: impl FnOnce(u8, &'a [u8]) -> Result<T, CorruptionKind>,
     ) -> Result<T> {
-        let bytes = self.read(b)?;
-        Ok(f(b.enc, bytes).map_err(|kind| self.corruption(b, kind))?)
+        let (bytes, at) = self.chunk(table, c)?;
+        Ok(f(c.enc, bytes).map_err(|kind| Corruption::new(self.path, at, kind))?)
     }
 }
 
@@ -81,36 +97,69 @@ fn inside(req: &ScanRequest, min: i64, max: i64) -> bool {
         .is_none_or(|r| r.start <= min && max < r.end)
 }
 
-/// One table being scanned: its tag indexes are decoded at most once.
+/// One table being scanned: its tag chunk and tag indexes are decoded at most once.
 struct TableScan<'s> {
     blocks: Blocks<'s>,
     table: &'s Table,
+    tag_values: &'s [(String, Vec<String>)],
+    tag_chunk: Option<TagChunk<'s>>,
     tag_indexes: HashMap<usize, TagIndex>,
 }
 
 impl<'s> TableScan<'s> {
+    fn new(segment: &'s Segment, table: &'s Table) -> TableScan<'s> {
+        TableScan {
+            blocks: segment.blocks(),
+            table,
+            tag_values: &segment.footer.tag_values,
+            tag_chunk: None,
+            tag_indexes: HashMap::new(),
+        }
+    }
+
     fn n_rows(&self) -> u32 {
         self.table.info.n_rows as u32
     }
 
     fn tag_index(&mut self, key_idx: usize) -> Result<&TagIndex> {
         if !self.tag_indexes.contains_key(&key_idx) {
-            let block = self.table.tags.get(key_idx).ok_or_else(|| {
-                Corruption::new(
-                    self.blocks.path,
-                    0,
-                    CorruptionKind::Invalid("missing tag block".into()),
-                )
-            })?;
-            let n = self.n_rows();
-            let idx = self
+            let (table, n) = (self.table, self.n_rows());
+            let chunk_ref = table
+                .tags
+                .as_ref()
+                .ok_or_else(|| missing(self.blocks.path))?;
+            if self.tag_chunk.is_none() {
+                let n_keys = table.info.tag_keys.len();
+                let chunk = self.blocks.decode(table, chunk_ref, |enc, b| {
+                    TagChunk::split(enc, b, n_keys, n)
+                })?;
+                self.tag_chunk = Some(chunk);
+            }
+            let chunk = self
+                .tag_chunk
+                .as_ref()
+                .ok_or_else(|| missing(self.blocks.path))?;
+            let at = table
                 .blocks
-                .decode(block, |enc, bytes| tags::decode(enc, bytes, n))?;
+                .get(chunk_ref.block)
+                .map_or(chunk_ref.offset, |b| b.offset);
+            let key = table.info.tag_keys.get(key_idx).map(String::as_str);
+            let values = key
+                .and_then(|k| {
+                    self.tag_values
+                        .binary_search_by(|(pk, _)| pk.as_str().cmp(k))
+                        .ok()
+                })
+                .and_then(|i| self.tag_values.get(i))
+                .map_or(&[][..], |(_, v)| v.as_slice());
+            let idx = chunk
+                .decode_key(key_idx, values, n)
+                .map_err(|kind| Corruption::new(self.blocks.path, at, kind))?;
             self.tag_indexes.insert(key_idx, idx);
         }
         self.tag_indexes
             .get(&key_idx)
-            .ok_or_else(|| unreachable_corruption(self.blocks.path))
+            .ok_or_else(|| missing(self.blocks.path))
     }
 
     /// Rows satisfying every predicate; `None` means all rows.
@@ -161,7 +210,7 @@ impl<'s> TableScan<'s> {
             return Ok((candidates, None));
         }
         let n = rg.n_rows as usize;
-        let ts = self.blocks.decode(&rg.timestamps, |enc, b| {
+        let ts = self.blocks.decode(self.table, &rg.timestamps, |enc, b| {
             timestamps::decode(enc, b, n, rg.min_time, rg.max_time)
         })?;
         let rows = candidates
@@ -175,7 +224,7 @@ impl<'s> TableScan<'s> {
     }
 }
 
-fn unreachable_corruption(path: &Path) -> crate::Error {
+fn missing(path: &Path) -> crate::Error {
     Corruption::new(
         path,
         0,
@@ -191,29 +240,33 @@ fn pick<T: Clone>(values: &[T], local: &[usize]) -> impl Iterator<Item = T> {
 fn extend_field(
     out: &mut FieldValues,
     blocks: &Blocks<'_>,
-    b: &BlockRef,
+    t: &Table,
+    b: &ChunkRef,
     n: usize,
     local: &[usize],
 ) -> Result<()> {
     match out {
         FieldValues::F64(v) => v.extend(pick(
-            &blocks.decode(b, |e, x| numeric::decode_f64(e, x, n))?,
+            &blocks.decode(t, b, |e, x| numeric::decode_f64(e, x, n))?,
             local,
         )),
         FieldValues::I64(v) => v.extend(pick(
-            &blocks.decode(b, |e, x| numeric::decode_i64(e, x, n))?,
+            &blocks.decode(t, b, |e, x| numeric::decode_i64(e, x, n))?,
             local,
         )),
         FieldValues::U64(v) => v.extend(pick(
-            &blocks.decode(b, |e, x| numeric::decode_u64(e, x, n))?,
+            &blocks.decode(t, b, |e, x| numeric::decode_u64(e, x, n))?,
             local,
         )),
         FieldValues::Bool(v) => v.extend(pick(
-            &blocks.decode(b, |e, x| bools::decode(e, x, n))?,
+            &blocks.decode(t, b, |e, x| bools::decode(e, x, n))?,
             local,
         )),
         FieldValues::Str(v) => {
-            for s in pick(&blocks.decode(b, |e, x| strings::decode(e, x, n))?, local) {
+            for s in pick(
+                &blocks.decode(t, b, |e, x| strings::decode(e, x, n))?,
+                local,
+            ) {
                 v.push(s.as_deref());
             }
         }
@@ -254,11 +307,7 @@ impl Segment {
     pub(crate) fn scan_impl(&self, req: &ScanRequest) -> Result<Vec<ColumnBatch>> {
         let mut out = Vec::new();
         for table in self.candidate_tables(req) {
-            let mut ts = TableScan {
-                blocks: self.blocks(),
-                table,
-                tag_indexes: HashMap::new(),
-            };
+            let mut ts = TableScan::new(self, table);
             if let Some(batch) = scan_table(&mut ts, req)? {
                 out.push(batch);
             }
@@ -274,11 +323,7 @@ impl Segment {
                 total += info.n_rows;
                 continue;
             }
-            let mut ts = TableScan {
-                blocks: self.blocks(),
-                table,
-                tag_indexes: HashMap::new(),
-            };
+            let mut ts = TableScan::new(self, table);
             let sel = ts.selection(req)?;
             for rg in table
                 .row_groups
@@ -296,7 +341,7 @@ impl Segment {
         self.footer
             .tables
             .iter()
-            .flat_map(Table::blocks)
+            .flat_map(|t| &t.blocks)
             .filter_map(|b| blocks.read(b).err())
             .collect()
     }
@@ -351,12 +396,13 @@ fn scan_table(ts: &mut TableScan<'_>, req: &ScanRequest) -> Result<Option<Column
             let block = rg
                 .fields
                 .get(*field_idx)
-                .ok_or_else(|| unreachable_corruption(ts.blocks.path))?;
-            extend_field(&mut col.values, &ts.blocks, block, n, &local)?;
+                .ok_or_else(|| missing(ts.blocks.path))?;
+            extend_field(&mut col.values, &ts.blocks, table, block, n, &local)?;
         }
         if let (Some(out), Some(block)) = (batch.event_ids.as_mut(), rg.event_ids.as_ref()) {
             for id in pick(
-                &ts.blocks.decode(block, |e, x| event_id::decode(e, x, n))?,
+                &ts.blocks
+                    .decode(table, block, |e, x| event_id::decode(e, x, n))?,
                 &local,
             ) {
                 out.push(id.as_deref());

@@ -1,31 +1,54 @@
 //! Builds a segment file in memory, table by table, then writes it with one fsync.
 //!
+//! Column chunks are encoded as tables arrive; tag chunks and the byte layout wait for
+//! [`Writer::into_bytes`], because tag dictionaries refer to the segment's tag value table,
+//! which is complete only when every table is in.
+//!
 //! **Invariants:** tables arrive grouped by tenant, tenants strictly ascending, measurements
 //! strictly ascending within a tenant, rows ascending by time; the writer refuses anything
 //! else (the footer's decoder relies on that order). The file is written under its temporary
 //! name, fsynced and renamed; the directory fsync is left to the caller, who does it once for
 //! all segments of a flush.
 
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::Range;
 use std::path::Path;
 
 use super::column::{Encoded, bools, event_id, numeric, strings, tags, timestamps};
-use super::footer::{self, BlockRef, Footer, ROW_GROUP_ROWS, RowGroup, Table, TenantDir};
-use super::header::{HEADER_LEN, Trailer, encode_header};
+use super::footer::{
+    self, BlockRef, ChunkRef, Footer, PACK_LIMIT, ROW_GROUP_ROWS, RowGroup, Table, TenantDir,
+};
+use super::header::{Trailer, encode_header};
 use super::{SegmentInfo, TableInfo};
-use crate::codec::crc32c;
+use crate::codec::{crc32c, crc32c_append};
 use crate::error::{Error, Result};
 use crate::fs::{FileSystem, temp_path};
-use crate::scan::{ColumnBatch, FieldColumn, FieldValues, NO_TAG, StrColumn};
+use crate::scan::{ColumnBatch, FieldColumn, FieldValues, NO_TAG, StrColumn, TagColumn};
+
+/// A row group whose columns are encoded but not yet placed in the file.
+#[derive(Debug)]
+struct PendingRowGroup {
+    first_row: u32,
+    n_rows: u32,
+    min_time: i64,
+    max_time: i64,
+    /// Timestamps, fields in schema order, event ids.
+    chunks: Vec<Encoded>,
+}
+
+/// A table waiting for [`Writer::into_bytes`].
+#[derive(Debug)]
+struct PendingTable {
+    info: TableInfo,
+    tags: Vec<TagColumn>,
+    row_groups: Vec<PendingRowGroup>,
+}
 
 /// A segment being built; see [`super::SegmentWriter`].
 #[derive(Debug)]
 pub(crate) struct Writer {
     info: SegmentInfo,
-    /// The file so far: the header, then every block.
-    data: Vec<u8>,
-    tables: Vec<Table>,
-    tenants: Vec<TenantDir>,
+    tables: Vec<PendingTable>,
 }
 
 fn refuse(why: String) -> Error {
@@ -44,23 +67,8 @@ impl Writer {
     pub fn new(info: SegmentInfo) -> Writer {
         Writer {
             info,
-            data: encode_header(),
             tables: Vec::new(),
-            tenants: Vec::new(),
         }
-    }
-
-    fn push_block(&mut self, e: Encoded) -> Result<BlockRef> {
-        let len =
-            u32::try_from(e.bytes.len()).map_err(|_| refuse("a block exceeds 4 GiB".into()))?;
-        let block = BlockRef {
-            offset: self.data.len() as u64,
-            len,
-            crc: crc32c(&e.bytes),
-            enc: e.enc,
-        };
-        self.data.extend_from_slice(&e.bytes);
-        Ok(block)
     }
 
     fn check(&self, t: &ColumnBatch) -> Result<()> {
@@ -116,23 +124,6 @@ impl Writer {
         }
         self.check(t)?;
         let n = t.len();
-        if self.tenants.last().is_none_or(|d| d.tenant != t.tenant) {
-            let at = self.data.len() as u64;
-            self.tenants.push(TenantDir {
-                tenant: t.tenant.clone(),
-                range: at..at,
-                tables: self.tables.len()..self.tables.len(),
-            });
-        }
-        let mut tag_blocks = Vec::with_capacity(t.tags.len());
-        for tag in &t.tags {
-            let values: Vec<Option<&str>> = tag
-                .ids
-                .iter()
-                .map(|&id| tag.dict.get(id as usize).map(String::as_str))
-                .collect();
-            tag_blocks.push(self.push_block(tags::encode(&values))?);
-        }
         let mut row_groups = Vec::new();
         for first in (0..n).step_by(ROW_GROUP_ROWS as usize) {
             let rows = first..(first + ROW_GROUP_ROWS as usize).min(n);
@@ -141,23 +132,17 @@ impl Writer {
                 (Some(&lo), Some(&hi)) => (lo, hi),
                 _ => continue,
             };
-            let timestamps = self.push_block(timestamps::encode(ts))?;
-            let mut fields = Vec::with_capacity(t.fields.len());
-            for f in &t.fields {
-                fields.push(self.push_block(encode_field(f, rows.clone()))?);
+            let mut chunks = vec![timestamps::encode(ts)];
+            chunks.extend(t.fields.iter().map(|f| encode_field(f, rows.clone())));
+            if let Some(ids) = &t.event_ids {
+                chunks.push(event_id::encode(&str_rows(ids, rows.clone())));
             }
-            let event_ids = match &t.event_ids {
-                Some(ids) => Some(self.push_block(event_id::encode(&str_rows(ids, rows.clone())))?),
-                None => None,
-            };
-            row_groups.push(RowGroup {
+            row_groups.push(PendingRowGroup {
                 first_row: rows.start as u32,
                 n_rows: rows.len() as u32,
                 min_time,
                 max_time,
-                timestamps,
-                fields,
-                event_ids,
+                chunks,
             });
         }
         let info = TableInfo {
@@ -174,16 +159,11 @@ impl Writer {
                 .collect(),
             has_event_ids: t.event_ids.is_some(),
         };
-        self.tables.push(Table {
+        self.tables.push(PendingTable {
             info,
-            tags: tag_blocks,
+            tags: t.tags.clone(),
             row_groups,
         });
-        let end = self.data.len() as u64;
-        if let Some(dir) = self.tenants.last_mut() {
-            dir.range.end = end;
-            dir.tables.end = self.tables.len();
-        }
         Ok(())
     }
 
@@ -191,12 +171,62 @@ impl Writer {
     pub fn into_bytes(self) -> Vec<u8> {
         let Writer {
             info,
-            mut data,
-            tables,
-            tenants,
+            tables: pending,
         } = self;
+        // One sorted value table per tag key: a key's ids stay small (a dozen status codes
+        // are ids 0..12, not scattered among thousands of user names).
+        let mut by_key: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+        for c in pending.iter().flat_map(|t| &t.tags) {
+            let set = by_key.entry(c.key.as_str()).or_default();
+            set.extend(
+                c.ids
+                    .iter()
+                    .filter_map(|&id| c.dict.get(id as usize))
+                    .map(String::as_str),
+            );
+        }
+        let tag_values: Vec<(String, Vec<String>)> = by_key
+            .iter()
+            .map(|(k, vs)| {
+                (
+                    (*k).to_owned(),
+                    vs.iter().map(|v| (*v).to_owned()).collect(),
+                )
+            })
+            .collect();
+        drop(by_key);
+        let value_ids: HashMap<(&str, &str), u32> = tag_values
+            .iter()
+            .flat_map(|(k, vs)| {
+                vs.iter()
+                    .enumerate()
+                    .map(move |(i, v)| ((k.as_str(), v.as_str()), i as u32))
+            })
+            .collect();
+
+        let mut data = encode_header();
+        let mut tables: Vec<Table> = Vec::with_capacity(pending.len());
+        let mut tenants: Vec<TenantDir> = Vec::new();
+        for t in pending {
+            let start = data.len() as u64;
+            if tenants.last().is_none_or(|d| d.tenant != t.info.tenant) {
+                let at = tables.len();
+                tenants.push(TenantDir {
+                    tenant: t.info.tenant.clone(),
+                    range: start..start,
+                    tables: at..at,
+                });
+            }
+            let table = place_table(t, &value_ids, &mut data);
+            tables.push(table);
+            if let Some(dir) = tenants.last_mut() {
+                dir.range.end = data.len() as u64;
+                dir.tables.end = tables.len();
+            }
+        }
         let footer = footer::encode(&Footer {
             info,
+            tag_values,
             tenants,
             tables,
         });
@@ -205,7 +235,6 @@ impl Writer {
             footer_len: u32::try_from(footer.len()).unwrap_or(u32::MAX),
             footer_crc: crc32c(&footer),
         };
-        debug_assert!(data.len() >= HEADER_LEN);
         data.extend_from_slice(&footer);
         data.extend_from_slice(&trailer.encode());
         data
@@ -213,6 +242,8 @@ impl Writer {
 
     pub fn finish(self, fs: &dyn FileSystem, path: &Path) -> Result<u64> {
         let bytes = self.into_bytes();
+        // Write under the temporary name, fsync, rename: after a crash `path` either does not
+        // exist or holds the whole file (storage-format.md, "Write and commit protocol").
         let tmp = temp_path(path);
         let mut file = fs.create(&tmp).map_err(|e| Error::io("create", &tmp, e))?;
         file.write_all(&bytes)
@@ -232,5 +263,99 @@ fn encode_field(f: &FieldColumn, rows: Range<usize>) -> Encoded {
         FieldValues::U64(v) => numeric::encode_u64(slice(v, rows)),
         FieldValues::Bool(v) => bools::encode(slice(v, rows)),
         FieldValues::Str(v) => strings::encode(&str_rows(v, rows)),
+    }
+}
+
+/// Appends a table's chunks to `data` and describes them: one block when they are small
+/// together, else one block per chunk.
+fn place_table(
+    t: PendingTable,
+    value_ids: &HashMap<(&str, &str), u32>,
+    data: &mut Vec<u8>,
+) -> Table {
+    let n = t.info.n_rows as usize;
+    let mut chunks: Vec<Encoded> = Vec::new();
+    if !t.tags.is_empty() {
+        let keys: Vec<Vec<Option<u32>>> = t
+            .tags
+            .iter()
+            .map(|c| {
+                let ids = c.ids.iter();
+                ids.map(|&id| {
+                    c.dict
+                        .get(id as usize)
+                        .and_then(|v| value_ids.get(&(c.key.as_str(), v.as_str())).copied())
+                })
+                .collect()
+            })
+            .collect();
+        chunks.push(tags::encode(&keys, n));
+    }
+    let mut row_groups = Vec::with_capacity(t.row_groups.len());
+    for rg in &t.row_groups {
+        chunks.extend(rg.chunks.iter().cloned());
+    }
+    let start = data.len() as u64;
+    let total: u64 = chunks.iter().map(|c| c.bytes.len() as u64).sum();
+    let packed = total <= PACK_LIMIT;
+    let mut refs = Vec::with_capacity(chunks.len());
+    let mut blocks = Vec::new();
+    let mut packed_crc = 0;
+    for c in &chunks {
+        let offset = data.len() as u64;
+        let len = c.bytes.len() as u32;
+        if packed {
+            packed_crc = crc32c_append(packed_crc, &c.bytes);
+        } else {
+            blocks.push(BlockRef {
+                offset,
+                len,
+                crc: crc32c(&c.bytes),
+            });
+        }
+        refs.push(ChunkRef {
+            offset,
+            len,
+            enc: c.enc,
+            block: if packed { 0 } else { blocks.len() - 1 },
+        });
+        data.extend_from_slice(&c.bytes);
+    }
+    if packed {
+        blocks.push(BlockRef {
+            offset: start,
+            len: total as u32,
+            crc: packed_crc,
+        });
+    }
+    let mut refs = refs.into_iter();
+    let tags = if t.tags.is_empty() { None } else { refs.next() };
+    for rg in t.row_groups {
+        let mut take = || {
+            refs.next().unwrap_or(ChunkRef {
+                offset: 0,
+                len: 0,
+                enc: 0,
+                block: 0,
+            })
+        };
+        let timestamps = take();
+        let fields = (0..t.info.fields.len()).map(|_| take()).collect();
+        let event_ids = t.info.has_event_ids.then(&mut take);
+        row_groups.push(RowGroup {
+            first_row: rg.first_row,
+            n_rows: rg.n_rows,
+            min_time: rg.min_time,
+            max_time: rg.max_time,
+            timestamps,
+            fields,
+            event_ids,
+        });
+    }
+    Table {
+        info: t.info,
+        tags,
+        row_groups,
+        blocks,
     }
 }

@@ -54,6 +54,13 @@ pub(crate) mod enc {
     pub const TAG_PLAIN: u8 = 11;
     /// Tag dictionary + postings: varint raw length, then one zstd frame of the plain form.
     pub const TAG_ZSTD: u8 = 12;
+    /// Unsigned integers bit-packed: a width byte, then each value in `width` bits, LSB first.
+    pub const BITPACK: u8 = 13;
+    /// Integers frame-of-reference bit-packed: the minimum as a varint (zigzag for i64),
+    /// then [`BITPACK`] of each value minus the minimum.
+    pub const FOR_BITPACK: u8 = 14;
+    /// f64 that are exact decimals: a scale byte, then [`FOR_BITPACK`] of value × 10^scale.
+    pub const F64_DECIMAL_FOR: u8 = 15;
     /// Flag: the payload starts with a presence bitmap of ceil(rows / 8) bytes.
     pub const PRESENCE: u8 = 0x80;
     /// Mask of the codec bits.
@@ -226,6 +233,97 @@ pub(crate) fn decode_optional<T: Clone>(
     Ok(present
         .into_iter()
         .map(|p| if p { dense.next() } else { None })
+        .collect())
+}
+
+/// Packs `values` into `width`-bit fields, LSB first, behind a width byte. `width` is the
+/// bit length of the largest value (0 when all are 0).
+pub(crate) fn bitpack(values: &[u64]) -> Vec<u8> {
+    let width = values
+        .iter()
+        .map(|v| 64 - v.leading_zeros())
+        .max()
+        .unwrap_or(0);
+    let total_bits = values.len() * width as usize;
+    let mut out = vec![0u8; 1 + total_bits.div_ceil(8)];
+    if let Some(w) = out.first_mut() {
+        *w = width as u8;
+    }
+    for (i, &v) in values.iter().enumerate() {
+        for bit in 0..width as usize {
+            if v >> bit & 1 == 1 {
+                let pos = i * width as usize + bit;
+                if let Some(byte) = out.get_mut(1 + pos / 8) {
+                    *byte |= 1 << (pos % 8);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Inverse of [`bitpack`] for `n` values; the length must match exactly.
+pub(crate) fn bitunpack(bytes: &[u8], n: usize) -> Result<Vec<u64>, CorruptionKind> {
+    let (&width, packed) = bytes.split_first().ok_or(CorruptionKind::Truncated)?;
+    if width > 64 {
+        return Err(invalid(format!("bit width {width}")));
+    }
+    let width = usize::from(width);
+    let total_bits = n.checked_mul(width).ok_or(CorruptionKind::Truncated)?;
+    if packed.len() != total_bits.div_ceil(8) {
+        return Err(invalid("bit-packed block has the wrong length"));
+    }
+    Ok((0..n)
+        .map(|i| {
+            (0..width).fold(0u64, |v, bit| {
+                let pos = i * width + bit;
+                let set = packed.get(pos / 8).is_some_and(|b| b >> (pos % 8) & 1 == 1);
+                v | (u64::from(set) << bit)
+            })
+        })
+        .collect())
+}
+
+/// Frame-of-reference packing of signed integers: zigzag(min) varint, then the offsets
+/// from min bit-packed.
+pub(crate) fn for_pack_i64(values: &[i64]) -> Vec<u8> {
+    let min = values.iter().copied().min().unwrap_or(0);
+    let mut out = Vec::new();
+    out.put_varint(zigzag(min));
+    let offsets: Vec<u64> = values.iter().map(|&v| v.wrapping_sub(min) as u64).collect();
+    out.extend(bitpack(&offsets));
+    out
+}
+
+/// Inverse of [`for_pack_i64`].
+pub(crate) fn for_unpack_i64(bytes: &[u8], n: usize) -> Result<Vec<i64>, CorruptionKind> {
+    let mut r = ByteReader::new(bytes);
+    let min = unzigzag(r.varint()?);
+    let rest = bytes.get(r.position()..).ok_or(CorruptionKind::Truncated)?;
+    Ok(bitunpack(rest, n)?
+        .into_iter()
+        .map(|o| min.wrapping_add(o as i64))
+        .collect())
+}
+
+/// Frame-of-reference packing of unsigned integers: min varint, then the offsets bit-packed.
+pub(crate) fn for_pack_u64(values: &[u64]) -> Vec<u8> {
+    let min = values.iter().copied().min().unwrap_or(0);
+    let mut out = Vec::new();
+    out.put_varint(min);
+    let offsets: Vec<u64> = values.iter().map(|&v| v - min).collect();
+    out.extend(bitpack(&offsets));
+    out
+}
+
+/// Inverse of [`for_pack_u64`].
+pub(crate) fn for_unpack_u64(bytes: &[u8], n: usize) -> Result<Vec<u64>, CorruptionKind> {
+    let mut r = ByteReader::new(bytes);
+    let min = r.varint()?;
+    let rest = bytes.get(r.position()..).ok_or(CorruptionKind::Truncated)?;
+    Ok(bitunpack(rest, n)?
+        .into_iter()
+        .map(|o| min.wrapping_add(o))
         .collect())
 }
 

@@ -10,8 +10,9 @@
 //! the decimal forms are used only when `k / 10^scale` gives back the very same bits.
 
 use super::{
-    Encoded, decode_optional, enc, encode_optional, invalid, pco_compress, pco_decompress,
-    read_varints, smallest, unzigzag, zigzag,
+    Encoded, decode_optional, enc, encode_optional, for_pack_i64, for_pack_u64, for_unpack_i64,
+    for_unpack_u64, invalid, pco_compress, pco_decompress, read_varints, smallest, unzigzag,
+    zigzag,
 };
 use crate::codec::{ByteReader, PutLe};
 use crate::error::CorruptionKind;
@@ -42,7 +43,11 @@ fn pick(mut candidates: Vec<Encoded>, pco: Option<Vec<u8>>) -> Encoded {
 pub(crate) fn encode_i64(values: &[Option<i64>]) -> Encoded {
     encode_optional(values, |dense| {
         let plain = varints(dense.iter().map(|&v| zigzag(v)));
-        pick(vec![Encoded::new(enc::VARINT, plain)], pco_compress(dense))
+        let packed = Encoded::new(enc::FOR_BITPACK, for_pack_i64(dense));
+        pick(
+            vec![Encoded::new(enc::VARINT, plain), packed],
+            pco_compress(dense),
+        )
     })
 }
 
@@ -50,7 +55,11 @@ pub(crate) fn encode_i64(values: &[Option<i64>]) -> Encoded {
 pub(crate) fn encode_u64(values: &[Option<u64>]) -> Encoded {
     encode_optional(values, |dense| {
         let plain = varints(dense.iter().copied());
-        pick(vec![Encoded::new(enc::VARINT, plain)], pco_compress(dense))
+        let packed = Encoded::new(enc::FOR_BITPACK, for_pack_u64(dense));
+        pick(
+            vec![Encoded::new(enc::VARINT, plain), packed],
+            pco_compress(dense),
+        )
     })
 }
 
@@ -84,6 +93,9 @@ pub(crate) fn encode_f64(values: &[Option<f64>]) -> Encoded {
             let mut plain = vec![scale];
             plain.extend(varints(ks.iter().map(|&k| zigzag(k))));
             candidates.push(Encoded::new(enc::F64_DECIMAL, plain));
+            let mut packed = vec![scale];
+            packed.extend(for_pack_i64(&ks));
+            candidates.push(Encoded::new(enc::F64_DECIMAL_FOR, packed));
             if let Some(p) = pco_compress(&ks) {
                 let mut bytes = vec![scale];
                 bytes.extend(p);
@@ -106,6 +118,7 @@ pub(crate) fn decode_i64(
 ) -> Result<Vec<Option<i64>>, CorruptionKind> {
     decode_optional(encoding, payload, n_rows, |codec, bytes, n| match codec {
         enc::VARINT => Ok(read_varints(bytes, n)?.into_iter().map(unzigzag).collect()),
+        enc::FOR_BITPACK => for_unpack_i64(bytes, n),
         enc::PCO => pco_decompress(bytes, n),
         other => Err(unknown(other)),
     })
@@ -119,6 +132,7 @@ pub(crate) fn decode_u64(
 ) -> Result<Vec<Option<u64>>, CorruptionKind> {
     decode_optional(encoding, payload, n_rows, |codec, bytes, n| match codec {
         enc::VARINT => read_varints(bytes, n),
+        enc::FOR_BITPACK => for_unpack_u64(bytes, n),
         enc::PCO => pco_decompress(bytes, n),
         other => Err(unknown(other)),
     })
@@ -147,12 +161,12 @@ pub(crate) fn decode_f64(
             (0..n).map(|_| r.u64().map(f64::from_bits)).collect()
         }
         enc::PCO => pco_decompress(bytes, n),
-        enc::F64_DECIMAL | enc::F64_DECIMAL_PCO => {
+        enc::F64_DECIMAL | enc::F64_DECIMAL_PCO | enc::F64_DECIMAL_FOR => {
             let (&scale, rest) = bytes.split_first().ok_or(CorruptionKind::Truncated)?;
-            let ks = if codec == enc::F64_DECIMAL {
-                read_varints(rest, n)?.into_iter().map(unzigzag).collect()
-            } else {
-                pco_decompress(rest, n)?
+            let ks = match codec {
+                enc::F64_DECIMAL => read_varints(rest, n)?.into_iter().map(unzigzag).collect(),
+                enc::F64_DECIMAL_FOR => for_unpack_i64(rest, n)?,
+                _ => pco_decompress(rest, n)?,
             };
             decimals_to_f64(scale, ks)
         }
@@ -172,7 +186,11 @@ mod tests {
     fn two_decimal_floats_use_a_decimal_form() {
         let v: Vec<Option<f64>> = [144.15, 3.01, 218.75, 0.5].map(Some).to_vec();
         let e = encode_f64(&v);
-        assert_eq!(e.enc, enc::F64_DECIMAL);
+        assert!(
+            matches!(e.enc, enc::F64_DECIMAL | enc::F64_DECIMAL_FOR),
+            "{}",
+            e.enc
+        );
         assert_eq!(e.bytes.first(), Some(&2));
         assert_eq!(decode_f64(e.enc, &e.bytes, 4).ok(), Some(v));
     }

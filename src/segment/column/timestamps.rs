@@ -1,25 +1,38 @@
 //! The timestamp column of a row group: i64 ns, ascending.
 //!
-//! The row group's min and max time are in the footer, so the [`enc::VARINT`] form stores only
-//! the gaps between the rows strictly inside (the first row is the min, the last the max);
+//! The row group's min and max time are in the footer, so the [`enc::VARINT`] and
+//! [`enc::BITPACK`] forms store only the gaps between the rows strictly inside (the first row
+//! is the min, the last the max), as varints or as fixed-width bit fields (the smaller wins:
+//! random gaps of a few seconds in ns need ~34 bits, which varints round up to 40);
 //! [`enc::PCO`] stores every value and is checked against the footer's min and max.
 //!
 //! **Invariant:** decoded timestamps are ascending, start at the footer's min and end at its
 //! max; anything else is corruption.
 
-use super::{Encoded, enc, invalid, pco_compress, pco_decompress, read_varints, smallest};
+use super::{
+    Encoded, bitpack, bitunpack, enc, invalid, pco_compress, pco_decompress, read_varints, smallest,
+};
 use crate::codec::PutLe;
 use crate::error::CorruptionKind;
 
 /// Encodes ascending timestamps (at least one).
 pub(crate) fn encode(ts: &[i64]) -> Encoded {
+    let gaps: Vec<u64> = ts
+        .windows(2)
+        .take(ts.len().saturating_sub(2))
+        .filter_map(|w| match w {
+            [a, b] => Some(b.wrapping_sub(*a) as u64),
+            _ => None,
+        })
+        .collect();
     let mut varint = Vec::new();
-    for pair in ts.windows(2).take(ts.len().saturating_sub(2)) {
-        if let [a, b] = pair {
-            varint.put_varint(b.wrapping_sub(*a) as u64);
-        }
+    for &g in &gaps {
+        varint.put_varint(g);
     }
     let mut candidates = vec![Encoded::new(enc::VARINT, varint)];
+    if !gaps.is_empty() {
+        candidates.push(Encoded::new(enc::BITPACK, bitpack(&gaps)));
+    }
     if let Some(bytes) = pco_compress(ts) {
         candidates.push(Encoded::new(enc::PCO, bytes));
     }
@@ -38,8 +51,12 @@ pub(crate) fn decode(
         return Err(invalid("row group time range does not fit its row count"));
     }
     match encoding {
-        enc::VARINT => {
-            let gaps = read_varints(payload, n.saturating_sub(2))?;
+        enc::VARINT | enc::BITPACK => {
+            let gaps = if encoding == enc::VARINT {
+                read_varints(payload, n.saturating_sub(2))?
+            } else {
+                bitunpack(payload, n.saturating_sub(2))?
+            };
             let mut out = Vec::with_capacity(n);
             out.push(min);
             let mut prev = i128::from(min);
@@ -79,6 +96,14 @@ mod tests {
         let e = encode(&ts);
         assert_eq!(e.enc, enc::VARINT);
         assert_eq!(e.bytes, vec![150, 1, 0]);
+        let wide = [0, 1 << 33, (1 << 33) + 5, (1 << 34) + 7, 1 << 35];
+        let e = encode(&wide);
+        assert_eq!(e.enc, enc::BITPACK);
+        assert_eq!(e.bytes.len(), 1 + (3 * 34usize).div_ceil(8));
+        assert_eq!(
+            decode(e.enc, &e.bytes, 5, 0, 1 << 35).ok(),
+            Some(wide.to_vec())
+        );
         assert_eq!(decode(e.enc, &e.bytes, 4, 100, 900).ok(), Some(ts.to_vec()));
         assert!(decode(e.enc, &e.bytes, 4, 100, 300).is_err());
     }
