@@ -96,16 +96,18 @@ mod tests {
         let e = encode(&ts);
         assert_eq!(e.enc, enc::VARINT);
         assert_eq!(e.bytes, vec![150, 1, 0]);
-        let wide = [0, 1 << 33, (1 << 33) + 5, (1 << 34) + 7, 1 << 35];
+        assert_eq!(decode(e.enc, &e.bytes, 4, 100, 900).ok(), Some(ts.to_vec()));
+        assert!(decode(e.enc, &e.bytes, 4, 100, 200).is_err());
+    }
+
+    #[test]
+    fn wide_gaps_are_bit_packed() {
+        // Gaps just over 2^33 take 34 bits packed but 40 as varints.
+        let wide: Vec<i64> = (0..10).map(|i| i * ((1 << 33) + 12_345)).collect();
         let e = encode(&wide);
         assert_eq!(e.enc, enc::BITPACK);
-        assert_eq!(e.bytes.len(), 1 + (3 * 34usize).div_ceil(8));
-        assert_eq!(
-            decode(e.enc, &e.bytes, 5, 0, 1 << 35).ok(),
-            Some(wide.to_vec())
-        );
-        assert_eq!(decode(e.enc, &e.bytes, 4, 100, 900).ok(), Some(ts.to_vec()));
-        assert!(decode(e.enc, &e.bytes, 4, 100, 300).is_err());
+        assert_eq!(e.bytes.len(), 1 + (8 * 34usize).div_ceil(8));
+        assert_eq!(decode(e.enc, &e.bytes, 10, 0, wide[9]).ok(), Some(wide));
     }
 
     #[test]
