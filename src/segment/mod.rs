@@ -229,6 +229,42 @@ impl Segment {
     }
 }
 
+/// Recomputes every checksum of a segment image (header, blocks, footer) so that damaged
+/// bytes reach the decoders behind the checksums. For fuzzing only: a reader must never do
+/// this. Returns the input unchanged where its structure is too damaged to find the checksums.
+#[doc(hidden)]
+pub fn reseal_for_fuzzing(bytes: &[u8]) -> Vec<u8> {
+    let mut out = bytes.to_vec();
+    if let Some(crc_slot) = out.get_mut(header::HEADER_CRC_OFFSET..header::HEADER_LEN) {
+        let crc = crc32c(bytes.get(..header::HEADER_CRC_OFFSET).unwrap_or_default());
+        crc_slot.copy_from_slice(&crc.to_le_bytes());
+    }
+    let Ok(trailer) = header::Trailer::decode(&out) else {
+        return out;
+    };
+    let (start, len) = (trailer.footer_offset as usize, trailer.footer_len as usize);
+    let Some(stored) = out.get(start..start + len) else {
+        return out;
+    };
+    let mut footer_bytes = stored.to_vec();
+    if let Ok(mut footer) = footer::decode(stored, trailer.footer_offset) {
+        for block in footer.tables.iter_mut().flat_map(|t| &mut t.blocks) {
+            let range = block.offset as usize..block.offset as usize + block.len as usize;
+            block.crc = crc32c(out.get(range).unwrap_or_default());
+        }
+        footer_bytes = footer::encode(&footer);
+    }
+    out.truncate(start);
+    let trailer = header::Trailer {
+        footer_offset: start as u64,
+        footer_len: u32::try_from(footer_bytes.len()).unwrap_or(u32::MAX),
+        footer_crc: crc32c(&footer_bytes),
+    };
+    out.extend_from_slice(&footer_bytes);
+    out.extend_from_slice(&trailer.encode());
+    out
+}
+
 /// A segment path.
 pub fn path_in(dir: &Path, id: SegmentId) -> PathBuf {
     dir.join(file_name(id))
