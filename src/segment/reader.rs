@@ -198,12 +198,7 @@ impl<'s> TableScan<'s> {
     ) -> Result<(Vec<u32>, Option<Vec<i64>>)> {
         let range: Range<u32> = rg.first_row..rg.first_row + rg.n_rows;
         let candidates: Vec<u32> = match sel {
-            Some(s) => {
-                let mut part = s.clone();
-                part.remove_range(..range.start);
-                part.remove_range(range.end..);
-                part.iter().collect()
-            }
+            Some(s) => s.range(range.clone()).collect(),
             None => range.clone().collect(),
         };
         if candidates.is_empty() || (!need_ts && inside(req, rg.min_time, rg.max_time)) {

@@ -38,6 +38,9 @@ mod postings_kind {
     pub const ROARING: u64 = 1;
     /// A bitmap of the table's rows, LSB first, ceil(rows / 8) bytes.
     pub const DENSE: u64 = 2;
+    /// A single row, stored in the header itself in place of the byte length (no payload):
+    /// most values of small tables (users, endpoints) occur once.
+    pub const SINGLE: u64 = 3;
     /// Bits of the header varint that hold the kind.
     pub const BITS: u32 = 2;
 }
@@ -146,6 +149,10 @@ fn encode_section(values: &[Option<u32>], n_rows: usize) -> Vec<u8> {
 fn encode_mixed(stored: &[&RoaringBitmap], n_rows: usize) -> Vec<u8> {
     let mut out = Vec::new();
     for rows in stored {
+        if let (1, Some(row)) = (rows.len(), rows.min()) {
+            out.put_varint((u64::from(row) << postings_kind::BITS) | postings_kind::SINGLE);
+            continue;
+        }
         let (kind, bytes) = encode_postings(rows, n_rows);
         out.put_varint(((bytes.len() as u64) << postings_kind::BITS) | kind);
         out.extend_from_slice(&bytes);
@@ -367,6 +374,14 @@ fn decode_mixed(
     let mut out = Vec::with_capacity(n_stored.min(body.len()));
     for _ in 0..n_stored {
         let header = r.varint()?;
+        if header & ((1 << postings_kind::BITS) - 1) == postings_kind::SINGLE {
+            let row = header >> postings_kind::BITS;
+            if row >= u64::from(n_rows) {
+                return Err(invalid("posting past the table's rows"));
+            }
+            out.push(RoaringBitmap::from_iter([row as u32]));
+            continue;
+        }
         let len = usize::try_from(header >> postings_kind::BITS)
             .map_err(|_| CorruptionKind::Truncated)?;
         out.push(decode_postings(
