@@ -211,8 +211,9 @@ fn put_chunk(out: &mut Vec<u8>, c: &ChunkRef) {
     out.put_u8(c.enc);
 }
 
-/// Encodes the footer (zstd-wrapped). The caller guarantees the invariants in the module docs.
-pub(crate) fn encode(f: &Footer) -> Vec<u8> {
+/// Encodes the footer (zstd-wrapped); `None` if zstd fails. The caller guarantees the
+/// invariants in the module docs.
+pub(crate) fn encode(f: &Footer) -> Option<Vec<u8>> {
     let mut names = Interner::default();
     let mut schema_ids: HashMap<Schema, u32> = HashMap::new();
     let mut schemas: Vec<Schema> = Vec::new();
@@ -318,7 +319,7 @@ pub(crate) fn encode(f: &Footer) -> Vec<u8> {
             }
         }
     }
-    zstd_wrap(&out).unwrap_or_default()
+    zstd_wrap(&out)
 }
 
 /// Reads a count of items that take at least one byte each.

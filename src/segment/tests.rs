@@ -124,7 +124,7 @@ fn write(tables: &[ColumnBatch]) -> Vec<u8> {
     for t in tables {
         w.add_table(t).expect("valid table");
     }
-    w.into_bytes()
+    w.into_bytes().expect("encodes")
 }
 
 fn open_bytes(bytes: Vec<u8>) -> Result<Arc<Segment>> {

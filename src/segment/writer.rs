@@ -167,8 +167,8 @@ impl Writer {
         Ok(())
     }
 
-    /// The complete file.
-    pub fn into_bytes(self) -> Vec<u8> {
+    /// The complete file, or an error when a chunk or the footer exceeds 4 GiB.
+    pub fn into_bytes(self) -> Result<Vec<u8>> {
         let Writer {
             info,
             tables: pending,
@@ -217,7 +217,7 @@ impl Writer {
                     tables: at..at,
                 });
             }
-            let table = place_table(t, &value_ids, &mut data);
+            let table = place_table(t, &value_ids, &mut data)?;
             tables.push(table);
             if let Some(dir) = tenants.last_mut() {
                 dir.range.end = data.len() as u64;
@@ -230,18 +230,20 @@ impl Writer {
             tenants,
             tables,
         });
+        let footer = footer.ok_or_else(|| refuse("zstd failed to compress the footer".into()))?;
         let trailer = Trailer {
             footer_offset: data.len() as u64,
-            footer_len: u32::try_from(footer.len()).unwrap_or(u32::MAX),
+            footer_len: u32::try_from(footer.len())
+                .map_err(|_| refuse("the footer exceeds 4 GiB".into()))?,
             footer_crc: crc32c(&footer),
         };
         data.extend_from_slice(&footer);
         data.extend_from_slice(&trailer.encode());
-        data
+        Ok(data)
     }
 
     pub fn finish(self, fs: &dyn FileSystem, path: &Path) -> Result<u64> {
-        let bytes = self.into_bytes();
+        let bytes = self.into_bytes()?;
         // Write under the temporary name, fsync, rename: after a crash `path` either does not
         // exist or holds the whole file (storage-format.md, "Write and commit protocol").
         let tmp = temp_path(path);
@@ -269,10 +271,10 @@ fn encode_field(f: &FieldColumn, rows: Range<usize>) -> Encoded {
 /// Appends a table's chunks to `data` and describes them: one block when they are small
 /// together, else one block per chunk.
 fn place_table(
-    t: PendingTable,
+    mut t: PendingTable,
     value_ids: &HashMap<(&str, &str), u32>,
     data: &mut Vec<u8>,
-) -> Table {
+) -> Result<Table> {
     let n = t.info.n_rows as usize;
     let mut chunks: Vec<Encoded> = Vec::new();
     if !t.tags.is_empty() {
@@ -292,8 +294,8 @@ fn place_table(
         chunks.push(tags::encode(&keys, n));
     }
     let mut row_groups = Vec::with_capacity(t.row_groups.len());
-    for rg in &t.row_groups {
-        chunks.extend(rg.chunks.iter().cloned());
+    for rg in &mut t.row_groups {
+        chunks.append(&mut rg.chunks);
     }
     let start = data.len() as u64;
     let total: u64 = chunks.iter().map(|c| c.bytes.len() as u64).sum();
@@ -303,7 +305,10 @@ fn place_table(
     let mut packed_crc = 0;
     for c in &chunks {
         let offset = data.len() as u64;
-        let len = c.bytes.len() as u32;
+        let len = u32::try_from(c.bytes.len()).map_err(|_| {
+            let what = format!("{}/{}", t.info.tenant, t.info.measurement);
+            refuse(format!("table {what} has a chunk over 4 GiB"))
+        })?;
         if packed {
             packed_crc = crc32c_append(packed_crc, &c.bytes);
         } else {
@@ -352,10 +357,10 @@ fn place_table(
             event_ids,
         });
     }
-    Table {
+    Ok(Table {
         info: t.info,
         tags,
         row_groups,
         blocks,
-    }
+    })
 }
