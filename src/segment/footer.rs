@@ -14,7 +14,7 @@
 //! between the header and the footer; tenants are strictly ascending by name and a tenant's
 //! measurements strictly ascending; tag values are strictly ascending; every table has
 //! 1..=u32::MAX rows and its row groups' time ranges are ascending and span the table's.
-//! Byte layout: storage-format.md, "Segment footer".
+//! Byte layout: storage-format.md, "Segment files", "Footer".
 
 use std::collections::HashMap;
 use std::ops::Range;

@@ -3,7 +3,8 @@
 //!
 //! **Invariant:** the header and trailer layouts are the same in every format version, so a
 //! reader of any version can tell a segment from other bytes and learn its version before
-//! interpreting anything else. Byte layout: storage-format.md, "Segment files".
+//! interpreting anything else. Byte layout: storage-format.md, "Segment files", "Header" and
+//! "Trailer".
 
 use std::mem::size_of;
 

@@ -412,13 +412,8 @@ fn scan_table(ts: &mut TableScan<'_>, req: &ScanRequest) -> Result<Option<Column
         if !req.wants(key) {
             continue;
         }
-        let n = ts.n_rows() as usize;
         let idx = ts.tag_index(k)?;
-        let all_ids = idx.ids(n);
-        let ids = rows
-            .iter()
-            .filter_map(|&r| all_ids.get(r as usize).copied())
-            .collect();
+        let ids = idx.ids_of(&rows);
         batch.tags.push(TagColumn {
             key: key.clone(),
             dict: idx.dict.clone(),

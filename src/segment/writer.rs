@@ -245,7 +245,7 @@ impl Writer {
     pub fn finish(self, fs: &dyn FileSystem, path: &Path) -> Result<u64> {
         let bytes = self.into_bytes()?;
         // Write under the temporary name, fsync, rename: after a crash `path` either does not
-        // exist or holds the whole file (storage-format.md, "Write and commit protocol").
+        // exist or holds the whole file (storage-format.md, "Segment files", "Write and commit protocol").
         let tmp = temp_path(path);
         let mut file = fs.create(&tmp).map_err(|e| Error::io("create", &tmp, e))?;
         file.write_all(&bytes)

@@ -8,8 +8,8 @@
 //! Encoders pick, per block, the smallest of the encodings they know (the choice is the
 //! block's encoding id), so tiny blocks never pay pco's fixed overhead.
 //!
-//! The byte layout of each encoding is documented in storage-format.md, "Segment column
-//! encodings"; the ids are in [`enc`].
+//! The byte layout of each encoding is documented in storage-format.md, "Segment files",
+//! "Column encodings"; the ids are in [`enc`].
 
 pub(crate) mod bools;
 pub(crate) mod event_id;

@@ -55,12 +55,18 @@ pub(crate) struct TagIndex {
 }
 
 impl TagIndex {
-    /// The dictionary index of every row, [`NO_TAG`] where the row lacks the tag.
-    pub fn ids(&self, n_rows: usize) -> Vec<u32> {
-        let mut ids = vec![NO_TAG; n_rows];
-        for (value_idx, rows) in self.postings.iter().enumerate() {
-            for row in rows {
-                if let Some(slot) = ids.get_mut(row as usize) {
+    /// The dictionary index of each of `rows` (ascending), [`NO_TAG`] where the row lacks the
+    /// tag. Work and memory follow the selected rows, not the table's size.
+    pub fn ids_of(&self, rows: &[u32]) -> Vec<u32> {
+        let mut ids = vec![NO_TAG; rows.len()];
+        let (Some(&lo), Some(&hi)) = (rows.first(), rows.last()) else {
+            return ids;
+        };
+        for (value_idx, postings) in self.postings.iter().enumerate() {
+            for row in postings.range(lo..=hi) {
+                if let Ok(i) = rows.binary_search(&row)
+                    && let Some(slot) = ids.get_mut(i)
+                {
                     *slot = value_idx as u32;
                 }
             }
@@ -488,14 +494,18 @@ mod tests {
         ];
         let idx = index(&keys, &pool, 0);
         assert_eq!(idx.dict, vec!["a", "ab", "b"]);
-        assert_eq!(idx.ids(6), vec![2, NO_TAG, 0, 2, NO_TAG, 1]);
+        assert_eq!(
+            idx.ids_of(&[0, 1, 2, 3, 4, 5]),
+            vec![2, NO_TAG, 0, 2, NO_TAG, 1]
+        );
+        assert_eq!(idx.ids_of(&[1, 3]), vec![NO_TAG, 2]);
         let empty = idx.matching(&TagPredicate::eq("k", ""), 6);
         assert_eq!(empty.iter().collect::<Vec<_>>(), vec![1, 4]);
         let not_b = idx.matching(&TagPredicate::not_eq("k", "b"), 6);
         assert_eq!(not_b.iter().collect::<Vec<_>>(), vec![1, 2, 4, 5]);
         let all = index(&keys, &pool, 1);
         assert_eq!(
-            (all.dict.clone(), all.ids(6)),
+            (all.dict.clone(), all.ids_of(&[0, 1, 2, 3, 4, 5])),
             (vec!["zzz".to_string()], vec![0; 6])
         );
     }
