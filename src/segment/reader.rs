@@ -219,11 +219,12 @@ impl<'s> TableScan<'s> {
     }
 }
 
+/// A chunk the checked footer guarantees was not there (an error, never a panic).
 fn missing(path: &Path) -> crate::Error {
     Corruption::new(
         path,
         0,
-        CorruptionKind::Invalid("tag index vanished".into()),
+        CorruptionKind::Invalid("a chunk the footer lists is missing".into()),
     )
     .into()
 }
