@@ -1,0 +1,175 @@
+//! The event id column of a row group.
+//!
+//! Ids are usually random 128-bit values printed as text, which no general compressor
+//! shrinks below 16 bytes. So when every present id of the block is exactly 32 lowercase hex
+//! digits ([`enc::ID_HEX`]) or a canonical lowercase UUID `8-4-4-4-12` ([`enc::ID_UUID`]), the
+//! block stores the 16 raw bytes of each; otherwise it falls back to the string encodings of
+//! [`super::strings`]. The encoding id is the block's flag saying which form it holds.
+//!
+//! **Invariant:** ids round-trip exactly; uppercase hex or any other spelling takes the string
+//! fallback rather than being normalised.
+
+use super::{Encoded, decode_optional, enc, encode_optional, invalid, smallest, strings};
+use crate::error::CorruptionKind;
+use crate::scan::StrColumn;
+
+/// Raw bytes per id in the binary forms.
+pub(crate) const ID_BYTES: usize = 16;
+
+/// Hyphen positions of a canonical UUID's text.
+const UUID_HYPHENS: [usize; 4] = [8, 13, 18, 23];
+/// Length of a canonical UUID's text.
+const UUID_LEN: usize = 36;
+
+fn hex_value(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        _ => None,
+    }
+}
+
+/// The 16 bytes of 32 lowercase hex digits.
+fn parse_hex(digits: impl Iterator<Item = u8>) -> Option<[u8; ID_BYTES]> {
+    let digits: Vec<u8> = digits.collect();
+    if digits.len() != 2 * ID_BYTES {
+        return None;
+    }
+    let mut out = [0u8; ID_BYTES];
+    for (slot, pair) in out.iter_mut().zip(digits.chunks_exact(2)) {
+        if let [hi, lo] = pair {
+            *slot = hex_value(*hi)? << 4 | hex_value(*lo)?;
+        }
+    }
+    Some(out)
+}
+
+fn parse_uuid(s: &str) -> Option<[u8; ID_BYTES]> {
+    let b = s.as_bytes();
+    if b.len() != UUID_LEN || UUID_HYPHENS.iter().any(|&i| b.get(i) != Some(&b'-')) {
+        return None;
+    }
+    parse_hex(
+        b.iter()
+            .enumerate()
+            .filter(|(i, _)| !UUID_HYPHENS.contains(i))
+            .map(|(_, &c)| c),
+    )
+}
+
+fn to_hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        for nibble in [b >> 4, b & 0xf] {
+            s.push(char::from(
+                DIGITS.get(usize::from(nibble)).copied().unwrap_or(b'0'),
+            ));
+        }
+    }
+    s
+}
+
+fn to_uuid(bytes: &[u8]) -> String {
+    let hex = to_hex(bytes);
+    let mut s = String::with_capacity(UUID_LEN);
+    for (i, c) in hex.chars().enumerate() {
+        if matches!(i, 8 | 12 | 16 | 20) {
+            s.push('-');
+        }
+        s.push(c);
+    }
+    s
+}
+
+fn binary(dense: &[&str], parse: impl Fn(&str) -> Option<[u8; ID_BYTES]>) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(dense.len() * ID_BYTES);
+    for id in dense {
+        out.extend_from_slice(&parse(id)?);
+    }
+    Some(out)
+}
+
+/// Encodes an event id column.
+pub(crate) fn encode(values: &StrColumn) -> Encoded {
+    let v: Vec<Option<&str>> = values.iter().collect();
+    encode_optional(&v, |dense| {
+        let hex = binary(dense, |s| parse_hex(s.bytes())).map(|b| Encoded::new(enc::ID_HEX, b));
+        let uuid = binary(dense, parse_uuid).map(|b| Encoded::new(enc::ID_UUID, b));
+        let fallback = strings::encode_dense(dense);
+        smallest(hex.into_iter().chain(uuid).chain([fallback]))
+            .unwrap_or_else(|| Encoded::new(enc::STR_PLAIN, Vec::new()))
+    })
+}
+
+/// Decodes an event id column of `n_rows` rows.
+pub(crate) fn decode(
+    encoding: u8,
+    payload: &[u8],
+    n_rows: usize,
+) -> Result<Vec<Option<String>>, CorruptionKind> {
+    decode_optional(encoding, payload, n_rows, |codec, bytes, n| match codec {
+        enc::ID_HEX | enc::ID_UUID => {
+            if Some(bytes.len()) != n.checked_mul(ID_BYTES) {
+                return Err(invalid("binary event id block has the wrong length"));
+            }
+            let format = if codec == enc::ID_HEX {
+                to_hex
+            } else {
+                to_uuid
+            };
+            Ok(bytes.chunks_exact(ID_BYTES).map(format).collect())
+        }
+        enc::STR_PLAIN | enc::STR_ZSTD => strings::decode_dense(codec, bytes, n),
+        other => Err(invalid(format!("unknown event id encoding {other}"))),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn round_trip(ids: &[Option<&str>]) -> (u8, Vec<Option<String>>) {
+        let col: StrColumn = ids.iter().copied().collect();
+        let e = encode(&col);
+        (
+            e.enc,
+            decode(e.enc, &e.bytes, ids.len()).unwrap_or_default(),
+        )
+    }
+
+    fn owned(ids: &[Option<&str>]) -> Vec<Option<String>> {
+        ids.iter().map(|s| s.map(str::to_owned)).collect()
+    }
+
+    #[test]
+    fn lowercase_hex_is_stored_as_16_bytes() {
+        let ids = [Some("f70b62414b1a31d5e3501084b5965048"), None];
+        assert_eq!(round_trip(&ids), (enc::ID_HEX | enc::PRESENCE, owned(&ids)));
+    }
+
+    #[test]
+    fn canonical_uuids_are_stored_as_16_bytes() {
+        let ids = [Some("123e4567-e89b-12d3-a456-426614174000")];
+        assert_eq!(round_trip(&ids), (enc::ID_UUID, owned(&ids)));
+    }
+
+    #[test]
+    fn other_spellings_fall_back_to_strings() {
+        for ids in [
+            [
+                Some("F70B62414B1A31D5E3501084B5965048"),
+                Some("f70b62414b1a31d5e3501084b5965048"),
+            ],
+            [Some("123E4567-E89B-12D3-A456-426614174000"), Some("x")],
+            [Some("f70b62414b1a31d5e3501084b596504"), Some("")],
+        ] {
+            let (encoding, back) = round_trip(&ids);
+            assert!(
+                matches!(encoding, enc::STR_PLAIN | enc::STR_ZSTD),
+                "{encoding}"
+            );
+            assert_eq!(back, owned(&ids));
+        }
+    }
+}

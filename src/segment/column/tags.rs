@@ -1,0 +1,544 @@
+//! Tag columns: per table and tag key, the sorted dictionary of the values that occur and,
+//! per value, the postings (the rows that have it, as a roaring bitmap). There is no per-row
+//! id column: a reader that projects the tag derives the ids from the postings, and a
+//! predicate is answered from the dictionary and postings alone.
+//!
+//! A table's tag chunk holds one section per tag key (schema order), each behind its varint
+//! length so that a reader decodes only the keys it needs. A section is: the value count;
+//! the dictionary as ascending indexes into the segment's tag value table (footer), the
+//! first as is and the others as the gap minus one; the "implied" value (when every row has
+//! the key, the postings of one value, the largest, are left out: they are the rows no other
+//! value has); then the postings of every other value, each the smallest of three forms
+//! (row deltas as varints, roaring's portable serialization, a plain bitmap over the table's
+//! rows). [`enc::TAG_ZSTD`] wraps the whole chunk in one zstd frame when that is smaller.
+//!
+//! **Invariants:** dictionaries are strictly ascending and hold only values some row has;
+//! postings are non-empty, within the table's rows, and pairwise disjoint (a row has at most
+//! one value per key); rows without the tag are in no postings.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::ops::Range;
+
+use roaring::RoaringBitmap;
+
+use super::{
+    Encoded, enc, invalid, pack_bits, pco_compress, pco_decompress, smallest, unpack_bits,
+    zstd_unwrap, zstd_wrap,
+};
+use crate::codec::{ByteReader, PutLe};
+use crate::error::CorruptionKind;
+use crate::scan::{NO_TAG, TagPredicate};
+
+/// Forms of one postings list, the low bits of its header varint.
+mod postings_kind {
+    /// Varints: the first row, then each following row minus its predecessor minus one.
+    pub const DELTAS: u64 = 0;
+    /// roaring's portable serialization (`RoaringBitmap::serialize_into`).
+    pub const ROARING: u64 = 1;
+    /// A bitmap of the table's rows, LSB first, ceil(rows / 8) bytes.
+    pub const DENSE: u64 = 2;
+    /// A single row, stored in the header itself in place of the byte length (no payload):
+    /// most values of small tables (users, endpoints) occur once.
+    pub const SINGLE: u64 = 3;
+    /// Bits of the header varint that hold the kind.
+    pub const BITS: u32 = 2;
+}
+
+/// A decoded tag column of a table.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct TagIndex {
+    /// Distinct values, ascending.
+    pub dict: Vec<String>,
+    /// Rows per value, parallel to `dict`.
+    pub postings: Vec<RoaringBitmap>,
+}
+
+impl TagIndex {
+    /// The dictionary index of each of `rows` (ascending), [`NO_TAG`] where the row lacks the
+    /// tag. Work and memory follow the selected rows, not the table's size.
+    pub fn ids_of(&self, rows: &[u32]) -> Vec<u32> {
+        let mut ids = vec![NO_TAG; rows.len()];
+        let (Some(&lo), Some(&hi)) = (rows.first(), rows.last()) else {
+            return ids;
+        };
+        for (value_idx, postings) in self.postings.iter().enumerate() {
+            for row in postings.range(lo..=hi) {
+                if let Ok(i) = rows.binary_search(&row)
+                    && let Some(slot) = ids.get_mut(i)
+                {
+                    *slot = value_idx as u32;
+                }
+            }
+        }
+        ids
+    }
+
+    /// Rows whose value (`""` when they lack the tag) satisfies `pred`.
+    pub fn matching(&self, pred: &TagPredicate, n_rows: u32) -> RoaringBitmap {
+        let mut out = RoaringBitmap::new();
+        for (value, rows) in self.dict.iter().zip(&self.postings) {
+            if pred.matches(value) {
+                out |= rows;
+            }
+        }
+        if pred.matches("") {
+            let mut untagged = RoaringBitmap::new();
+            untagged.insert_range(0..n_rows);
+            for rows in &self.postings {
+                untagged -= rows;
+            }
+            out |= untagged;
+        }
+        out
+    }
+}
+
+/// Encodes a table's tag chunk: per key, each row's index into the segment's tag value
+/// table (`None` where the row lacks the key).
+pub(crate) fn encode(keys: &[Vec<Option<u32>>], n_rows: usize) -> Encoded {
+    let mut plain = Vec::new();
+    for rows in keys {
+        let section = encode_section(rows, n_rows);
+        plain.put_varint(section.len() as u64);
+        plain.extend_from_slice(&section);
+    }
+    let zstd = zstd_wrap(&plain).map(|b| Encoded::new(enc::TAG_ZSTD, b));
+    smallest(std::iter::once(Encoded::new(enc::TAG_PLAIN, plain)).chain(zstd))
+        .unwrap_or_else(|| Encoded::new(enc::TAG_PLAIN, Vec::new()))
+}
+
+fn encode_section(values: &[Option<u32>], n_rows: usize) -> Vec<u8> {
+    let mut by_value: BTreeMap<u32, RoaringBitmap> = BTreeMap::new();
+    for (row, v) in values.iter().enumerate() {
+        if let Some(v) = v {
+            by_value.entry(*v).or_default().insert(row as u32);
+        }
+    }
+    let mut out = Vec::new();
+    out.put_varint(by_value.len() as u64);
+    let mut prev: Option<u32> = None;
+    for &id in by_value.keys() {
+        out.put_varint(u64::from(prev.map_or(id, |p| id - p - 1)));
+        prev = Some(id);
+    }
+    let lists: Vec<&RoaringBitmap> = by_value.values().collect();
+    let implied = lists
+        .iter()
+        .enumerate()
+        .max_by_key(|(_, p)| p.len())
+        .filter(|_| values.iter().all(Option::is_some))
+        .map(|(i, _)| i);
+    let stored: Vec<&RoaringBitmap> = lists
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| Some(*i) != implied)
+        .map(|(_, p)| *p)
+        .collect();
+    let layouts = [
+        (layout::MIXED, Some(encode_mixed(&stored, n_rows))),
+        (layout::DENSE, Some(encode_dense(&stored, n_rows))),
+        (layout::PCO, encode_pco(&stored)),
+    ];
+    let (form, body) = layouts
+        .into_iter()
+        .filter_map(|(form, body)| Some((form, body?)))
+        .min_by_key(|(_, body)| body.len())
+        .unwrap_or((layout::MIXED, Vec::new()));
+    let implied = implied.map_or(0, |i| i as u64 + 1);
+    out.put_varint((implied << layout::BITS) | form);
+    out.extend_from_slice(&body);
+    out
+}
+
+/// Every stored postings list behind a header varint (byte length, form).
+fn encode_mixed(stored: &[&RoaringBitmap], n_rows: usize) -> Vec<u8> {
+    let mut out = Vec::new();
+    for rows in stored {
+        if let (1, Some(row)) = (rows.len(), rows.min()) {
+            out.put_varint((u64::from(row) << postings_kind::BITS) | postings_kind::SINGLE);
+            continue;
+        }
+        let (kind, bytes) = encode_postings(rows, n_rows);
+        out.put_varint(((bytes.len() as u64) << postings_kind::BITS) | kind);
+        out.extend_from_slice(&bytes);
+    }
+    out
+}
+
+/// Every stored postings list as a bitmap of the table's rows; no headers (the length is
+/// fixed), which wins for the tiny tables that most of a day's tables are.
+fn encode_dense(stored: &[&RoaringBitmap], n_rows: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(stored.len() * n_rows.div_ceil(8));
+    for rows in stored {
+        out.extend(pack_bits((0..n_rows).map(|r| rows.contains(r as u32))));
+    }
+    out
+}
+
+/// The lists' lengths and their row deltas (as in [`postings_kind::DELTAS`]), concatenated,
+/// as two pco blocks: entropy coding beats byte-aligned varints on the long lists of large
+/// tables.
+fn encode_pco(stored: &[&RoaringBitmap]) -> Option<Vec<u8>> {
+    if stored.is_empty() {
+        return None;
+    }
+    let counts: Vec<u32> = stored.iter().map(|p| p.len() as u32).collect();
+    let mut gaps: Vec<u32> = Vec::new();
+    for rows in stored {
+        let mut prev: Option<u32> = None;
+        for row in *rows {
+            gaps.push(prev.map_or(row, |p| row - p - 1));
+            prev = Some(row);
+        }
+    }
+    let counts = pco_compress(&counts)?;
+    let mut out = Vec::new();
+    out.put_varint(counts.len() as u64);
+    out.extend_from_slice(&counts);
+    out.extend(pco_compress(&gaps)?);
+    Some(out)
+}
+
+fn encode_postings(rows: &RoaringBitmap, n_rows: usize) -> (u64, Vec<u8>) {
+    let mut deltas = Vec::new();
+    let mut prev: Option<u32> = None;
+    for row in rows {
+        deltas.put_varint(u64::from(prev.map_or(row, |p| row - p - 1)));
+        prev = Some(row);
+    }
+    let mut best = (postings_kind::DELTAS, deltas);
+    if n_rows.div_ceil(8) < best.1.len() {
+        let bits = pack_bits((0..n_rows).map(|r| rows.contains(r as u32)));
+        best = (postings_kind::DENSE, bits);
+    }
+    if rows.serialized_size() < best.1.len() {
+        let mut bytes = Vec::with_capacity(rows.serialized_size());
+        if rows.serialize_into(&mut bytes).is_ok() {
+            best = (postings_kind::ROARING, bytes);
+        }
+    }
+    best
+}
+
+/// How a section stores its postings lists, the low bits of its layout varint (the high bits
+/// are the implied value + 1, or 0).
+mod layout {
+    /// Each list behind a header varint: `byte length << 2 | postings_kind`.
+    pub const MIXED: u64 = 0;
+    /// Each list as a bitmap of ceil(rows / 8) bytes.
+    pub const DENSE: u64 = 1;
+    /// varint length of a pco block of the lists' lengths (u32), that block, then a pco
+    /// block of every list's deltas (u32), concatenated.
+    pub const PCO: u64 = 2;
+    /// Bits of the layout varint that hold the layout.
+    pub const BITS: u32 = 2;
+}
+
+/// A table's tag chunk, split into its per-key sections (not yet decoded).
+#[derive(Debug, Clone)]
+pub(crate) struct TagChunk<'a> {
+    bytes: Cow<'a, [u8]>,
+    sections: Vec<Range<usize>>,
+}
+
+impl<'a> TagChunk<'a> {
+    /// Splits a tag chunk of `n_keys` sections (unwrapping zstd first).
+    pub fn split(
+        encoding: u8,
+        payload: &'a [u8],
+        n_keys: usize,
+        n_rows: u32,
+    ) -> Result<TagChunk<'a>, CorruptionKind> {
+        let bytes = match encoding {
+            enc::TAG_PLAIN => Cow::Borrowed(payload),
+            enc::TAG_ZSTD => {
+                // Per key: a section length, a value count, an implied index (<= 10 bytes
+                // each), and per value (at most one per row) an index of <= 5 bytes and
+                // postings that never take more than 5 bytes per row plus a header.
+                let per_key = (n_rows as usize).saturating_mul(20).saturating_add(64);
+                Cow::Owned(zstd_unwrap(payload, per_key.saturating_mul(n_keys.max(1)))?)
+            }
+            other => return Err(invalid(format!("unknown tag encoding {other}"))),
+        };
+        let mut r = ByteReader::new(&bytes);
+        let mut sections = Vec::with_capacity(n_keys.min(bytes.len()));
+        for _ in 0..n_keys {
+            let len = usize::try_from(r.varint()?).map_err(|_| CorruptionKind::Truncated)?;
+            let start = r.position();
+            r.take(len)?;
+            sections.push(start..start + len);
+        }
+        if !r.is_empty() {
+            return Err(invalid("trailing bytes after the last tag section"));
+        }
+        Ok(TagChunk { bytes, sections })
+    }
+
+    /// Decodes the dictionary and postings of key `key_idx`.
+    pub fn decode_key(
+        &self,
+        key_idx: usize,
+        values: &[String],
+        n_rows: u32,
+    ) -> Result<TagIndex, CorruptionKind> {
+        let section = self
+            .sections
+            .get(key_idx)
+            .and_then(|r| self.bytes.get(r.clone()))
+            .ok_or_else(|| invalid(format!("no tag section {key_idx}")))?;
+        decode_section(section, values, n_rows)
+    }
+}
+
+fn decode_section(
+    bytes: &[u8],
+    values: &[String],
+    n_rows: u32,
+) -> Result<TagIndex, CorruptionKind> {
+    let mut r = ByteReader::new(bytes);
+    let n_values = r.varint()?;
+    if n_values > u64::from(n_rows) || n_values > r.remaining() as u64 {
+        return Err(invalid(format!(
+            "tag dictionary of {n_values} values for {n_rows} rows"
+        )));
+    }
+    let mut dict: Vec<String> = Vec::with_capacity(n_values as usize);
+    let mut next: u64 = 0;
+    for _ in 0..n_values {
+        let id = next.saturating_add(r.varint()?);
+        let value = usize::try_from(id).ok().and_then(|i| values.get(i));
+        dict.push(
+            value
+                .ok_or_else(|| invalid(format!("tag value index {id} out of range")))?
+                .clone(),
+        );
+        next = id + 1;
+    }
+    let layout_word = r.varint()?;
+    let implied = layout_word >> layout::BITS;
+    if implied > n_values {
+        return Err(invalid("implied tag value out of range"));
+    }
+    let implied = implied.checked_sub(1).map(|i| i as usize);
+    let n_stored = dict.len() - usize::from(implied.is_some());
+    let body = r.take(r.remaining())?;
+    let stored = match layout_word & ((1 << layout::BITS) - 1) {
+        layout::MIXED => decode_mixed(body, n_stored, n_rows)?,
+        layout::DENSE => {
+            let width = (n_rows as usize).div_ceil(8);
+            if Some(body.len()) != width.checked_mul(n_stored) {
+                return Err(invalid("dense postings have the wrong length"));
+            }
+            let lists = body.chunks(width.max(1)).take(n_stored);
+            lists
+                .map(|bits| decode_postings(postings_kind::DENSE, bits, n_rows))
+                .collect::<Result<_, _>>()?
+        }
+        layout::PCO => decode_pco(body, n_stored, n_rows)?,
+        other => return Err(invalid(format!("unknown postings layout {other}"))),
+    };
+    let mut stored = stored.into_iter();
+    let mut postings = Vec::with_capacity(dict.len());
+    let mut seen = RoaringBitmap::new();
+    for i in 0..dict.len() {
+        if Some(i) == implied {
+            postings.push(RoaringBitmap::new());
+            continue;
+        }
+        let rows = stored.next().ok_or_else(|| invalid("missing postings"))?;
+        if rows.is_empty() || rows.max().is_some_and(|m| m >= n_rows) {
+            return Err(invalid("postings empty or past the table's rows"));
+        }
+        if !seen.is_disjoint(&rows) {
+            return Err(invalid("a row is in the postings of two values of one tag"));
+        }
+        seen |= &rows;
+        postings.push(rows);
+    }
+    if let Some(slot) = implied.and_then(|i| postings.get_mut(i)) {
+        let mut rest = RoaringBitmap::new();
+        rest.insert_range(0..n_rows);
+        rest -= &seen;
+        if rest.is_empty() {
+            return Err(invalid("implied tag value has no rows"));
+        }
+        *slot = rest;
+    }
+    if !r.is_empty() {
+        return Err(invalid("trailing bytes after the postings"));
+    }
+    Ok(TagIndex { dict, postings })
+}
+
+fn decode_mixed(
+    body: &[u8],
+    n_stored: usize,
+    n_rows: u32,
+) -> Result<Vec<RoaringBitmap>, CorruptionKind> {
+    let mut r = ByteReader::new(body);
+    let mut out = Vec::with_capacity(n_stored.min(body.len()));
+    for _ in 0..n_stored {
+        let header = r.varint()?;
+        if header & ((1 << postings_kind::BITS) - 1) == postings_kind::SINGLE {
+            let row = header >> postings_kind::BITS;
+            if row >= u64::from(n_rows) {
+                return Err(invalid("posting past the table's rows"));
+            }
+            out.push(RoaringBitmap::from_iter([row as u32]));
+            continue;
+        }
+        let len = usize::try_from(header >> postings_kind::BITS)
+            .map_err(|_| CorruptionKind::Truncated)?;
+        out.push(decode_postings(
+            header & ((1 << postings_kind::BITS) - 1),
+            r.take(len)?,
+            n_rows,
+        )?);
+    }
+    if !r.is_empty() {
+        return Err(invalid("trailing bytes after the postings"));
+    }
+    Ok(out)
+}
+
+fn decode_pco(
+    body: &[u8],
+    n_stored: usize,
+    n_rows: u32,
+) -> Result<Vec<RoaringBitmap>, CorruptionKind> {
+    let mut r = ByteReader::new(body);
+    let counts_len = usize::try_from(r.varint()?).map_err(|_| CorruptionKind::Truncated)?;
+    let counts: Vec<u32> = pco_decompress(r.take(counts_len)?, n_stored)?;
+    let total: u64 = counts.iter().map(|&c| u64::from(c)).sum();
+    if total > u64::from(n_rows) {
+        return Err(invalid("postings hold more rows than the table"));
+    }
+    let gaps: Vec<u32> = pco_decompress(r.take(r.remaining())?, total as usize)?;
+    let mut gaps = gaps.into_iter();
+    let mut out = Vec::with_capacity(counts.len());
+    for count in counts {
+        let mut rows = RoaringBitmap::new();
+        let mut next: u64 = 0;
+        for gap in gaps.by_ref().take(count as usize) {
+            let row = next + u64::from(gap);
+            if row >= u64::from(n_rows) {
+                return Err(invalid("posting past the table's rows"));
+            }
+            rows.insert(row as u32);
+            next = row + 1;
+        }
+        out.push(rows);
+    }
+    Ok(out)
+}
+
+fn decode_postings(kind: u64, bytes: &[u8], n_rows: u32) -> Result<RoaringBitmap, CorruptionKind> {
+    match kind {
+        postings_kind::DELTAS => {
+            let mut r = ByteReader::new(bytes);
+            let mut out = RoaringBitmap::new();
+            let mut next: u64 = 0;
+            while !r.is_empty() {
+                let row = next.saturating_add(r.varint()?);
+                if row >= u64::from(n_rows) {
+                    return Err(invalid("posting past the table's rows"));
+                }
+                out.insert(row as u32);
+                next = row + 1;
+            }
+            Ok(out)
+        }
+        postings_kind::DENSE => {
+            let bits = unpack_bits(bytes, n_rows as usize)?;
+            Ok(bits
+                .iter()
+                .enumerate()
+                .filter(|(_, b)| **b)
+                .map(|(i, _)| i as u32)
+                .collect())
+        }
+        postings_kind::ROARING => {
+            let rows = RoaringBitmap::deserialize_from(bytes)
+                .map_err(|e| invalid(format!("roaring: {e}")))?;
+            if rows.serialized_size() != bytes.len() {
+                return Err(invalid("roaring postings length mismatch"));
+            }
+            Ok(rows)
+        }
+        other => Err(invalid(format!("unknown postings form {other}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn index(keys: &[Vec<Option<u32>>], values: &[String], key: usize) -> TagIndex {
+        let n = keys[0].len();
+        let e = encode(keys, n);
+        let chunk = TagChunk::split(e.enc, &e.bytes, keys.len(), n as u32).unwrap();
+        chunk.decode_key(key, values, n as u32).unwrap()
+    }
+
+    fn values(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn postings_round_trip_and_leave_untagged_rows_out() {
+        let pool = values(&["a", "ab", "b", "zzz"]);
+        let keys = vec![
+            vec![Some(2), None, Some(0), Some(2), None, Some(1)],
+            vec![Some(3); 6],
+        ];
+        let idx = index(&keys, &pool, 0);
+        assert_eq!(idx.dict, vec!["a", "ab", "b"]);
+        assert_eq!(
+            idx.ids_of(&[0, 1, 2, 3, 4, 5]),
+            vec![2, NO_TAG, 0, 2, NO_TAG, 1]
+        );
+        assert_eq!(idx.ids_of(&[1, 3]), vec![NO_TAG, 2]);
+        let empty = idx.matching(&TagPredicate::eq("k", ""), 6);
+        assert_eq!(empty.iter().collect::<Vec<_>>(), vec![1, 4]);
+        let not_b = idx.matching(&TagPredicate::not_eq("k", "b"), 6);
+        assert_eq!(not_b.iter().collect::<Vec<_>>(), vec![1, 2, 4, 5]);
+        let all = index(&keys, &pool, 1);
+        assert_eq!(
+            (all.dict.clone(), all.ids_of(&[0, 1, 2, 3, 4, 5])),
+            (vec!["zzz".to_string()], vec![0; 6])
+        );
+    }
+
+    #[test]
+    fn large_tables_pick_compact_postings() {
+        let keys = vec![
+            (0..20_000)
+                .map(|i| Some(u32::from(i % 10 == 0)))
+                .collect::<Vec<_>>(),
+        ];
+        let e = encode(&keys, 20_000);
+        assert!(e.bytes.len() < 2_000 + 100, "{}", e.bytes.len());
+        let idx = index(&keys, &values(&["common", "rare"]), 0);
+        assert_eq!(idx.postings.iter().map(|p| p.len()).sum::<u64>(), 20_000);
+        assert_eq!(idx.postings[1].len(), 2_000);
+    }
+
+    #[test]
+    fn overlapping_postings_are_corruption() {
+        let mut section = Vec::new();
+        section.put_varint(2);
+        section.put_varint(0);
+        section.put_varint(0);
+        section.put_varint(0);
+        for _ in 0..2 {
+            section.put_varint(1 << postings_kind::BITS);
+            section.put_varint(0);
+        }
+        let mut chunk = Vec::new();
+        chunk.put_varint(section.len() as u64);
+        chunk.extend_from_slice(&section);
+        let split = TagChunk::split(enc::TAG_PLAIN, &chunk, 1, 1).unwrap();
+        assert!(split.decode_key(0, &values(&["a", "b"]), 1).is_err());
+    }
+}

@@ -1,0 +1,425 @@
+//! Reads an open segment: block access with CRC checks, scans and counts with pruning.
+//!
+//! **Invariants:** a block's CRC is checked before a single byte of it is decoded; every
+//! failure is a [`Corruption`] naming the file and the block's offset; the footer was checked
+//! at open ([`super::footer::decode`]), so offsets here lie inside the file.
+//!
+//! Pruning order for a scan: tenant (directory), measurement, table time range, tag predicates
+//! on dictionaries and postings, row-group time range and selected rows; only then are the
+//! projected columns of the surviving row groups decoded.
+
+use std::collections::HashMap;
+use std::ops::Range;
+use std::path::Path;
+
+use roaring::RoaringBitmap;
+
+use super::Segment;
+use super::column::tags::{TagChunk, TagIndex};
+use super::column::{bools, event_id, numeric, strings, timestamps};
+use super::footer::{BlockRef, ChunkRef, RowGroup, Table};
+use crate::codec::crc32c;
+use crate::error::{Corruption, CorruptionKind, Result};
+use crate::model::FieldType;
+use crate::scan::{ColumnBatch, FieldColumn, FieldValues, ScanRequest, StrColumn, TagColumn};
+
+/// Checked access to a segment's blocks and chunks.
+#[derive(Clone, Copy)]
+pub(crate) struct Blocks<'a> {
+    pub file: &'a [u8],
+    pub path: &'a Path,
+}
+
+impl<'a> Blocks<'a> {
+    /// The block's bytes after their CRC matched.
+    pub fn read(&self, b: &BlockRef) -> Result<&'a [u8], Corruption> {
+        let corruption = |kind| Corruption::new(self.path, b.offset, kind);
+        let end = b.offset.checked_add(u64::from(b.len));
+        let bytes = end
+            .and_then(|end| {
+                let range = usize::try_from(b.offset).ok()?..usize::try_from(end).ok()?;
+                self.file.get(range)
+            })
+            .ok_or_else(|| corruption(CorruptionKind::Truncated))?;
+        let actual = crc32c(bytes);
+        if actual != b.crc {
+            return Err(corruption(CorruptionKind::ChecksumMismatch {
+                expected: b.crc,
+                actual,
+            }));
+        }
+        Ok(bytes)
+    }
+
+    /// A chunk's bytes, after the CRC of the block holding it matched. Errors name the block.
+    pub fn chunk(&self, table: &Table, c: &ChunkRef) -> Result<(&'a [u8], u64), Corruption> {
+        let block = table.blocks.get(c.block).ok_or_else(|| {
+            Corruption::new(
+                self.path,
+                c.offset,
+                CorruptionKind::Invalid("chunk without a block".into()),
+            )
+        })?;
+        let bytes = self.read(block)?;
+        let start = c
+            .offset
+            .checked_sub(block.offset)
+            .and_then(|s| usize::try_from(s).ok());
+        let part = start.and_then(|s| bytes.get(s..s.checked_add(c.len as usize)?));
+        let part = part
+            .ok_or_else(|| Corruption::new(self.path, block.offset, CorruptionKind::Truncated))?;
+        Ok((part, block.offset))
+    }
+
+    /// Reads and decodes a chunk, tagging decode errors with its block's offset.
+    fn decode<T>(
+        &self,
+        table: &Table,
+        c: &ChunkRef,
+        f: impl FnOnce(u8, &'a [u8]) -> Result<T, CorruptionKind>,
+    ) -> Result<T> {
+        let (bytes, at) = self.chunk(table, c)?;
+        Ok(f(c.enc, bytes).map_err(|kind| Corruption::new(self.path, at, kind))?)
+    }
+}
+
+/// True when `[min, max]` overlaps the requested range.
+fn overlaps(req: &ScanRequest, min: i64, max: i64) -> bool {
+    req.time
+        .as_ref()
+        .is_none_or(|r| min < r.end && max >= r.start)
+}
+
+/// True when `[min, max]` lies inside the requested range.
+fn inside(req: &ScanRequest, min: i64, max: i64) -> bool {
+    req.time
+        .as_ref()
+        .is_none_or(|r| r.start <= min && max < r.end)
+}
+
+/// One table being scanned: its tag chunk and tag indexes are decoded at most once.
+struct TableScan<'s> {
+    blocks: Blocks<'s>,
+    table: &'s Table,
+    tag_values: &'s [(String, Vec<String>)],
+    tag_chunk: Option<TagChunk<'s>>,
+    tag_indexes: HashMap<usize, TagIndex>,
+}
+
+impl<'s> TableScan<'s> {
+    fn new(segment: &'s Segment, table: &'s Table) -> TableScan<'s> {
+        TableScan {
+            blocks: segment.blocks(),
+            table,
+            tag_values: &segment.footer.tag_values,
+            tag_chunk: None,
+            tag_indexes: HashMap::new(),
+        }
+    }
+
+    fn n_rows(&self) -> u32 {
+        self.table.info.n_rows as u32
+    }
+
+    fn tag_index(&mut self, key_idx: usize) -> Result<&TagIndex> {
+        if !self.tag_indexes.contains_key(&key_idx) {
+            let (table, n) = (self.table, self.n_rows());
+            let chunk_ref = table
+                .tags
+                .as_ref()
+                .ok_or_else(|| missing(self.blocks.path))?;
+            if self.tag_chunk.is_none() {
+                let n_keys = table.info.tag_keys.len();
+                let chunk = self.blocks.decode(table, chunk_ref, |enc, b| {
+                    TagChunk::split(enc, b, n_keys, n)
+                })?;
+                self.tag_chunk = Some(chunk);
+            }
+            let chunk = self
+                .tag_chunk
+                .as_ref()
+                .ok_or_else(|| missing(self.blocks.path))?;
+            let at = table
+                .blocks
+                .get(chunk_ref.block)
+                .map_or(chunk_ref.offset, |b| b.offset);
+            let key = table.info.tag_keys.get(key_idx).map(String::as_str);
+            let values = key
+                .and_then(|k| {
+                    self.tag_values
+                        .binary_search_by(|(pk, _)| pk.as_str().cmp(k))
+                        .ok()
+                })
+                .and_then(|i| self.tag_values.get(i))
+                .map_or(&[][..], |(_, v)| v.as_slice());
+            let idx = chunk
+                .decode_key(key_idx, values, n)
+                .map_err(|kind| Corruption::new(self.blocks.path, at, kind))?;
+            self.tag_indexes.insert(key_idx, idx);
+        }
+        self.tag_indexes
+            .get(&key_idx)
+            .ok_or_else(|| missing(self.blocks.path))
+    }
+
+    /// Rows satisfying every predicate; `None` means all rows.
+    fn selection(&mut self, req: &ScanRequest) -> Result<Option<RoaringBitmap>> {
+        let mut selected: Option<RoaringBitmap> = None;
+        for pred in &req.predicates {
+            let matching = match self.table.info.tag_keys.iter().position(|k| *k == pred.key) {
+                // A key the table lacks: every row has the empty value.
+                None if pred.matches("") => continue,
+                None => RoaringBitmap::new(),
+                Some(k) => {
+                    let n = self.n_rows();
+                    self.tag_index(k)?.matching(pred, n)
+                }
+            };
+            let next = match selected {
+                Some(s) => s & matching,
+                None => matching,
+            };
+            if next.is_empty() {
+                return Ok(Some(next));
+            }
+            selected = Some(next);
+        }
+        Ok(selected)
+    }
+
+    /// Table-relative rows of `rg` that are selected and inside the time range, with the
+    /// row group's timestamps when they had to be decoded.
+    fn rows_in(
+        &self,
+        rg: &RowGroup,
+        sel: Option<&RoaringBitmap>,
+        req: &ScanRequest,
+        need_ts: bool,
+    ) -> Result<(Vec<u32>, Option<Vec<i64>>)> {
+        let range: Range<u32> = rg.first_row..rg.first_row + rg.n_rows;
+        let candidates: Vec<u32> = match sel {
+            Some(s) => s.range(range.clone()).collect(),
+            None => range.clone().collect(),
+        };
+        if candidates.is_empty() || (!need_ts && inside(req, rg.min_time, rg.max_time)) {
+            return Ok((candidates, None));
+        }
+        let n = rg.n_rows as usize;
+        let ts = self.blocks.decode(self.table, &rg.timestamps, |enc, b| {
+            timestamps::decode(enc, b, n, rg.min_time, rg.max_time)
+        })?;
+        let rows = candidates
+            .into_iter()
+            .filter(|&row| {
+                ts.get((row - range.start) as usize)
+                    .is_some_and(|&t| req.time_contains(t))
+            })
+            .collect();
+        Ok((rows, Some(ts)))
+    }
+}
+
+/// A chunk the checked footer guarantees was not there (an error, never a panic).
+fn missing(path: &Path) -> crate::Error {
+    Corruption::new(
+        path,
+        0,
+        CorruptionKind::Invalid("a chunk the footer lists is missing".into()),
+    )
+    .into()
+}
+
+fn pick<T: Clone>(values: &[T], local: &[usize]) -> impl Iterator<Item = T> {
+    local.iter().filter_map(|&i| values.get(i).cloned())
+}
+
+fn extend_field(
+    out: &mut FieldValues,
+    blocks: &Blocks<'_>,
+    t: &Table,
+    b: &ChunkRef,
+    n: usize,
+    local: &[usize],
+) -> Result<()> {
+    match out {
+        FieldValues::F64(v) => v.extend(pick(
+            &blocks.decode(t, b, |e, x| numeric::decode_f64(e, x, n))?,
+            local,
+        )),
+        FieldValues::I64(v) => v.extend(pick(
+            &blocks.decode(t, b, |e, x| numeric::decode_i64(e, x, n))?,
+            local,
+        )),
+        FieldValues::U64(v) => v.extend(pick(
+            &blocks.decode(t, b, |e, x| numeric::decode_u64(e, x, n))?,
+            local,
+        )),
+        FieldValues::Bool(v) => v.extend(pick(
+            &blocks.decode(t, b, |e, x| bools::decode(e, x, n))?,
+            local,
+        )),
+        FieldValues::Str(v) => {
+            for s in pick(
+                &blocks.decode(t, b, |e, x| strings::decode(e, x, n))?,
+                local,
+            ) {
+                v.push(s.as_deref());
+            }
+        }
+    }
+    Ok(())
+}
+
+impl Segment {
+    pub(crate) fn blocks(&self) -> Blocks<'_> {
+        Blocks {
+            file: &self.bytes,
+            path: &self.path,
+        }
+    }
+
+    /// Tables matching the request's tenant, measurement and time range.
+    fn candidate_tables<'s>(
+        &'s self,
+        req: &'s ScanRequest,
+    ) -> impl Iterator<Item = &'s Table> + 's {
+        let dirs = match &req.tenant {
+            Some(t) => match self.footer.tenants.binary_search_by(|d| d.tenant.cmp(t)) {
+                Ok(i) => self.footer.tenants.get(i..=i).unwrap_or_default(),
+                Err(_) => &[],
+            },
+            None => &self.footer.tenants[..],
+        };
+        dirs.iter()
+            .flat_map(|d| self.footer.tables.get(d.tables.clone()).unwrap_or_default())
+            .filter(move |t| {
+                req.measurement
+                    .as_ref()
+                    .is_none_or(|m| *m == t.info.measurement)
+            })
+            .filter(move |t| overlaps(req, t.info.min_time, t.info.max_time))
+    }
+
+    pub(crate) fn scan_impl(&self, req: &ScanRequest) -> Result<Vec<ColumnBatch>> {
+        let mut out = Vec::new();
+        for table in self.candidate_tables(req) {
+            let mut ts = TableScan::new(self, table);
+            if let Some(batch) = scan_table(&mut ts, req)? {
+                out.push(batch);
+            }
+        }
+        Ok(out)
+    }
+
+    pub(crate) fn count_impl(&self, req: &ScanRequest) -> Result<u64> {
+        let mut total = 0;
+        for table in self.candidate_tables(req) {
+            let info = &table.info;
+            if req.predicates.is_empty() && inside(req, info.min_time, info.max_time) {
+                total += info.n_rows;
+                continue;
+            }
+            let mut ts = TableScan::new(self, table);
+            let sel = ts.selection(req)?;
+            for rg in table
+                .row_groups
+                .iter()
+                .filter(|rg| overlaps(req, rg.min_time, rg.max_time))
+            {
+                total += ts.rows_in(rg, sel.as_ref(), req, false)?.0.len() as u64;
+            }
+        }
+        Ok(total)
+    }
+
+    pub(crate) fn verify_impl(&self) -> Vec<Corruption> {
+        let blocks = self.blocks();
+        self.footer
+            .tables
+            .iter()
+            .flat_map(|t| &t.blocks)
+            .filter_map(|b| blocks.read(b).err())
+            .collect()
+    }
+}
+
+fn scan_table(ts: &mut TableScan<'_>, req: &ScanRequest) -> Result<Option<ColumnBatch>> {
+    let table = ts.table;
+    let info = &table.info;
+    let sel = ts.selection(req)?;
+    if sel.as_ref().is_some_and(RoaringBitmap::is_empty) {
+        return Ok(None);
+    }
+    let wanted_fields: Vec<(usize, &(String, FieldType))> = info
+        .fields
+        .iter()
+        .enumerate()
+        .filter(|(_, (k, _))| req.wants(k))
+        .collect();
+    let want_ids = info.has_event_ids && req.wants("event_id");
+    let mut batch = ColumnBatch {
+        tenant: info.tenant.clone(),
+        measurement: info.measurement.clone(),
+        fields: wanted_fields
+            .iter()
+            .map(|(_, (k, ty))| FieldColumn {
+                key: k.clone(),
+                values: FieldValues::new(*ty),
+            })
+            .collect(),
+        event_ids: want_ids.then(StrColumn::default),
+        ..ColumnBatch::default()
+    };
+    let mut rows: Vec<u32> = Vec::new();
+    for rg in table
+        .row_groups
+        .iter()
+        .filter(|rg| overlaps(req, rg.min_time, rg.max_time))
+    {
+        let (rg_rows, rg_ts) = ts.rows_in(rg, sel.as_ref(), req, true)?;
+        if rg_rows.is_empty() {
+            continue;
+        }
+        let n = rg.n_rows as usize;
+        let local: Vec<usize> = rg_rows
+            .iter()
+            .map(|&r| (r - rg.first_row) as usize)
+            .collect();
+        batch
+            .timestamps
+            .extend(pick(&rg_ts.unwrap_or_default(), &local));
+        for (col, (field_idx, _)) in batch.fields.iter_mut().zip(&wanted_fields) {
+            let block = rg
+                .fields
+                .get(*field_idx)
+                .ok_or_else(|| missing(ts.blocks.path))?;
+            extend_field(&mut col.values, &ts.blocks, table, block, n, &local)?;
+        }
+        if let (Some(out), Some(block)) = (batch.event_ids.as_mut(), rg.event_ids.as_ref()) {
+            for id in pick(
+                &ts.blocks
+                    .decode(table, block, |e, x| event_id::decode(e, x, n))?,
+                &local,
+            ) {
+                out.push(id.as_deref());
+            }
+        }
+        rows.extend(rg_rows);
+    }
+    if rows.is_empty() {
+        return Ok(None);
+    }
+    for (k, key) in info.tag_keys.iter().enumerate() {
+        if !req.wants(key) {
+            continue;
+        }
+        let idx = ts.tag_index(k)?;
+        let ids = idx.ids_of(&rows);
+        batch.tags.push(TagColumn {
+            key: key.clone(),
+            dict: idx.dict.clone(),
+            ids,
+        });
+    }
+    Ok(Some(batch))
+}
