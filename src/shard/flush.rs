@@ -9,7 +9,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use crossbeam_channel::Receiver;
+use crossbeam_channel::{Receiver, RecvTimeoutError};
 
 use super::{Memtable, ShardPaths, Shared, View};
 use crate::config::Options;
@@ -44,13 +44,17 @@ impl Flusher {
     }
 
     pub(super) fn run(mut self, rx: Receiver<Job>) {
-        for job in rx {
+        while let Ok(job) = rx.recv() {
             match job {
                 Job::Flush {
                     memtable,
                     wal_boundary,
                     replies,
-                } => self.flush(memtable, wal_boundary, replies),
+                } => {
+                    if !self.flush(&rx, memtable, wal_boundary, replies) {
+                        break;
+                    }
+                }
                 Job::Notify(reply) => {
                     let _ = reply.send(Ok(()));
                 }
@@ -59,14 +63,17 @@ impl Flusher {
         }
     }
 
-    /// Flushes until it succeeds or the shard stops; a failed attempt (disk full, I/O error)
-    /// is retried with backoff while the data stays safe in the WAL and the frozen buffer.
+    /// Flushes until it succeeds or the shard stops (then returns false); a failed attempt
+    /// (disk full, I/O error) is retried with backoff while the data stays safe in the WAL and
+    /// the frozen buffer. Between attempts it answers the jobs that arrive: a `Notify` gets
+    /// the error, a `Stop` ends the retries.
     fn flush(
         &mut self,
+        rx: &Receiver<Job>,
         memtable: Arc<RwLock<Memtable>>,
         wal_boundary: u64,
         mut replies: Vec<oneshot::Sender<Result<()>>>,
-    ) {
+    ) -> bool {
         let shared = &*self.shared;
         let mut backoff = Duration::from_millis(50);
         loop {
@@ -103,7 +110,7 @@ impl Flusher {
                     for r in replies {
                         let _ = r.send(Ok(()));
                     }
-                    return;
+                    return true;
                 }
                 Err(e) => {
                     tracing::error!(shard = shared.id, error = %e, retry_in = ?backoff, "flush failed");
@@ -116,10 +123,26 @@ impl Flusher {
                     for r in replies.drain(..) {
                         let _ = r.send(Err(e.duplicate()));
                     }
-                    if shared.stopping.load(Ordering::SeqCst) {
-                        return;
+                    let deadline = std::time::Instant::now() + backoff;
+                    loop {
+                        if shared.stopping.load(Ordering::SeqCst) {
+                            return false;
+                        }
+                        match rx.recv_deadline(deadline) {
+                            Ok(Job::Notify(reply)) => {
+                                let _ = reply.send(Err(e.duplicate()));
+                            }
+                            Ok(Job::Flush { replies: more, .. }) => {
+                                // The writer waits for this flush before freezing another
+                                // buffer, so this does not happen; answer rather than drop.
+                                for r in more {
+                                    let _ = r.send(Err(e.duplicate()));
+                                }
+                            }
+                            Ok(Job::Stop) | Err(RecvTimeoutError::Disconnected) => return false,
+                            Err(RecvTimeoutError::Timeout) => break,
+                        }
                     }
-                    std::thread::sleep(backoff);
                     backoff = (backoff * 2).min(Duration::from_secs(5));
                 }
             }

@@ -167,8 +167,7 @@ impl Memtable {
                 let mut tables: Vec<_> = tables.iter().collect();
                 tables.sort_by(|a, b| a.0.cmp(b.0));
                 for (measurement, table) in tables {
-                    let rows = (0..table.timestamps.len() as u32).collect();
-                    batches.push(table.select(tenant, measurement, rows, None));
+                    batches.push(table.select(tenant, measurement, table.time_order(), None));
                 }
             }
             (*day, batches)
@@ -268,13 +267,23 @@ impl TableBuf {
                     })
             })
             .collect();
-        if !rows
-            .windows(2)
-            .all(|w| self.timestamps[w[0] as usize] <= self.timestamps[w[1] as usize])
-        {
-            rows.sort_by_key(|&r| self.timestamps[r as usize]);
-        }
+        self.sort_by_time(&mut rows);
         rows
+    }
+
+    /// Every row, in time order (arrival order among equal timestamps).
+    fn time_order(&self) -> Vec<u32> {
+        let mut rows: Vec<u32> = (0..self.timestamps.len() as u32).collect();
+        self.sort_by_time(&mut rows);
+        rows
+    }
+
+    fn sort_by_time(&self, rows: &mut [u32]) {
+        let ts = |r: u32| self.timestamps[r as usize];
+        if !rows.windows(2).all(|w| ts(w[0]) <= ts(w[1])) {
+            // Stable: events with equal timestamps keep their arrival order.
+            rows.sort_by_key(|&r| ts(r));
+        }
     }
 
     /// The given rows (in that order) as a batch, with the requested columns (all without a
