@@ -36,7 +36,8 @@ fn acknowledged_writes_survive_sigkill_exactly_once() {
         let new = run_child("child_writer_for_sigkill", dir.path(), next, delay);
         next = new.last().map_or(next, |b| b + 1) + 100;
         acked.extend(new);
-        check_store(dir.path(), crash_options(), &acked);
+        let present = check_store(dir.path(), crash_options(), &acked);
+        eprintln!("killed after {delay:?}: {} batches acknowledged so far, {present} present", acked.len());
     }
     assert!(
         acked.len() > 50,
@@ -97,7 +98,7 @@ fn only_file(dir: &std::path::Path, sub: &str, ext: &str) -> std::path::PathBuf 
 #[test]
 fn recovery_replays_the_wal_of_a_crashed_engine() {
     let (dir, flushed, buffered) = crashed_dir();
-    let engine = Engine::open(dir.path(), test_options()).unwrap();
+    let engine = Engine::open(dir.path(), reopen()).unwrap();
     assert_eq!(
         engine.count(&ScanRequest::default()).unwrap(),
         (flushed + buffered) as u64
@@ -117,7 +118,7 @@ fn recovery_cuts_a_torn_wal_tail_and_keeps_the_records_before_it() {
         .unwrap()
         .set_len(len - 7)
         .unwrap();
-    let engine = Engine::open(dir.path(), test_options()).unwrap();
+    let engine = Engine::open(dir.path(), reopen()).unwrap();
     let report = &engine.recovery_report()[0];
     assert_eq!(report.wal_truncated.len(), 1, "{report:?}");
     assert_eq!(
@@ -134,7 +135,7 @@ fn recovery_reports_a_damaged_wal_record_and_recovers_the_ones_after_it() {
     let middle = bytes.len() / 2;
     bytes[middle] ^= 0x40;
     std::fs::write(&wal, &bytes).unwrap();
-    let engine = Engine::open(dir.path(), test_options()).unwrap();
+    let engine = Engine::open(dir.path(), reopen()).unwrap();
     let report = &engine.recovery_report()[0];
     assert_eq!(report.corruptions.len(), 1, "{report:?}");
     assert_eq!(report.corruptions[0].path, wal);
@@ -149,7 +150,7 @@ fn garbage_appended_to_the_wal_is_cut_off() {
     let wal = only_file(dir.path(), "wal", "wal");
     let mut f = std::fs::OpenOptions::new().append(true).open(&wal).unwrap();
     std::io::Write::write_all(&mut f, &[0xAB; 1000]).unwrap();
-    let engine = Engine::open(dir.path(), test_options()).unwrap();
+    let engine = Engine::open(dir.path(), reopen()).unwrap();
     assert_eq!(
         engine.count(&ScanRequest::default()).unwrap(),
         (flushed + buffered) as u64
@@ -165,7 +166,7 @@ fn a_flipped_bit_in_a_segment_block_is_reported_and_other_tenants_still_read() {
     // The first tenant's (acme) blocks follow the header.
     bytes[40] ^= 0x01;
     std::fs::write(&seg, &bytes).unwrap();
-    let engine = Engine::open(dir.path(), test_options()).unwrap();
+    let engine = Engine::open(dir.path(), reopen()).unwrap();
     let damage = engine.check();
     assert!(!damage.is_empty(), "check found nothing");
     assert_eq!(damage[0].path, seg);
@@ -199,7 +200,7 @@ fn a_truncated_segment_is_reported_and_the_engine_still_opens() {
         .unwrap()
         .set_len(len / 2)
         .unwrap();
-    let engine = Engine::open(dir.path(), test_options()).unwrap();
+    let engine = Engine::open(dir.path(), reopen()).unwrap();
     let report = &engine.recovery_report()[0];
     assert_eq!(report.corruptions.len(), 1, "{report:?}");
     assert_eq!(report.corruptions[0].path, seg);
@@ -217,7 +218,7 @@ fn a_damaged_manifest_is_reported_and_rebuilt_from_the_segments() {
     let mut bytes = std::fs::read(&manifest).unwrap();
     bytes[12] ^= 0x10;
     std::fs::write(&manifest, &bytes).unwrap();
-    let engine = Engine::open(dir.path(), test_options()).unwrap();
+    let engine = Engine::open(dir.path(), reopen()).unwrap();
     let report = &engine.recovery_report()[0];
     assert!(report.manifest_rebuilt);
     assert!(
@@ -233,6 +234,14 @@ fn a_damaged_manifest_is_reported_and_rebuilt_from_the_segments() {
     );
     drop(engine);
     // The rebuilt manifest was stored: the next open is clean.
-    let engine = Engine::open(dir.path(), test_options()).unwrap();
+    let engine = Engine::open(dir.path(), reopen()).unwrap();
     assert!(engine.recovery_report()[0].corruptions.is_empty());
+}
+
+/// Options for reopening a crash image: the shard count stored in the directory.
+fn reopen() -> meterdb::Options {
+    meterdb::Options {
+        shards: None,
+        ..test_options()
+    }
 }
