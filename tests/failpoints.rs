@@ -158,11 +158,11 @@ fn crash_child(kind: FaultKind, part: &str, skip: u64) {
         return;
     }
     let fs = FaultyFs::new(Arc::new(StdFs));
-    fs.crash(kind, part, skip);
-    child_writer(Options {
-        fs: Arc::new(fs),
+    let options = Options {
+        fs: Arc::new(fs.clone()),
         ..crash_options()
-    });
+    };
+    child_writer(options, || fs.crash(kind, part, skip));
 }
 
 #[test]

@@ -16,7 +16,7 @@ use meterdb::{CorruptionKind, Engine, ScanRequest};
 /// Not a test on its own: the child process of `acknowledged_writes_survive_sigkill`.
 #[test]
 fn child_writer_for_sigkill() {
-    child_writer(crash_options());
+    child_writer(crash_options(), || ());
 }
 
 #[test]
@@ -37,7 +37,10 @@ fn acknowledged_writes_survive_sigkill_exactly_once() {
         next = new.last().map_or(next, |b| b + 1) + 100;
         acked.extend(new);
         let present = check_store(dir.path(), crash_options(), &acked);
-        eprintln!("killed after {delay:?}: {} batches acknowledged so far, {present} present", acked.len());
+        eprintln!(
+            "killed after {delay:?}: {} batches acknowledged so far, {present} present",
+            acked.len()
+        );
     }
     assert!(
         acked.len() > 50,

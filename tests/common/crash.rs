@@ -49,8 +49,10 @@ pub fn numbered_batch(b: u64) -> WriteBatch {
     batch
 }
 
-/// The child's loop: runs when `CHILD_DIR` is set, with `options`, until killed.
-pub fn child_writer(options: Options) {
+/// The child's loop: runs when `CHILD_DIR` is set, with `options`, until killed. `armed` runs
+/// once the engine is open (crash tests set their crash point there, so that it is reached by
+/// the writes rather than by the recovery at open).
+pub fn child_writer(options: Options, armed: impl FnOnce()) {
     let Ok(dir) = std::env::var(CHILD_DIR) else {
         return;
     };
@@ -59,6 +61,7 @@ pub fn child_writer(options: Options) {
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
     let engine = Engine::open(&dir, options).unwrap();
+    armed();
     let mut out = std::io::stdout().lock();
     for b in start.. {
         let receipt = engine.write(numbered_batch(b)).unwrap();
