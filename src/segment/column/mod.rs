@@ -140,7 +140,19 @@ pub(crate) fn unpack_bits(bytes: &[u8], n: usize) -> Result<Vec<bool>, Corruptio
 /// Compresses with zstd and prefixes the raw length (varint), so that a reader can bound the
 /// output before decompressing.
 pub(crate) fn zstd_wrap(raw: &[u8]) -> Option<Vec<u8>> {
-    let frame = zstd::bulk::compress(raw, ZSTD_LEVEL).ok()?;
+    thread_local! {
+        // A compression context per thread: creating one per chunk costs more than
+        // compressing the small chunks most tables have.
+        static COMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Compressor<'static>>> =
+            const { std::cell::RefCell::new(None) };
+    }
+    let frame = COMPRESSOR.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.is_none() {
+            *c = zstd::bulk::Compressor::new(ZSTD_LEVEL).ok();
+        }
+        c.as_mut()?.compress(raw).ok()
+    })?;
     let mut out = Vec::with_capacity(frame.len() + 5);
     out.put_varint(raw.len() as u64);
     out.extend_from_slice(&frame);

@@ -23,7 +23,7 @@ use std::ops::Range;
 use roaring::RoaringBitmap;
 
 use super::{
-    Encoded, enc, invalid, pack_bits, pco_compress, pco_decompress, smallest, unpack_bits,
+    Encoded, bitmap_len, enc, invalid, pco_compress, pco_decompress, smallest, unpack_bits,
     zstd_unwrap, zstd_wrap,
 };
 use crate::codec::{ByteReader, PutLe};
@@ -135,9 +135,14 @@ fn encode_section(values: &[Option<u32>], n_rows: usize) -> Vec<u8> {
         .filter(|(i, _)| Some(*i) != implied)
         .map(|(_, p)| *p)
         .collect();
+    let mixed = encode_mixed(&stored, n_rows);
+    // The dense form's size is known up front; build it only when it can win (it costs
+    // time proportional to values × rows).
+    let dense =
+        (stored.len() * bitmap_len(n_rows) < mixed.len()).then(|| encode_dense(&stored, n_rows));
     let layouts = [
-        (layout::MIXED, Some(encode_mixed(&stored, n_rows))),
-        (layout::DENSE, Some(encode_dense(&stored, n_rows))),
+        (layout::MIXED, Some(mixed)),
+        (layout::DENSE, dense),
         (layout::PCO, encode_pco(&stored)),
     ];
     let (form, body) = layouts
@@ -171,9 +176,20 @@ fn encode_mixed(stored: &[&RoaringBitmap], n_rows: usize) -> Vec<u8> {
 fn encode_dense(stored: &[&RoaringBitmap], n_rows: usize) -> Vec<u8> {
     let mut out = Vec::with_capacity(stored.len() * n_rows.div_ceil(8));
     for rows in stored {
-        out.extend(pack_bits((0..n_rows).map(|r| rows.contains(r as u32))));
+        out.extend(row_bits(rows, n_rows));
     }
     out
+}
+
+/// A postings list as a bitmap of `n_rows` bits, set row by row (not by testing every row).
+fn row_bits(rows: &RoaringBitmap, n_rows: usize) -> Vec<u8> {
+    let mut bits = vec![0u8; bitmap_len(n_rows)];
+    for row in rows {
+        if let Some(byte) = bits.get_mut(row as usize / 8) {
+            *byte |= 1 << (row % 8);
+        }
+    }
+    bits
 }
 
 /// The lists' lengths and their row deltas (as in [`postings_kind::DELTAS`]), concatenated,
@@ -209,8 +225,7 @@ fn encode_postings(rows: &RoaringBitmap, n_rows: usize) -> (u64, Vec<u8>) {
     }
     let mut best = (postings_kind::DELTAS, deltas);
     if n_rows.div_ceil(8) < best.1.len() {
-        let bits = pack_bits((0..n_rows).map(|r| rows.contains(r as u32)));
-        best = (postings_kind::DENSE, bits);
+        best = (postings_kind::DENSE, row_bits(rows, n_rows));
     }
     if rows.serialized_size() < best.1.len() {
         let mut bytes = Vec::with_capacity(rows.serialized_size());
