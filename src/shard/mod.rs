@@ -210,7 +210,7 @@ impl Shard {
             recovered.next_seq,
             flush_tx,
         );
-        let name = |what| format!("meterdb-shard{id}-{what}");
+        let name = |what| format!("shard{id}-{what}");
         let spawn_err = |e| Error::io("spawn thread", PathBuf::new(), e);
         let threads = vec![
             std::thread::Builder::new()

@@ -355,7 +355,28 @@ pub(crate) fn read_varints(bytes: &[u8], n: usize) -> Result<Vec<u64>, Corruptio
 
 /// pco's standalone compression of a slice (pco picks delta order and mode itself).
 pub(crate) fn pco_compress<T: pco::data_types::Number>(values: &[T]) -> Option<Vec<u8>> {
-    pco::standalone::simple_compress(values, &pco::ChunkConfig::default()).ok()
+    pco_compress_with(values, pco::DeltaSpec::NoOp)
+}
+
+/// pco with the delta encoding given rather than searched for: the search (pco's `Auto`)
+/// compresses samples with every candidate and was the largest cost of a flush, while the
+/// columns' nature is known (timestamps ascend, field values and postings gaps do not trend).
+/// The mode is fixed to `Classic` for the same reason; decimal floats get their own integer
+/// encoding before pco sees them.
+pub(crate) fn pco_compress_with<T: pco::data_types::Number>(
+    values: &[T],
+    delta: pco::DeltaSpec,
+) -> Option<Vec<u8>> {
+    // Below this many values pco's own header outweighs what it saves; the simpler
+    // encodings always win there.
+    const MIN_VALUES: usize = 16;
+    if values.len() < MIN_VALUES {
+        return None;
+    }
+    let config = pco::ChunkConfig::default()
+        .with_delta_spec(delta)
+        .with_mode_spec(pco::ModeSpec::Classic);
+    pco::standalone::simple_compress(values, &config).ok()
 }
 
 /// pco's standalone decompression of exactly `n` values.

@@ -10,7 +10,8 @@
 //! max; anything else is corruption.
 
 use super::{
-    Encoded, bitpack, bitunpack, enc, invalid, pco_compress, pco_decompress, read_varints, smallest,
+    Encoded, bitpack, bitunpack, enc, invalid, pco_compress_with, pco_decompress, read_varints,
+    smallest,
 };
 use crate::codec::PutLe;
 use crate::error::CorruptionKind;
@@ -33,7 +34,7 @@ pub(crate) fn encode(ts: &[i64]) -> Encoded {
     if !gaps.is_empty() {
         candidates.push(Encoded::new(enc::BITPACK, bitpack(&gaps)));
     }
-    if let Some(bytes) = pco_compress(ts) {
+    if let Some(bytes) = pco_compress_with(ts, pco::DeltaSpec::TryConsecutive(1)) {
         candidates.push(Encoded::new(enc::PCO, bytes));
     }
     smallest(candidates).unwrap_or_else(|| Encoded::new(enc::VARINT, Vec::new()))
