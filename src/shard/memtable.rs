@@ -6,6 +6,10 @@
 //! policy says so); the writer applies a group only after its WAL write succeeded.
 
 use std::collections::{BTreeMap, HashMap};
+
+/// Hash maps keyed by names from the network: foldhash is several times faster than the
+/// default SipHash on short keys and still seeds randomly per map.
+type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 use std::time::Instant;
 
 use crate::model::{Day, EventRef, FieldValueRef, SeqNo, TenantId};
@@ -16,7 +20,7 @@ use crate::scan::{
 /// Events of one shard not yet in a segment.
 #[derive(Debug, Default)]
 pub struct Memtable {
-    days: BTreeMap<Day, HashMap<TenantId, HashMap<String, TableBuf>>>,
+    days: BTreeMap<Day, Map<TenantId, Map<String, TableBuf>>>,
     bytes: usize,
     n_events: usize,
     seq_min: Option<SeqNo>,
@@ -37,7 +41,7 @@ struct TableBuf {
 struct TagBuf {
     key: String,
     dict: Vec<String>,
-    lookup: HashMap<String, u32>,
+    lookup: Map<String, u32>,
     ids: Vec<u32>,
 }
 
@@ -130,7 +134,7 @@ impl Memtable {
             {
                 continue;
             }
-            let tenant_iter: Box<dyn Iterator<Item = (&TenantId, &HashMap<String, TableBuf>)>> =
+            let tenant_iter: Box<dyn Iterator<Item = (&TenantId, &Map<String, TableBuf>)>> =
                 match &req.tenant {
                     Some(t) => Box::new(tenants.get_key_value(t.as_str()).into_iter()),
                     None => Box::new(tenants.iter()),
@@ -184,15 +188,23 @@ impl TableBuf {
         for tag in &mut self.tags {
             tag.ids.push(NO_TAG);
         }
-        for (key, value) in event.tags() {
-            let idx = match self.tags.iter().position(|t| t.key == key) {
+        for (position, (key, value)) in event.tags().enumerate() {
+            // Events of a table usually list their tags in the same order: try the same
+            // position first.
+            let same_place = self.tags.get(position).is_some_and(|t| t.key == key);
+            let found = if same_place {
+                Some(position)
+            } else {
+                self.tags.iter().position(|t| t.key == key)
+            };
+            let idx = match found {
                 Some(i) => i,
                 None => {
                     bytes += key.len() + 64 + 4 * row;
                     self.tags.push(TagBuf {
                         key: key.to_owned(),
                         dict: Vec::new(),
-                        lookup: HashMap::new(),
+                        lookup: Map::default(),
                         ids: vec![NO_TAG; row + 1],
                     });
                     self.tags.len() - 1
@@ -216,8 +228,14 @@ impl TableBuf {
         for field in &mut self.fields {
             push_none(&mut field.values);
         }
-        for (key, value) in event.fields() {
-            let idx = match self.fields.iter().position(|f| f.key == key) {
+        for (position, (key, value)) in event.fields().enumerate() {
+            let same_place = self.fields.get(position).is_some_and(|f| f.key == key);
+            let found = if same_place {
+                Some(position)
+            } else {
+                self.fields.iter().position(|f| f.key == key)
+            };
+            let idx = match found {
                 Some(i) => i,
                 None => {
                     let mut values = FieldValues::new(value.field_type());

@@ -10,11 +10,13 @@ use crate::error::InvalidEvent;
 use crate::model::{Day, EventRef, FieldType, TenantId};
 
 type Fields = Vec<(String, FieldType)>;
+/// See the memtable's maps: fast hashing of network-supplied names.
+type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
 /// Known field types.
 #[derive(Debug, Default)]
 pub struct SchemaMap {
-    map: HashMap<Day, HashMap<TenantId, HashMap<String, Fields>>>,
+    map: Map<Day, Map<TenantId, Map<String, Fields>>>,
 }
 
 /// A field type recorded by [`SchemaMap::check_and_record`], to undo if its write fails.
