@@ -189,15 +189,7 @@ impl TableBuf {
             tag.ids.push(NO_TAG);
         }
         for (position, (key, value)) in event.tags().enumerate() {
-            // Events of a table usually list their tags in the same order: try the same
-            // position first.
-            let same_place = self.tags.get(position).is_some_and(|t| t.key == key);
-            let found = if same_place {
-                Some(position)
-            } else {
-                self.tags.iter().position(|t| t.key == key)
-            };
-            let idx = match found {
+            let idx = match find_column(&self.tags, position, key, |t| &t.key) {
                 Some(i) => i,
                 None => {
                     bytes += key.len() + 64 + 4 * row;
@@ -229,13 +221,7 @@ impl TableBuf {
             push_none(&mut field.values);
         }
         for (position, (key, value)) in event.fields().enumerate() {
-            let same_place = self.fields.get(position).is_some_and(|f| f.key == key);
-            let found = if same_place {
-                Some(position)
-            } else {
-                self.fields.iter().position(|f| f.key == key)
-            };
-            let idx = match found {
+            let idx = match find_column(&self.fields, position, key, |f| &f.key) {
                 Some(i) => i,
                 None => {
                     let mut values = FieldValues::new(value.field_type());
@@ -342,6 +328,20 @@ impl TableBuf {
                 .then(|| rows.iter().map(|r| self.event_ids.get(pick(r))).collect()),
         }
     }
+}
+
+/// The index of the column named `key`. Events of a table usually list their keys in the
+/// same order, so the column at the key's position in the event is tried first.
+fn find_column<T>(
+    columns: &[T],
+    position: usize,
+    key: &str,
+    name: impl Fn(&T) -> &str,
+) -> Option<usize> {
+    if columns.get(position).is_some_and(|c| name(c) == key) {
+        return Some(position);
+    }
+    columns.iter().position(|c| name(c) == key)
 }
 
 fn push_none(values: &mut FieldValues) {
