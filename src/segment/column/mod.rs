@@ -261,15 +261,27 @@ pub(crate) fn bitpack(values: &[u64]) -> Vec<u8> {
     if let Some(w) = out.first_mut() {
         *w = width as u8;
     }
-    for (i, &v) in values.iter().enumerate() {
-        for bit in 0..width as usize {
-            if v >> bit & 1 == 1 {
-                let pos = i * width as usize + bit;
-                if let Some(byte) = out.get_mut(1 + pos / 8) {
-                    *byte |= 1 << (pos % 8);
-                }
+    // Value i's bit b lands at bit i * width + b of the stream, bytes filled from their
+    // least significant bit: an accumulator emits whole bytes instead of setting bit by bit.
+    let mut acc: u128 = 0;
+    let mut acc_bits = 0u32;
+    let mut at = 1;
+    for &v in values {
+        acc |= u128::from(v) << acc_bits;
+        acc_bits += width;
+        while acc_bits >= 8 {
+            if let Some(byte) = out.get_mut(at) {
+                *byte = acc as u8;
             }
+            at += 1;
+            acc >>= 8;
+            acc_bits -= 8;
         }
+    }
+    if acc_bits > 0
+        && let Some(byte) = out.get_mut(at)
+    {
+        *byte = acc as u8;
     }
     out
 }
@@ -285,15 +297,26 @@ pub(crate) fn bitunpack(bytes: &[u8], n: usize) -> Result<Vec<u64>, CorruptionKi
     if packed.len() != total_bits.div_ceil(8) {
         return Err(invalid("bit-packed block has the wrong length"));
     }
-    Ok((0..n)
-        .map(|i| {
-            (0..width).fold(0u64, |v, bit| {
-                let pos = i * width + bit;
-                let set = packed.get(pos / 8).is_some_and(|b| b >> (pos % 8) & 1 == 1);
-                v | (u64::from(set) << bit)
-            })
-        })
-        .collect())
+    let mask = if width == 64 {
+        u64::MAX
+    } else {
+        (1u64 << width) - 1
+    };
+    let mut out = Vec::with_capacity(n);
+    let mut bytes = packed.iter();
+    let mut acc: u128 = 0;
+    let mut acc_bits = 0usize;
+    for _ in 0..n {
+        while acc_bits < width {
+            // The length check above guarantees the bytes are there.
+            acc |= u128::from(bytes.next().copied().unwrap_or(0)) << acc_bits;
+            acc_bits += 8;
+        }
+        out.push(acc as u64 & mask);
+        acc >>= width;
+        acc_bits -= width;
+    }
+    Ok(out)
 }
 
 /// Frame-of-reference packing of signed integers: zigzag(min) varint, then the offsets
@@ -398,7 +421,45 @@ pub(crate) fn pco_decompress<T: pco::data_types::Number + Default>(
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
+
+    /// The packing as the format defines it: value i's bit b at stream bit i * width + b.
+    fn bitpack_by_definition(values: &[u64]) -> Vec<u8> {
+        let width = values
+            .iter()
+            .map(|v| 64 - v.leading_zeros())
+            .max()
+            .unwrap_or(0) as usize;
+        let mut out = vec![0u8; 1 + (values.len() * width).div_ceil(8)];
+        out[0] = width as u8;
+        for (i, &v) in values.iter().enumerate() {
+            for bit in 0..width {
+                if v >> bit & 1 == 1 {
+                    let pos = i * width + bit;
+                    out[1 + pos / 8] |= 1 << (pos % 8);
+                }
+            }
+        }
+        out
+    }
+
+    proptest! {
+        #[test]
+        fn bitpack_matches_its_definition_and_round_trips(
+            values in prop::collection::vec(any::<u64>().prop_map(|v| v >> (v % 65).min(63)), 0..200),
+            top in any::<bool>(),
+        ) {
+            let mut values = values;
+            if top && !values.is_empty() {
+                values[0] = u64::MAX;
+            }
+            let packed = bitpack(&values);
+            prop_assert_eq!(&packed, &bitpack_by_definition(&values));
+            prop_assert_eq!(bitunpack(&packed, values.len()).ok(), Some(values));
+        }
+    }
 
     #[test]
     fn bits_round_trip_and_refuse_stray_bits() {
