@@ -177,12 +177,20 @@ impl Writer {
         // are ids 0..12, not scattered among thousands of user names).
         let mut by_key: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
         for c in pending.iter().flat_map(|t| &t.tags) {
+            // Mark the dictionary entries rows use, then insert each once (not once per row).
+            let mut used = vec![false; c.dict.len()];
+            for &id in &c.ids {
+                if let Some(u) = used.get_mut(id as usize) {
+                    *u = true;
+                }
+            }
             let set = by_key.entry(c.key.as_str()).or_default();
             set.extend(
-                c.ids
+                c.dict
                     .iter()
-                    .filter_map(|&id| c.dict.get(id as usize))
-                    .map(String::as_str),
+                    .zip(&used)
+                    .filter(|(_, u)| **u)
+                    .map(|(v, _)| v.as_str()),
             );
         }
         let tag_values: Vec<(String, Vec<String>)> = by_key

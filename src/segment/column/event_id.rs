@@ -9,7 +9,7 @@
 //! **Invariant:** ids round-trip exactly; uppercase hex or any other spelling takes the string
 //! fallback rather than being normalised.
 
-use super::{Encoded, decode_optional, enc, encode_optional, invalid, smallest, strings};
+use super::{Encoded, decode_optional, enc, encode_optional, invalid, strings};
 use crate::error::CorruptionKind;
 use crate::scan::StrColumn;
 
@@ -30,18 +30,12 @@ fn hex_value(b: u8) -> Option<u8> {
 }
 
 /// The 16 bytes of 32 lowercase hex digits.
-fn parse_hex(digits: impl Iterator<Item = u8>) -> Option<[u8; ID_BYTES]> {
-    let digits: Vec<u8> = digits.collect();
-    if digits.len() != 2 * ID_BYTES {
-        return None;
-    }
+fn parse_hex(mut digits: impl Iterator<Item = u8>) -> Option<[u8; ID_BYTES]> {
     let mut out = [0u8; ID_BYTES];
-    for (slot, pair) in out.iter_mut().zip(digits.chunks_exact(2)) {
-        if let [hi, lo] = pair {
-            *slot = hex_value(*hi)? << 4 | hex_value(*lo)?;
-        }
+    for slot in &mut out {
+        *slot = hex_value(digits.next()?)? << 4 | hex_value(digits.next()?)?;
     }
-    Some(out)
+    digits.next().is_none().then_some(out)
 }
 
 fn parse_uuid(s: &str) -> Option<[u8; ID_BYTES]> {
@@ -94,11 +88,15 @@ fn binary(dense: &[&str], parse: impl Fn(&str) -> Option<[u8; ID_BYTES]>) -> Opt
 pub(crate) fn encode(values: &StrColumn) -> Encoded {
     let v: Vec<Option<&str>> = values.iter().collect();
     encode_optional(&v, |dense| {
-        let hex = binary(dense, |s| parse_hex(s.bytes())).map(|b| Encoded::new(enc::ID_HEX, b));
-        let uuid = binary(dense, parse_uuid).map(|b| Encoded::new(enc::ID_UUID, b));
-        let fallback = strings::encode_dense(dense);
-        smallest(hex.into_iter().chain(uuid).chain([fallback]))
-            .unwrap_or_else(|| Encoded::new(enc::STR_PLAIN, Vec::new()))
+        // Random 128-bit ids take 16 bytes in any encoding, so when the binary form applies
+        // the string fallback (a zstd pass over the column) cannot win and is not tried.
+        if let Some(b) = binary(dense, |s| parse_hex(s.bytes())) {
+            return Encoded::new(enc::ID_HEX, b);
+        }
+        if let Some(b) = binary(dense, parse_uuid) {
+            return Encoded::new(enc::ID_UUID, b);
+        }
+        strings::encode_dense(dense)
     })
 }
 

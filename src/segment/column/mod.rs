@@ -159,6 +159,17 @@ pub(crate) fn zstd_wrap(raw: &[u8]) -> Option<Vec<u8>> {
     Some(out)
 }
 
+/// [`zstd_wrap`] as one of a chunk's candidate encodings: not tried on chunks so short that
+/// zstd's frame overhead (about a dozen bytes) leaves nothing to gain, since starting a frame
+/// costs more than encoding a small table's chunk.
+pub(crate) fn zstd_candidate(raw: &[u8]) -> Option<Vec<u8>> {
+    const MIN_RAW: usize = 32;
+    if raw.len() < MIN_RAW {
+        return None;
+    }
+    zstd_wrap(raw)
+}
+
 /// Inverse of [`zstd_wrap`]; `max_raw` bounds the announced raw length. Decompresses in a
 /// stream, so memory grows with the output actually produced, never with a damaged length.
 pub(crate) fn zstd_unwrap(bytes: &[u8], max_raw: usize) -> Result<Vec<u8>, CorruptionKind> {

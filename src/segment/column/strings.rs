@@ -8,7 +8,7 @@
 //! [`limits::MAX_STRING_LEN`](crate::model::limits::MAX_STRING_LEN).
 
 use super::{
-    Encoded, decode_optional, enc, encode_optional, invalid, smallest, zstd_unwrap, zstd_wrap,
+    Encoded, decode_optional, enc, encode_optional, invalid, smallest, zstd_candidate, zstd_unwrap,
 };
 use crate::codec::{ByteReader, PutLe};
 use crate::error::CorruptionKind;
@@ -30,7 +30,7 @@ pub(crate) fn encode_plain(dense: &[&str]) -> Vec<u8> {
 /// The smaller of the plain and the zstd form of dense strings.
 pub(crate) fn encode_dense(dense: &[&str]) -> Encoded {
     let plain = encode_plain(dense);
-    let zstd = zstd_wrap(&plain).map(|b| Encoded::new(enc::STR_ZSTD, b));
+    let zstd = zstd_candidate(&plain).map(|b| Encoded::new(enc::STR_ZSTD, b));
     let plain = Encoded::new(enc::STR_PLAIN, plain);
     smallest(std::iter::once(plain).chain(zstd))
         .unwrap_or_else(|| Encoded::new(enc::STR_PLAIN, Vec::new()))

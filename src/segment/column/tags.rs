@@ -24,7 +24,7 @@ use roaring::RoaringBitmap;
 
 use super::{
     Encoded, bitmap_len, enc, invalid, pco_compress, pco_decompress, smallest, unpack_bits,
-    zstd_unwrap, zstd_wrap,
+    zstd_candidate, zstd_unwrap,
 };
 use crate::codec::{ByteReader, PutLe};
 use crate::error::CorruptionKind;
@@ -103,7 +103,7 @@ pub(crate) fn encode(keys: &[Vec<Option<u32>>], n_rows: usize) -> Encoded {
         plain.put_varint(section.len() as u64);
         plain.extend_from_slice(&section);
     }
-    let zstd = zstd_wrap(&plain).map(|b| Encoded::new(enc::TAG_ZSTD, b));
+    let zstd = zstd_candidate(&plain).map(|b| Encoded::new(enc::TAG_ZSTD, b));
     smallest(std::iter::once(Encoded::new(enc::TAG_PLAIN, plain)).chain(zstd))
         .unwrap_or_else(|| Encoded::new(enc::TAG_PLAIN, Vec::new()))
 }
