@@ -289,11 +289,6 @@ impl StrColumn {
     pub fn iter(&self) -> impl ExactSizeIterator<Item = Option<&str>> + '_ {
         (0..self.len()).map(|i| self.get(i))
     }
-
-    /// Bytes of string data held.
-    pub fn data_len(&self) -> usize {
-        self.data.len()
-    }
 }
 
 impl fmt::Debug for StrColumn {

@@ -95,17 +95,5 @@ fn write_golden(target: &Path) {
     common::store(&engine, buffered);
     let image = crash_image(live.path());
     let _ = std::fs::remove_dir_all(target);
-    copy_tree(image.path(), target);
-}
-
-fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        if entry.file_type().unwrap().is_dir() {
-            copy_tree(&entry.path(), &to.join(entry.file_name()));
-        } else {
-            std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
-        }
-    }
+    common::copy_dir(image.path(), target);
 }

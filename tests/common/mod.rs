@@ -112,7 +112,8 @@ pub fn crash_image(dir: &Path) -> tempfile::TempDir {
     image
 }
 
-fn copy_dir(from: &Path, to: &Path) {
+/// Copies a directory tree (lock files excluded: a copy is never locked).
+pub fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for entry in std::fs::read_dir(from).unwrap() {
         let entry = entry.unwrap();
