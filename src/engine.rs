@@ -105,8 +105,8 @@ impl Engine {
     ///
     /// The events of one shard are committed atomically (one WAL record). A batch whose
     /// tenants live in different shards is committed shard by shard: if one shard fails, the
-    /// error is returned although other shards may have stored their part; retry with event
-    /// ids to count each event once.
+    /// error is returned although other shards may have stored their part (a retry stores
+    /// it again; counting event ids once belongs to the usage layer).
     pub fn write(&self, batch: WriteBatch) -> Result<Receipt> {
         let pending = self.submit(batch)?;
         collect(
