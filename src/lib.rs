@@ -70,6 +70,7 @@ pub mod config;
 pub mod engine;
 pub mod error;
 pub mod fs;
+pub mod influxql;
 pub mod ingest;
 pub mod manifest;
 pub mod model;
