@@ -200,16 +200,20 @@ fn write_str(out: &mut String, s: &str) {
 pub fn rfc3339(ns: i64, tz: Option<chrono_tz::Tz>) -> String {
     use chrono::{DateTime, SecondsFormat, Utc};
     let t = DateTime::<Utc>::from_timestamp_nanos(ns);
-    match tz {
-        None => t.to_rfc3339_opts(SecondsFormat::AutoSi, true),
-        Some(z) => {
-            let local = t.with_timezone(&z);
-            if local.offset().to_string() == "UTC" {
-                t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
-            } else {
-                local.to_rfc3339_opts(SecondsFormat::AutoSi, false)
-            }
-        }
+    let s = match tz {
+        Some(z) if t.with_timezone(&z).offset().to_string() != "UTC" => t
+            .with_timezone(&z)
+            .to_rfc3339_opts(SecondsFormat::Nanos, false),
+        _ => t.to_rfc3339_opts(SecondsFormat::Nanos, true),
+    };
+    // The fraction is the nine digits after the seconds' dot (at byte 19).
+    let (head, tail) = s.split_at(19);
+    let (fraction, zone) = tail.split_at(10);
+    let digits = fraction.trim_end_matches('0');
+    if digits == "." {
+        format!("{head}{zone}")
+    } else {
+        format!("{head}{digits}{zone}")
     }
 }
 
