@@ -1,14 +1,229 @@
 //! `SELECT`: raw rows, aggregates, `GROUP BY time` and tags, fill, subqueries, top/bottom.
+//!
+//! A statement runs in four steps, each owned by a submodule:
+//! 1. [`plan`] reads the projections and dimensions; [`condition`] splits `WHERE` into the
+//!    time range, the tenant and a residual condition ([`filter`]).
+//! 2. [`source`] reads the needed columns as batches: a scan with tenant, measurement, time
+//!    range and columns pushed down, a regex over measurements, or a subquery's result.
+//! 3. [`raw`] or [`grouped`] turns batches into rows per series: rows are assigned to series
+//!    ([`series`]) and time buckets ([`window`]) per batch, then fed column at a time to the
+//!    functions ([`aggregate`]); empty buckets are filled ([`fill`]).
+//! 4. The series are ordered and paged here (`ORDER BY time DESC`, `LIMIT`/`OFFSET`,
+//!    `SLIMIT`/`SOFFSET`).
+//!
+//! The tenant is a tag named `tenant` and the event id a string field named `event_id`
+//! ([`columns`]). MeterDB extension: `distinct()` and `count(distinct())` also read tags,
+//! `tenant` included.
 
-use super::ast::SelectStatement;
-use super::{QueryError, QueryOptions, Series};
+mod aggregate;
+mod columns;
+mod condition;
+mod fill;
+mod filter;
+mod grouped;
+mod plan;
+mod raw;
+mod series;
+mod source;
+mod window;
+
+#[cfg(test)]
+mod tests;
+
+use super::ast::{Expr, Fill, SelectStatement};
+use super::{QueryError, QueryOptions, Series, Value};
 use crate::Engine;
+use crate::scan::ColumnBatch;
+use condition::TimeRange;
+use filter::Cond;
+use plan::{Plan, Projection, RawColumn};
+use series::SeriesKey;
 
 /// Runs a `SELECT`.
 pub fn execute(
-    _engine: &Engine,
-    _statement: &SelectStatement,
-    _options: &QueryOptions,
+    engine: &Engine,
+    statement: &SelectStatement,
+    options: &QueryOptions,
 ) -> Result<Vec<Series>, QueryError> {
-    Err(QueryError::Unsupported("SELECT (being written)".into()))
+    run(engine, statement, options, false, TimeRange::ALL)
+}
+
+/// What the row-producing steps share.
+pub(super) struct Context<'a> {
+    /// Time range rows must fall in.
+    time: TimeRange,
+    /// Residual condition.
+    cond: Option<&'a Cond>,
+    /// `GROUP BY` tag keys, sorted.
+    dims: &'a [String],
+    /// `GROUP BY time(interval, offset)`.
+    interval: Option<(i64, i64)>,
+    /// `tz(...)`.
+    tz: Option<chrono_tz::Tz>,
+    /// `fill(...)`.
+    fill: &'a Fill,
+    /// True inside a subquery.
+    nested: bool,
+}
+
+impl Context<'_> {
+    /// The rows of `batch` that pass the time range and the residual condition.
+    fn mask(&self, batch: &ColumnBatch, mask: &mut Vec<bool>) {
+        mask.clear();
+        mask.extend(batch.timestamps.iter().map(|&t| self.time.contains(t)));
+        if let Some(c) = self.cond {
+            c.apply(batch, mask);
+        }
+    }
+}
+
+/// One series of a statement, before ordering and paging.
+pub(super) struct Output {
+    key: SeriesKey,
+    tags: Vec<(String, String)>,
+    columns: Vec<String>,
+    rows: Vec<Vec<Value>>,
+}
+
+/// Runs a statement; `nested` inside a subquery, whose time range is also bounded by the
+/// outer statement's `outer`.
+fn run(
+    engine: &Engine,
+    stmt: &SelectStatement,
+    options: &QueryOptions,
+    nested: bool,
+    outer: TimeRange,
+) -> Result<Vec<Series>, QueryError> {
+    let plan = Plan::new(stmt)?;
+    let tz = match &stmt.timezone {
+        Some(z) => Some(
+            z.parse::<chrono_tz::Tz>()
+                .map_err(|_| QueryError::Invalid(format!("unable to find time zone {z}")))?,
+        ),
+        None => None,
+    };
+    let split = condition::split(stmt.condition.as_ref(), options.now, tz)?;
+    let mut time = split.time.intersect(&outer);
+    if plan.interval.is_some() && !time.has_max() {
+        // InfluxDB ends GROUP BY time queries without an upper bound at now().
+        time.max = options.now;
+    }
+    let tenant = match (&options.tenant, &split.tenant) {
+        (Some(scope), Some(asked)) if scope.as_str() != asked => return Ok(Vec::new()),
+        (Some(scope), _) => Some(scope.as_str()),
+        (None, asked) => asked.as_deref(),
+    };
+    if split.contradiction || time.is_empty() {
+        return Ok(Vec::new());
+    }
+    let cond = split.residual.as_ref().map(Cond::new).transpose()?;
+    let request = source::Request {
+        tenant,
+        time,
+        columns: needed_columns(&plan, split.residual.as_ref()),
+    };
+    let batches = source::load(engine, stmt, &request, options)?;
+    let dims = plan.dims.resolve(batches.iter().flat_map(|b| {
+        b.tags
+            .iter()
+            .map(|t| t.key.as_str())
+            .chain(columns::has_tenant(b).then_some(columns::TENANT))
+    }));
+    let ctx = Context {
+        time,
+        cond: cond.as_ref(),
+        dims: &dims,
+        interval: plan.interval,
+        tz,
+        fill: &stmt.fill,
+        nested,
+    };
+    let outputs = match &plan.projection {
+        Projection::Raw(cols) => raw::run(cols, &batches, &ctx)?,
+        Projection::Aggregate(calls) => grouped::run(calls, &batches, &ctx)?,
+    };
+    Ok(shape(outputs, stmt))
+}
+
+/// The columns to read, or `None` for all (wildcards, `GROUP BY *` or a regex).
+fn needed_columns(plan: &Plan, residual: Option<&Expr>) -> Option<Vec<String>> {
+    if plan.dims.is_dynamic() {
+        return None;
+    }
+    let mut cols: Vec<String> = plan.dims.tags.clone();
+    match &plan.projection {
+        Projection::Raw(raw) => {
+            for c in raw {
+                match c {
+                    RawColumn::Named { name, .. } => cols.push(name.clone()),
+                    RawColumn::Wildcard { .. } => return None,
+                }
+            }
+        }
+        Projection::Aggregate(calls) => {
+            for c in calls {
+                cols.push(c.field.clone());
+                if let plan::AggKind::Top { tag: Some(t), .. }
+                | plan::AggKind::Bottom { tag: Some(t), .. } = &c.kind
+                {
+                    cols.push(t.clone());
+                }
+            }
+        }
+    }
+    if let Some(e) = residual {
+        var_refs(e, &mut cols);
+    }
+    cols.sort();
+    cols.dedup();
+    Some(cols)
+}
+
+fn var_refs(e: &Expr, out: &mut Vec<String>) {
+    match e {
+        Expr::VarRef { name, .. } => out.push(name.clone()),
+        Expr::Paren(inner) => var_refs(inner, out),
+        Expr::Binary { lhs, rhs, .. } => {
+            var_refs(lhs, out);
+            var_refs(rhs, out);
+        }
+        Expr::Call { args, .. } => args.iter().for_each(|a| var_refs(a, out)),
+        _ => {}
+    }
+}
+
+/// Orders and pages the series: InfluxDB reverses both the series and their rows under
+/// `ORDER BY time DESC`; `SOFFSET`/`SLIMIT` pick series, `OFFSET`/`LIMIT` rows per series,
+/// and a series left without rows is dropped.
+fn shape(mut outputs: Vec<Output>, stmt: &SelectStatement) -> Vec<Series> {
+    if stmt.descending {
+        outputs.reverse();
+        for o in &mut outputs {
+            o.rows.reverse();
+        }
+    }
+    let skip = usize::try_from(stmt.slimit.offset).unwrap_or(usize::MAX);
+    let take = match stmt.slimit.limit {
+        0 => usize::MAX,
+        n => usize::try_from(n).unwrap_or(usize::MAX),
+    };
+    let row_skip = usize::try_from(stmt.limit.offset).unwrap_or(usize::MAX);
+    let row_take = match stmt.limit.limit {
+        0 => usize::MAX,
+        n => usize::try_from(n).unwrap_or(usize::MAX),
+    };
+    outputs
+        .into_iter()
+        .skip(skip)
+        .take(take)
+        .filter_map(|o| {
+            let rows: Vec<Vec<Value>> = o.rows.into_iter().skip(row_skip).take(row_take).collect();
+            (!rows.is_empty()).then(|| Series {
+                name: o.key.measurement,
+                tags: o.tags,
+                columns: o.columns,
+                values: rows,
+            })
+        })
+        .collect()
 }

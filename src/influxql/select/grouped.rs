@@ -1,0 +1,208 @@
+//! Aggregate statements: rows → cells (series × time bucket) → one state per cell and
+//! function → rows per series, with fill. The time column follows InfluxDB: the bucket start
+//! with `GROUP BY time`; otherwise the selected point's time for a lone selector, else the
+//! query's lower time bound (0 without one).
+
+use super::super::{QueryError, Value};
+use super::aggregate::{Aggregator, Input, NO_CELL, Point};
+use super::columns::{Kind, resolve};
+use super::fill;
+use super::plan::{AggKind, Call};
+use super::series::SeriesSet;
+use super::window::Windows;
+use super::{Context, Output};
+use crate::scan::ColumnBatch;
+
+/// Most cells (series × buckets) one statement may hold.
+pub(super) const MAX_CELLS: usize = 20_000_000;
+
+/// Runs the aggregate `calls` over `batches`.
+pub(super) fn run(
+    calls: &[Call],
+    batches: &[ColumnBatch],
+    ctx: &Context<'_>,
+) -> Result<Vec<Output>, QueryError> {
+    let windows = match ctx.interval {
+        Some((interval, offset)) => {
+            let min = if ctx.time.has_min() {
+                ctx.time.min
+            } else {
+                // Without a lower bound the buckets start at the first point read.
+                match first_time(batches, ctx) {
+                    Some(t) => t,
+                    None => return Ok(Vec::new()),
+                }
+            };
+            Some(Windows::new(interval, offset, ctx.tz, min, ctx.time.max)?)
+        }
+        None => None,
+    };
+    let n_buckets = windows.as_ref().map_or(1, Windows::len);
+    if n_buckets == 0 {
+        return Ok(Vec::new());
+    }
+    let mut set = SeriesSet::new(ctx.dims.to_vec());
+    let mut aggs: Vec<Aggregator> = calls
+        .iter()
+        .map(|c| Aggregator::new(c.kind.clone(), &c.field))
+        .collect();
+    let mut mask = Vec::new();
+    let mut series = Vec::new();
+    let mut cells: Vec<u32> = Vec::new();
+    for batch in batches {
+        ctx.mask(batch, &mut mask);
+        set.assign(batch, &mask, &mut series)?;
+        let n_cells = set.len().saturating_mul(n_buckets);
+        if n_cells > MAX_CELLS {
+            return Err(QueryError::Invalid(format!(
+                "the query would hold {n_cells} series × buckets, more than the {MAX_CELLS} \
+                 allowed: narrow the time range, use a larger interval or fewer GROUP BY tags"
+            )));
+        }
+        cells.clear();
+        cells.extend(series.iter().zip(&batch.timestamps).map(|(&s, &t)| {
+            if s == NO_CELL {
+                return NO_CELL;
+            }
+            let b = match &windows {
+                Some(w) => match w.index(t) {
+                    Some(b) => b,
+                    None => return NO_CELL,
+                },
+                None => 0,
+            };
+            u32::try_from(s as usize * n_buckets + b).unwrap_or(NO_CELL)
+        }));
+        for (agg, call) in aggs.iter_mut().zip(calls) {
+            let input = Input::of(resolve(
+                batch,
+                &call.field,
+                Kind::of_cast(call.cast.as_deref()),
+            ));
+            let aux = match &call.kind {
+                AggKind::Top { tag: Some(t), .. } | AggKind::Bottom { tag: Some(t), .. } => {
+                    Input::of(resolve(batch, t, Kind::Tag))
+                }
+                _ => Input::Missing,
+            };
+            agg.add(&cells, &batch.timestamps, input, aux, n_cells)?;
+        }
+    }
+    let bucket_time = |b: usize| match &windows {
+        Some(w) => w.start(b),
+        None if ctx.time.has_min() => ctx.time.min,
+        None => 0,
+    };
+    let lone_selector =
+        windows.is_none() && calls.len() == 1 && calls.iter().all(|c| c.kind.is_selector());
+    let multi_row = calls.iter().any(|c| c.kind.is_multi_row());
+    let mut columns = vec!["time".to_owned()];
+    columns.extend(calls.iter().map(|c| c.column.clone()));
+    if let Some(AggKind::Top { tag: Some(t), .. } | AggKind::Bottom { tag: Some(t), .. }) =
+        calls.first().map(|c| &c.kind)
+    {
+        columns.push(t.clone());
+    }
+    let fill_columns: Vec<fill::Column> = aggs
+        .iter()
+        .zip(calls)
+        .map(|(a, c)| fill::Column {
+            count: c.kind.is_count(),
+            integer: a.is_integer(),
+        })
+        .collect();
+    let mut out = Vec::new();
+    let mut points: Vec<Point> = Vec::new();
+    for s in set.sorted() {
+        let Some(key) = set.key(s) else { continue };
+        let mut rows: Vec<Vec<Value>> = Vec::new();
+        if multi_row {
+            for b in 0..n_buckets {
+                points.clear();
+                for agg in &mut aggs {
+                    agg.emit(s * n_buckets + b, &mut points);
+                }
+                for p in points.drain(..) {
+                    let time = p
+                        .time
+                        .filter(|_| {
+                            !matches!(calls.first().map(|c| &c.kind), Some(AggKind::Distinct))
+                        })
+                        .unwrap_or_else(|| bucket_time(b));
+                    let mut row = vec![Value::Time(time), p.value];
+                    if let Some(aux) = p.aux {
+                        row.push(aux);
+                    }
+                    rows.push(row);
+                }
+            }
+        } else {
+            let mut grid: Vec<Vec<Option<Value>>> = Vec::with_capacity(n_buckets);
+            let mut selected_time: Vec<Option<i64>> = Vec::with_capacity(n_buckets);
+            for b in 0..n_buckets {
+                let mut row = Vec::with_capacity(aggs.len());
+                let mut time = None;
+                for agg in &mut aggs {
+                    points.clear();
+                    agg.emit(s * n_buckets + b, &mut points);
+                    let p = points.drain(..).next();
+                    if time.is_none() {
+                        time = p.as_ref().and_then(|p| p.time);
+                    }
+                    row.push(p.map(|p| p.value));
+                }
+                grid.push(row);
+                selected_time.push(time);
+            }
+            let Some(first) = grid.iter().position(|r| r.iter().any(Option::is_some)) else {
+                continue;
+            };
+            // Without a lower bound a series starts at its own first non-empty bucket.
+            let skip = if windows.is_some() && !ctx.time.has_min() {
+                first
+            } else {
+                0
+            };
+            let times: Vec<i64> = (0..n_buckets).map(bucket_time).collect();
+            let grid: Vec<Vec<Option<Value>>> = grid.into_iter().skip(skip).collect();
+            let times = times.get(skip..).unwrap_or(&[]);
+            for (b, values) in fill::apply(grid, times, ctx.fill, &fill_columns, ctx.nested) {
+                let time = match selected_time.get(b + skip).copied().flatten() {
+                    Some(t) if lone_selector => t,
+                    _ => times.get(b).copied().unwrap_or(0),
+                };
+                let mut row = Vec::with_capacity(values.len() + 1);
+                row.push(Value::Time(time));
+                row.extend(values);
+                rows.push(row);
+            }
+        }
+        if rows.is_empty() {
+            continue;
+        }
+        out.push(Output {
+            key: key.clone(),
+            tags: set.tags(s),
+            columns: columns.clone(),
+            rows,
+        });
+    }
+    Ok(out)
+}
+
+/// The earliest time of a row that passes the filters.
+fn first_time(batches: &[ColumnBatch], ctx: &Context<'_>) -> Option<i64> {
+    let mut mask = Vec::new();
+    batches
+        .iter()
+        .filter_map(|b| {
+            ctx.mask(b, &mut mask);
+            b.timestamps
+                .iter()
+                .zip(&mask)
+                .filter(|(_, m)| **m)
+                .map(|(t, _)| *t)
+                .min()
+        })
+        .min()
+}

@@ -1,0 +1,187 @@
+//! Series: which output series (measurement + `GROUP BY` tag values) each row belongs to.
+//! Rows are grouped by dictionary ids within a batch, and each distinct id combination is
+//! turned into strings once per batch, so the per-row work is integer arithmetic and, with
+//! several varying tags, one integer hash lookup.
+
+use std::collections::HashMap;
+
+use super::super::QueryError;
+use super::aggregate::NO_CELL;
+use super::columns::{Col, Kind, resolve, tag_str};
+use crate::scan::{ColumnBatch, NO_TAG};
+
+/// An output series.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(super) struct SeriesKey {
+    /// Measurement.
+    pub measurement: String,
+    /// Values of the dimension tags, in dimension-key order (`""` for a missing tag).
+    pub tags: Vec<String>,
+}
+
+/// The series seen so far, numbered in order of appearance.
+#[derive(Debug, Default)]
+pub(super) struct SeriesSet {
+    dims: Vec<String>,
+    keys: Vec<SeriesKey>,
+    index: HashMap<SeriesKey, u32>,
+}
+
+/// Direct tables up to this many id combinations; a hash map beyond.
+const DIRECT: u64 = 1 << 20;
+
+impl SeriesSet {
+    /// Series over the sorted tag keys `dims`.
+    pub(super) fn new(dims: Vec<String>) -> SeriesSet {
+        SeriesSet {
+            dims,
+            ..SeriesSet::default()
+        }
+    }
+
+    /// Number of series.
+    pub(super) fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// The key of series `id`.
+    pub(super) fn key(&self, id: usize) -> Option<&SeriesKey> {
+        self.keys.get(id)
+    }
+
+    /// The `tags` of series `id` in a response.
+    pub(super) fn tags(&self, id: usize) -> Vec<(String, String)> {
+        match self.keys.get(id) {
+            Some(k) => self
+                .dims
+                .iter()
+                .cloned()
+                .zip(k.tags.iter().cloned())
+                .collect(),
+            None => Vec::new(),
+        }
+    }
+
+    /// Series ids sorted as InfluxDB sorts series: by measurement, then tag values.
+    pub(super) fn sorted(&self) -> Vec<usize> {
+        let mut ids: Vec<usize> = (0..self.keys.len()).collect();
+        ids.sort_by(|&a, &b| self.keys.get(a).cmp(&self.keys.get(b)));
+        ids
+    }
+
+    fn intern(&mut self, key: SeriesKey) -> u32 {
+        if let Some(&id) = self.index.get(&key) {
+            return id;
+        }
+        let id = u32::try_from(self.keys.len()).unwrap_or(NO_CELL - 1);
+        self.keys.push(key.clone());
+        self.index.insert(key, id);
+        id
+    }
+
+    /// Writes the series id of every row of `batch` into `out` ([`NO_CELL`] where `mask` is
+    /// false).
+    pub(super) fn assign(
+        &mut self,
+        batch: &ColumnBatch,
+        mask: &[bool],
+        out: &mut Vec<u32>,
+    ) -> Result<(), QueryError> {
+        out.clear();
+        out.resize(batch.len(), NO_CELL);
+        let cols: Vec<Col<'_>> = self
+            .dims
+            .iter()
+            .map(|d| resolve(batch, d, Kind::Tag))
+            .collect();
+        // Strides of the varying (per-row) dimensions; id 0 stands for a missing tag.
+        let mut strides = Vec::with_capacity(cols.len());
+        let mut combos: u64 = 1;
+        for c in &cols {
+            if let Col::Tag(t) = c {
+                strides.push(combos);
+                combos = combos.checked_mul(t.dict.len() as u64 + 1).ok_or_else(|| {
+                    QueryError::Unsupported("too many GROUP BY tag combinations".into())
+                })?;
+            } else {
+                strides.push(0);
+            }
+        }
+        let local = |row: usize| -> u64 {
+            let mut k = 0;
+            for (c, s) in cols.iter().zip(&strides) {
+                if let Col::Tag(t) = c {
+                    let id = t.ids.get(row).copied().unwrap_or(NO_TAG);
+                    let digit = if id == NO_TAG { 0 } else { u64::from(id) + 1 };
+                    k += digit * s;
+                }
+            }
+            k
+        };
+        let decode = |k: u64| -> Vec<String> {
+            cols.iter()
+                .zip(&strides)
+                .map(|(c, &s)| match c {
+                    Col::Tag(t) => {
+                        let digit = (k / s.max(1)) % (t.dict.len() as u64 + 1);
+                        if digit == 0 {
+                            String::new()
+                        } else {
+                            t.dict
+                                .get((digit - 1) as usize)
+                                .cloned()
+                                .unwrap_or_default()
+                        }
+                    }
+                    other => tag_str(other, 0).to_owned(),
+                })
+                .collect()
+        };
+        let measurement = &batch.measurement;
+        let key_of = |k: u64, set: &mut SeriesSet| {
+            set.intern(SeriesKey {
+                measurement: measurement.clone(),
+                tags: decode(k),
+            })
+        };
+        if combos == 1 {
+            let id = key_of(0, self);
+            for (o, &m) in out.iter_mut().zip(mask) {
+                if m {
+                    *o = id;
+                }
+            }
+        } else if combos <= DIRECT {
+            let mut table = vec![NO_CELL; usize::try_from(combos).unwrap_or(0)];
+            for (row, (o, &m)) in out.iter_mut().zip(mask).enumerate() {
+                if !m {
+                    continue;
+                }
+                let k = local(row);
+                if let Some(slot) = table.get_mut(k as usize) {
+                    if *slot == NO_CELL {
+                        *slot = key_of(k, self);
+                    }
+                    *o = *slot;
+                }
+            }
+        } else {
+            let mut table: HashMap<u64, u32> = HashMap::new();
+            for (row, (o, &m)) in out.iter_mut().zip(mask).enumerate() {
+                if !m {
+                    continue;
+                }
+                let k = local(row);
+                *o = match table.get(&k) {
+                    Some(&id) => id,
+                    None => {
+                        let id = key_of(k, self);
+                        table.insert(k, id);
+                        id
+                    }
+                };
+            }
+        }
+        Ok(())
+    }
+}

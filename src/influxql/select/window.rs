@@ -1,0 +1,195 @@
+//! `GROUP BY time(interval, offset)` buckets: InfluxDB's alignment (epoch-aligned plus the
+//! offset, or local-time aligned under `tz()`), their count capped so that a query such as
+//! `GROUP BY time(1ns)` over years fails with a clear error instead of exhausting memory.
+
+use chrono::{Offset, TimeZone};
+
+use super::super::QueryError;
+
+/// Most buckets one series may have (InfluxDB's `max-select-buckets` is unlimited by default;
+/// MeterDB refuses rather than allocate without bound).
+pub(super) const MAX_BUCKETS: usize = 1_000_000;
+
+/// The buckets covering a time range.
+#[derive(Clone, Debug)]
+pub(super) struct Windows {
+    interval: i64,
+    /// Bucket starts, when a zone makes them irregular; else computed from `first`.
+    starts: Option<Vec<i64>>,
+    first: i64,
+    n: usize,
+}
+
+impl Windows {
+    /// The buckets from the one holding `min` to the one holding `max` (inclusive).
+    pub(super) fn new(
+        interval: i64,
+        offset: i64,
+        tz: Option<chrono_tz::Tz>,
+        min: i64,
+        max: i64,
+    ) -> Result<Windows, QueryError> {
+        let first = window_start(min, interval, offset, tz);
+        if max < min {
+            return Ok(Windows {
+                interval,
+                starts: None,
+                first,
+                n: 0,
+            });
+        }
+        let too_many = |n: String| {
+            QueryError::Invalid(format!(
+                "GROUP BY time would produce {n} buckets, more than the {MAX_BUCKETS} allowed: \
+                 use a larger interval or a narrower time range"
+            ))
+        };
+        match tz {
+            None => {
+                let last = window_start(max, interval, offset, None);
+                let n = (i128::from(last) - i128::from(first)) / i128::from(interval) + 1;
+                if n > MAX_BUCKETS as i128 {
+                    return Err(too_many(n.to_string()));
+                }
+                Ok(Windows {
+                    interval,
+                    starts: None,
+                    first,
+                    n: usize::try_from(n).unwrap_or(0),
+                })
+            }
+            Some(z) => {
+                let mut starts = vec![first];
+                let mut cur = first;
+                loop {
+                    let next = next_start(cur, interval, offset, z);
+                    if next <= cur || next > max {
+                        break;
+                    }
+                    if starts.len() >= MAX_BUCKETS {
+                        return Err(too_many(format!("more than {MAX_BUCKETS}")));
+                    }
+                    starts.push(next);
+                    cur = next;
+                }
+                let n = starts.len();
+                Ok(Windows {
+                    interval,
+                    starts: Some(starts),
+                    first,
+                    n,
+                })
+            }
+        }
+    }
+
+    /// Number of buckets.
+    pub(super) fn len(&self) -> usize {
+        self.n
+    }
+
+    /// The bucket of `t`, if inside the range.
+    pub(super) fn index(&self, t: i64) -> Option<usize> {
+        match &self.starts {
+            None => {
+                if t < self.first {
+                    return None;
+                }
+                let i = (i128::from(t) - i128::from(self.first)) / i128::from(self.interval);
+                usize::try_from(i).ok().filter(|&i| i < self.n)
+            }
+            Some(starts) => {
+                let i = starts.partition_point(|&s| s <= t);
+                i.checked_sub(1)
+            }
+        }
+    }
+
+    /// Start time of bucket `i`.
+    pub(super) fn start(&self, i: usize) -> i64 {
+        match &self.starts {
+            None => self.first.saturating_add(
+                self.interval
+                    .saturating_mul(i64::try_from(i).unwrap_or(i64::MAX)),
+            ),
+            Some(s) => s.get(i).copied().unwrap_or(i64::MAX),
+        }
+    }
+}
+
+fn zone_offset(tz: chrono_tz::Tz, t: i64) -> i64 {
+    let dt = chrono::DateTime::<chrono::Utc>::from_timestamp_nanos(t);
+    i64::from(
+        tz.offset_from_utc_datetime(&dt.naive_utc())
+            .fix()
+            .local_minus_utc(),
+    ) * 1_000_000_000
+}
+
+/// The start of the bucket holding `t`: InfluxDB's `Window()`, which aligns on the epoch in
+/// local time under a zone, then corrects for an offset change between `t` and the start.
+pub(super) fn window_start(t: i64, interval: i64, offset: i64, tz: Option<chrono_tz::Tz>) -> i64 {
+    let t = i128::from(t) - i128::from(offset);
+    let zone = tz.map_or(0, |z| {
+        i128::from(zone_offset(z, i64::try_from(t).unwrap_or(i64::MAX)))
+    });
+    let d = i128::from(interval);
+    let dt = (t + zone).rem_euclid(d);
+    let mut start = t - dt;
+    if let Some(z) = tz {
+        let start_zone = i128::from(zone_offset(z, i64::try_from(start).unwrap_or(i64::MIN)));
+        let o = zone - start_zone;
+        if o != 0 && o.abs() < d {
+            start += o;
+        }
+    }
+    let start = start + i128::from(offset);
+    i64::try_from(start).unwrap_or(if start < 0 { i64::MIN } else { i64::MAX })
+}
+
+/// The start of the bucket after the one starting at `start`, keeping local alignment across
+/// offset changes (a day bucket stays midnight to midnight over a DST switch).
+fn next_start(start: i64, interval: i64, offset: i64, tz: chrono_tz::Tz) -> i64 {
+    let mut end = start.saturating_add(interval);
+    let o = zone_offset(tz, start) - zone_offset(tz, end);
+    if o != 0 && o.abs() < interval {
+        end = end.saturating_add(o);
+    }
+    let aligned = window_start(end, interval, offset, Some(tz));
+    if aligned > start { aligned } else { end }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const H: i64 = 3_600_000_000_000;
+    const D: i64 = 24 * H;
+
+    #[test]
+    fn utc_buckets_align_on_the_epoch_plus_offset() {
+        let w = Windows::new(H, 0, None, 10, 3 * H).unwrap();
+        assert_eq!(w.len(), 4);
+        assert_eq!(w.index(H + 5), Some(1));
+        assert_eq!(w.start(3), 3 * H);
+        let w = Windows::new(H, H / 2, None, 0, 3 * H - 1).unwrap();
+        assert_eq!(w.start(0), -H / 2);
+        assert_eq!(w.len(), 4);
+    }
+
+    #[test]
+    fn zone_buckets_start_at_local_midnight_across_dst() {
+        let paris: chrono_tz::Tz = "Europe/Paris".parse().unwrap();
+        // 2026-10-25 is the autumn switch in Paris: that local day lasts 25 hours.
+        let day_before = 1_792_800_000_000_000_000 - 2 * H; // 2026-10-24T00:00+02:00
+        let w = Windows::new(D, 0, Some(paris), day_before, day_before + 3 * D).unwrap();
+        assert_eq!(w.start(0), day_before);
+        assert_eq!(w.start(1), day_before + D);
+        assert_eq!(w.start(2), day_before + 2 * D + H);
+    }
+
+    #[test]
+    fn too_many_buckets_is_an_error() {
+        assert!(Windows::new(1, 0, None, 0, 10 * D).is_err());
+    }
+}
