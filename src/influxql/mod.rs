@@ -3,12 +3,17 @@
 //! is the answer in InfluxDB 1.x's JSON shape.
 
 pub mod ast;
+mod display;
+mod lexer;
+mod parser;
 pub mod response;
 pub mod select;
 pub mod show;
 
 use crate::Engine;
 use crate::model::TenantId;
+pub use display::{quote_ident, quote_string};
+pub use parser::{MAX_EXPR_DEPTH, MAX_NESTING, ParseError, parse_query};
 pub use response::{QueryResponse, Series, StatementResult, Value};
 
 /// What a query runs with besides its text.
