@@ -218,7 +218,7 @@ fn shape(mut outputs: Vec<Output>, stmt: &SelectStatement) -> Vec<Series> {
         .take(take)
         .filter_map(|o| {
             let rows: Vec<Vec<Value>> = o.rows.into_iter().skip(row_skip).take(row_take).collect();
-            (!rows.is_empty()).then(|| Series {
+            (!rows.is_empty()).then_some(Series {
                 name: o.key.measurement,
                 tags: o.tags,
                 columns: o.columns,

@@ -216,10 +216,19 @@ impl Plan {
             ));
         } else {
             let calls = calls(&fields)?;
-            if calls.len() > 1 && calls.iter().any(|c| c.kind.is_multi_row()) {
-                return Err(QueryError::Invalid(
-                    "distinct(), top() and bottom() cannot be combined with other functions".into(),
-                ));
+            if calls.len() > 1
+                && let Some(c) = calls.iter().find(|c| c.kind.is_multi_row())
+            {
+                // InfluxDB's wording, so that clients matching on it keep working.
+                return Err(QueryError::Invalid(match c.kind {
+                    AggKind::Distinct => {
+                        "aggregate function distinct() cannot be combined with other functions or fields".into()
+                    }
+                    AggKind::Top { .. } => {
+                        "selector function top() cannot be combined with other functions".into()
+                    }
+                    _ => "selector function bottom() cannot be combined with other functions".into(),
+                }));
             }
             Projection::Aggregate(calls)
         };

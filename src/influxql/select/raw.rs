@@ -60,7 +60,7 @@ pub(super) fn run(
             let mut values = Vec::with_capacity(cols.len() + 1);
             values.push(Value::Time(t));
             values.extend(cols.iter().map(|c| match c {
-                Col::Tenant(t) if t.is_empty() => Value::Null,
+                Col::Tenant("") => Value::Null,
                 c => c.value(row),
             }));
             if let Some(r) = rows.get_mut(s as usize) {
