@@ -122,7 +122,21 @@ fn run(
         time,
         columns: needed_columns(&plan, split.residual.as_ref()),
     };
-    let batches = source::load(engine, stmt, &request, options)?;
+    let mut batches = source::load(engine, stmt, &request, options)?;
+    // The engine returns batches in no particular order; a fixed order makes float sums (and
+    // ties between equal times) the same from one run to the next.
+    batches.sort_by(|a, b| {
+        (
+            a.measurement.as_str(),
+            a.tenant.as_str(),
+            a.timestamps.first(),
+        )
+            .cmp(&(
+                b.measurement.as_str(),
+                b.tenant.as_str(),
+                b.timestamps.first(),
+            ))
+    });
     let dims = plan.dims.resolve(batches.iter().flat_map(|b| {
         b.tags
             .iter()

@@ -3,6 +3,8 @@
 //! regex over measurement names, or a subquery, whose result series are turned back into
 //! batches so that the outer statement runs on them like on stored data.
 
+use std::collections::HashMap;
+
 use regex::Regex;
 
 use super::super::ast::{MeasurementName, SelectStatement, Source};
@@ -11,7 +13,9 @@ use super::condition::TimeRange;
 use super::plan::compile;
 use crate::Engine;
 use crate::model::TenantId;
-use crate::scan::{ColumnBatch, FieldColumn, FieldValues, ScanRequest, StrColumn, TagColumn};
+use crate::scan::{
+    ColumnBatch, FieldColumn, FieldValues, NO_TAG, ScanRequest, StrColumn, TagColumn,
+};
 
 use super::columns::TENANT;
 
@@ -49,7 +53,7 @@ pub(super) fn load(
             }
             Source::Subquery(inner) => {
                 let series = super::run(engine, inner, options, true, req.time)?;
-                out.extend(series.into_iter().filter_map(to_batch));
+                out.extend(to_batches(series));
             }
         }
     }
@@ -66,57 +70,97 @@ fn scan_request(req: &Request<'_>, measurement: Option<String>) -> ScanRequest {
     }
 }
 
-/// A subquery's series as a batch: its tags become tag columns (the `tenant` tag becomes the
-/// batch's tenant), its columns become typed fields.
-fn to_batch(series: Series) -> Option<ColumnBatch> {
-    let n = series.values.len();
-    let mut tenant = String::new();
-    let mut tags = Vec::new();
-    for (k, v) in series.tags {
-        if k == TENANT {
-            tenant = v;
-        } else {
-            tags.push(TagColumn {
-                key: k,
-                dict: vec![v],
-                ids: vec![0; n],
-            });
+/// A subquery's series as batches, one per measurement, tenant, tag keys and columns (not
+/// one per series: a subquery grouped by a high-cardinality tag yields thousands of series).
+/// The series' tags become dictionary-encoded tag columns (the `tenant` tag becomes the
+/// batch's tenant), its columns typed fields.
+fn to_batches(series: Vec<Series>) -> Vec<ColumnBatch> {
+    type Group = (String, String, Vec<String>, Vec<String>);
+    let mut groups: Vec<(Group, Vec<Series>)> = Vec::new();
+    let mut index: HashMap<Group, usize> = HashMap::new();
+    for s in series {
+        if s.values.is_empty() {
+            continue;
+        }
+        let tenant = s
+            .tags
+            .iter()
+            .find(|(k, _)| k == TENANT)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default();
+        let keys: Vec<String> = s
+            .tags
+            .iter()
+            .filter(|(k, _)| k != TENANT)
+            .map(|(k, _)| k.clone())
+            .collect();
+        let g = (s.name.clone(), tenant, keys, s.columns.clone());
+        match index.get(&g) {
+            Some(&i) => {
+                if let Some(group) = groups.get_mut(i) {
+                    group.1.push(s);
+                }
+            }
+            None => {
+                index.insert(g.clone(), groups.len());
+                groups.push((g, vec![s]));
+            }
         }
     }
-    let timestamps: Vec<i64> = series
-        .values
-        .iter()
-        .map(|row| match row.first() {
-            Some(Value::Time(t)) => *t,
-            _ => 0,
+    groups
+        .into_iter()
+        .map(|((name, tenant, keys, columns), members)| {
+            let rows: Vec<&Vec<Value>> = members.iter().flat_map(|s| &s.values).collect();
+            let tags = keys
+                .iter()
+                .map(|k| {
+                    let mut col = TagColumn {
+                        key: k.clone(),
+                        ..TagColumn::default()
+                    };
+                    let mut ids: HashMap<&str, u32> = HashMap::new();
+                    for s in &members {
+                        let v = s.tags.iter().find(|(tk, _)| tk == k).map_or("", |(_, v)| v);
+                        let id = *ids.entry(v).or_insert_with(|| {
+                            col.dict.push(v.to_owned());
+                            u32::try_from(col.dict.len() - 1).unwrap_or(NO_TAG)
+                        });
+                        col.ids.extend(std::iter::repeat_n(id, s.values.len()));
+                    }
+                    col
+                })
+                .collect();
+            let timestamps = rows
+                .iter()
+                .map(|row| match row.first() {
+                    Some(Value::Time(t)) => *t,
+                    _ => 0,
+                })
+                .collect();
+            let fields = columns
+                .iter()
+                .enumerate()
+                .skip(1)
+                .map(|(i, key)| FieldColumn {
+                    key: key.clone(),
+                    values: column(&rows, i),
+                })
+                .collect();
+            ColumnBatch {
+                tenant: TenantId::new(&tenant),
+                measurement: name,
+                timestamps,
+                tags,
+                fields,
+                event_ids: None,
+            }
         })
-        .collect();
-    let fields = series
-        .columns
-        .iter()
-        .enumerate()
-        .skip(1)
-        .map(|(i, key)| FieldColumn {
-            key: key.clone(),
-            values: column(&series.values, i),
-        })
-        .collect();
-    if n == 0 {
-        return None;
-    }
-    Some(ColumnBatch {
-        tenant: TenantId::new(&tenant),
-        measurement: series.name,
-        timestamps,
-        tags,
-        fields,
-        event_ids: None,
-    })
+        .collect()
 }
 
 /// Column `i` of the rows, typed by its values: integers stay integers unless mixed with
 /// floats.
-fn column(rows: &[Vec<Value>], i: usize) -> FieldValues {
+fn column(rows: &[&Vec<Value>], i: usize) -> FieldValues {
     let cells = || rows.iter().map(move |r| r.get(i).unwrap_or(&Value::Null));
     let (mut ints, mut floats, mut uints, mut bools, mut strs) = (0, 0, 0, 0, 0);
     for v in cells() {

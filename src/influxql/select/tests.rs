@@ -1,1 +1,326 @@
+//! `SELECT` behaviours not covered by the recorded InfluxDB answers (`tests/influxql_select.rs`):
+//! MeterDB's limits, extensions and tenant scoping, and a model check of aggregates against a
+//! brute-force evaluation of random queries.
 
+use std::collections::BTreeMap;
+
+use proptest::prelude::*;
+
+use super::super::{QueryError, QueryOptions, Series, Value, execute, parse_query};
+use crate::ingest::lineproto::{LineOptions, Precision, append_to_batch};
+use crate::{Engine, Options, SyncPolicy, Timestamp, WriteBatch};
+
+const H: i64 = 3_600_000_000_000;
+
+fn engine(lines: &str) -> (tempfile::TempDir, Engine) {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open(
+        dir.path(),
+        Options {
+            sync: SyncPolicy::None,
+            shards: Some(2),
+            ..Options::default()
+        },
+    )
+    .unwrap();
+    let mut batch = WriteBatch::new();
+    let opts = LineOptions {
+        precision: Precision::Nanoseconds,
+        default_tenant: None,
+        now: Timestamp(0),
+    };
+    assert!(append_to_batch(lines.as_bytes(), &opts, &mut batch).is_empty());
+    assert!(engine.write(batch).unwrap().rejected.is_empty());
+    (dir, engine)
+}
+
+fn query(engine: &Engine, q: &str, options: &QueryOptions) -> Result<Vec<Series>, QueryError> {
+    let statements = parse_query(q).unwrap();
+    execute(engine, statements.first().unwrap(), options)
+}
+
+fn run(engine: &Engine, q: &str) -> Vec<Series> {
+    query(engine, q, &QueryOptions::default()).unwrap_or_else(|e| panic!("{q}: {e}"))
+}
+
+const DATA: &str = "\
+m,tenant=a,host=h1 v=1,i=10i 1000000000
+m,tenant=a,host=h2 v=2,i=20i 7200000000000
+m,tenant=b,host=h1 v=3,i=30i 7300000000000
+";
+
+#[test]
+fn group_by_time_one_ns_over_years_is_refused() {
+    let (_d, e) = engine(DATA);
+    let err = query(
+        &e,
+        "SELECT count(v) FROM m WHERE time >= 0 AND time < '2020-01-01T00:00:00Z' GROUP BY time(1ns)",
+        &QueryOptions::default(),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(&err, QueryError::Invalid(m) if m.contains("buckets")),
+        "{err}"
+    );
+}
+
+#[test]
+fn tenant_scope_hides_other_tenants() {
+    let (_d, e) = engine(DATA);
+    let scoped = QueryOptions {
+        tenant: Some("a".into()),
+        ..QueryOptions::default()
+    };
+    let s = query(&e, "SELECT count(v) FROM m", &scoped).unwrap();
+    assert_eq!(s[0].values[0][1], Value::Integer(2));
+    assert!(
+        query(&e, "SELECT count(v) FROM m WHERE tenant = 'b'", &scoped)
+            .unwrap()
+            .is_empty()
+    );
+    let s = query(
+        &e,
+        "SELECT * FROM (SELECT count(v) AS c FROM m GROUP BY tenant)",
+        &scoped,
+    )
+    .unwrap();
+    assert_eq!(s[0].values.len(), 1);
+}
+
+#[test]
+fn distinct_reads_tags_including_the_tenant() {
+    let (_d, e) = engine(DATA);
+    let s = run(&e, "SELECT count(distinct(tenant)) FROM m");
+    assert_eq!(s[0].values[0][1], Value::Integer(2));
+    let s = run(&e, "SELECT distinct(host) FROM m WHERE tenant = 'a'");
+    let hosts: Vec<&Value> = s[0].values.iter().map(|r| &r[1]).collect();
+    assert_eq!(
+        hosts,
+        [&Value::String("h1".into()), &Value::String("h2".into())]
+    );
+}
+
+#[test]
+fn unsupported_queries_name_what_is_missing() {
+    let (_d, e) = engine(DATA);
+    for (q, word) in [
+        ("SELECT derivative(v) FROM m", "derivative"),
+        ("SELECT v + 1 FROM m", "arithmetic"),
+        (
+            "SELECT count(v) FROM m WHERE time > 0 OR host = 'x'",
+            "time",
+        ),
+        ("SELECT mean(host) FROM m", "tag"),
+    ] {
+        match query(&e, q, &QueryOptions::default()) {
+            Err(QueryError::Unsupported(m)) => assert!(m.contains(word), "{q}: {m}"),
+            other => panic!("{q}: {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn without_lower_bound_each_series_starts_at_its_first_bucket_and_ends_at_now() {
+    let (_d, e) = engine(DATA);
+    let options = QueryOptions {
+        now: 3 * H,
+        ..QueryOptions::default()
+    };
+    let s = query(
+        &e,
+        "SELECT count(v) FROM m GROUP BY time(1h), host",
+        &options,
+    )
+    .unwrap();
+    let times = |s: &Series| -> Vec<Value> { s.values.iter().map(|r| r[0].clone()).collect() };
+    assert_eq!(s[0].tags, [("host".to_owned(), "h1".to_owned())]);
+    assert_eq!(times(&s[0]), [0, H, 2 * H, 3 * H].map(Value::Time));
+    assert_eq!(times(&s[1]), [2 * H, 3 * H].map(Value::Time));
+}
+
+// A model check: random points and random aggregate queries against a direct evaluation.
+
+#[derive(Clone, Debug)]
+struct Pt {
+    tenant: u8,
+    host: Option<u8>,
+    t: i64,
+    i: i64,
+}
+
+fn points() -> impl Strategy<Value = Vec<Pt>> {
+    prop::collection::vec(
+        (0u8..3, prop::option::of(0u8..3), 0i64..48 * 60, -50i64..50).prop_map(
+            |(tenant, host, minute, i)| Pt {
+                tenant,
+                host,
+                t: minute * 60_000_000_000,
+                i,
+            },
+        ),
+        1..60,
+    )
+}
+
+#[derive(Clone, Debug)]
+struct Q {
+    func: &'static str,
+    host_filter: Option<(bool, u8)>,
+    by_host: bool,
+    interval_h: Option<i64>,
+    lo_h: i64,
+    hi_h: i64,
+}
+
+fn queries() -> impl Strategy<Value = Q> {
+    (
+        prop::sample::select(vec![
+            "count", "sum", "min", "max", "spread", "first", "last",
+        ]),
+        prop::option::of((any::<bool>(), 0u8..3)),
+        any::<bool>(),
+        prop::option::of(1i64..7),
+        0i64..24,
+        24i64..49,
+    )
+        .prop_map(|(func, host_filter, by_host, interval_h, lo_h, hi_h)| Q {
+            func,
+            host_filter,
+            by_host,
+            interval_h,
+            lo_h,
+            hi_h,
+        })
+}
+
+fn host_name(h: Option<u8>) -> String {
+    h.map_or_else(String::new, |h| format!("h{h}"))
+}
+
+/// What InfluxDB answers, computed point by point: series → rows of (time, value).
+fn model(pts: &[Pt], q: &Q) -> BTreeMap<String, Vec<(i64, Value)>> {
+    let (lo, hi) = (q.lo_h * H, q.hi_h * H);
+    let mut groups: BTreeMap<String, BTreeMap<i64, Vec<&Pt>>> = BTreeMap::new();
+    for p in pts {
+        if p.t < lo || p.t >= hi {
+            continue;
+        }
+        if let Some((eq, h)) = q.host_filter {
+            let same = host_name(p.host) == format!("h{h}");
+            if same != eq {
+                continue;
+            }
+        }
+        let series = if q.by_host {
+            host_name(p.host)
+        } else {
+            String::new()
+        };
+        let bucket = match q.interval_h {
+            Some(d) => p.t - p.t.rem_euclid(d * H),
+            None => lo,
+        };
+        groups
+            .entry(series)
+            .or_default()
+            .entry(bucket)
+            .or_default()
+            .push(p);
+    }
+    let mut out = BTreeMap::new();
+    for (series, buckets) in groups {
+        let mut rows = Vec::new();
+        let all: Vec<i64> = match q.interval_h {
+            Some(d) => {
+                let first = lo - lo.rem_euclid(d * H);
+                (0..)
+                    .map(|k| first + k * d * H)
+                    .take_while(|&b| b < hi)
+                    .collect()
+            }
+            None => vec![lo],
+        };
+        for b in all {
+            let mut ps: Vec<&Pt> = buckets.get(&b).cloned().unwrap_or_default();
+            ps.sort_by_key(|p| p.t);
+            let vals: Vec<i64> = ps.iter().map(|p| p.i).collect();
+            let v = if vals.is_empty() {
+                if q.func == "count" {
+                    Value::Integer(0)
+                } else {
+                    Value::Null
+                }
+            } else {
+                match q.func {
+                    "count" => Value::Integer(vals.len() as i64),
+                    "sum" => Value::Integer(vals.iter().sum()),
+                    "min" => Value::Integer(*vals.iter().min().unwrap()),
+                    "max" => Value::Integer(*vals.iter().max().unwrap()),
+                    "spread" => {
+                        Value::Integer(vals.iter().max().unwrap() - vals.iter().min().unwrap())
+                    }
+                    "first" => Value::Integer(vals[0]),
+                    _ => Value::Integer(*vals.last().unwrap()),
+                }
+            };
+            rows.push((b, v));
+        }
+        out.insert(series, rows);
+    }
+    out
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+    #[test]
+    fn aggregates_match_a_point_by_point_evaluation(pts in points(), q in queries()) {
+        // One point per time: InfluxDB keeps one per series and time, and ties between series would
+        // make first() and last() ambiguous.
+        let mut seen = std::collections::HashSet::new();
+        let pts: Vec<Pt> = pts.into_iter().filter(|p| seen.insert(p.t)).collect();
+        let lines: String = pts
+            .iter()
+            .map(|p| {
+                let host = p.host.map_or_else(String::new, |h| format!(",host=h{h}"));
+                format!("m,tenant=t{}{host} i={}i {}\n", p.tenant, p.i, p.t)
+            })
+            .collect();
+        let (_d, e) = engine(&lines);
+        let mut text = format!("SELECT {}(i) FROM m WHERE time >= {} AND time < {}", q.func, q.lo_h * H, q.hi_h * H);
+        if let Some((eq, h)) = q.host_filter {
+            text += &format!(" AND host {} 'h{h}'", if eq { "=" } else { "!=" });
+        }
+        let mut dims = Vec::new();
+        if let Some(d) = q.interval_h {
+            dims.push(format!("time({d}h)"));
+        }
+        if q.by_host {
+            dims.push("host".to_owned());
+        }
+        if !dims.is_empty() {
+            text += &format!(" GROUP BY {}", dims.join(", "));
+        }
+        let got = run(&e, &text);
+        let want = model(&pts, &q);
+        prop_assert_eq!(got.len(), want.len(), "{}", text);
+        for (s, (series, rows)) in got.iter().zip(&want) {
+            if q.by_host {
+                prop_assert_eq!(&s.tags, &vec![("host".to_owned(), series.clone())]);
+            }
+            let lone_selector = q.interval_h.is_none() && matches!(q.func, "min" | "max" | "first" | "last");
+            let got_rows: Vec<(i64, Value)> = s
+                .values
+                .iter()
+                .map(|r| (match r[0] { Value::Time(t) => t, _ => i64::MIN }, r[1].clone()))
+                .collect();
+            if lone_selector {
+                // The time is the selected point's; compare values only.
+                let gv: Vec<&Value> = got_rows.iter().map(|r| &r.1).collect();
+                let wv: Vec<&Value> = rows.iter().map(|r| &r.1).collect();
+                prop_assert_eq!(gv, wv, "{}", text);
+            } else {
+                prop_assert_eq!(&got_rows, rows, "{}", text);
+            }
+        }
+    }
+}

@@ -92,11 +92,11 @@ impl Windows {
     pub(super) fn index(&self, t: i64) -> Option<usize> {
         match &self.starts {
             None => {
-                if t < self.first {
-                    return None;
-                }
-                let i = (i128::from(t) - i128::from(self.first)) / i128::from(self.interval);
-                usize::try_from(i).ok().filter(|&i| i < self.n)
+                // Hot path (once per row): plain i64 arithmetic, overflow-checked.
+                let since = t.checked_sub(self.first).filter(|d| *d >= 0)?;
+                usize::try_from(since / self.interval)
+                    .ok()
+                    .filter(|&i| i < self.n)
             }
             Some(starts) => {
                 let i = starts.partition_point(|&s| s <= t);
