@@ -87,15 +87,17 @@ pub(super) fn split(
         contradiction: false,
         residual: None,
     };
+    let stripped = match cond {
+        Some(c) => strip_time(c, now, tz, &mut out.time)?,
+        None => None,
+    };
     let mut conjuncts = Vec::new();
-    if let Some(c) = cond {
+    if let Some(c) = &stripped {
         flatten_and(c, &mut conjuncts);
     }
     let mut rest: Vec<Expr> = Vec::new();
     for c in conjuncts {
-        if mentions_time(c) {
-            apply_time_bound(c, now, tz, &mut out.time)?;
-        } else if let Some(t) = tenant_equals(c) {
+        if let Some(t) = tenant_equals(c) {
             match &out.tenant {
                 Some(prev) if prev != t => out.contradiction = true,
                 _ => out.tenant = Some(t.to_owned()),
@@ -110,6 +112,43 @@ pub(super) fn split(
         rhs: Box::new(b),
     });
     Ok(out)
+}
+
+/// Removes every time comparison from `e` and intersects it into `range`, under `OR` too:
+/// InfluxDB's `ConditionExpr` does so ("there is no such thing as using OR with a time
+/// range"), so `a OR b AND time > x` reads as `(a OR b) AND time > x`.
+fn strip_time(
+    e: &Expr,
+    now: i64,
+    tz: Option<chrono_tz::Tz>,
+    range: &mut TimeRange,
+) -> Result<Option<Expr>, QueryError> {
+    match e {
+        Expr::Paren(inner) => {
+            Ok(strip_time(inner, now, tz, range)?.map(|x| Expr::Paren(Box::new(x))))
+        }
+        Expr::Binary {
+            op: op @ (BinaryOp::And | BinaryOp::Or),
+            lhs,
+            rhs,
+        } => {
+            let l = strip_time(lhs, now, tz, range)?;
+            let r = strip_time(rhs, now, tz, range)?;
+            Ok(match (l, r) {
+                (Some(l), Some(r)) => Some(Expr::Binary {
+                    op: *op,
+                    lhs: Box::new(l),
+                    rhs: Box::new(r),
+                }),
+                (one, None) | (None, one) => one,
+            })
+        }
+        other if mentions_time(other) => {
+            apply_time_bound(other, now, tz, range)?;
+            Ok(None)
+        }
+        other => Ok(Some(other.clone())),
+    }
 }
 
 fn flatten_and<'a>(e: &'a Expr, out: &mut Vec<&'a Expr>) {
@@ -332,16 +371,33 @@ mod tests {
     }
 
     #[test]
-    fn time_under_or_is_unsupported() {
+    fn time_under_or_is_intersected_as_influxdb_does() {
+        let host = Expr::Binary {
+            op: BinaryOp::Eq,
+            lhs: Box::new(Expr::VarRef {
+                name: "host".into(),
+                cast: None,
+            }),
+            rhs: Box::new(Expr::Literal(Literal::String("a".into()))),
+        };
         let c = Expr::Binary {
             op: BinaryOp::Or,
-            lhs: Box::new(time_cmp(BinaryOp::Gt, Expr::Literal(Literal::Integer(1)))),
-            rhs: Box::new(time_cmp(BinaryOp::Lt, Expr::Literal(Literal::Integer(0)))),
+            lhs: Box::new(host.clone()),
+            rhs: Box::new(and(
+                host.clone(),
+                time_cmp(BinaryOp::Gt, Expr::Literal(Literal::Integer(1))),
+            )),
         };
-        assert!(matches!(
-            split(Some(&c), 0, None),
-            Err(QueryError::Unsupported(_))
-        ));
+        let w = split(Some(&c), 0, None).unwrap();
+        assert_eq!(w.time.min, 2);
+        assert_eq!(
+            w.residual,
+            Some(Expr::Binary {
+                op: BinaryOp::Or,
+                lhs: Box::new(host.clone()),
+                rhs: Box::new(host),
+            })
+        );
     }
 
     #[test]

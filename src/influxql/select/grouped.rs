@@ -5,12 +5,15 @@
 
 use super::super::{QueryError, Value};
 use super::aggregate::{Aggregator, Input, NO_CELL, Point};
-use super::columns::{Kind, resolve};
+use std::collections::BTreeMap;
+
+use super::columns::{EVENT_ID, Kind, resolve};
 use super::fill;
 use super::plan::{AggKind, Call};
 use super::series::SeriesSet;
 use super::window::Windows;
 use super::{Context, Output};
+use crate::model::FieldType;
 use crate::scan::ColumnBatch;
 
 /// Most cells (series × buckets) one statement may hold.
@@ -22,6 +25,13 @@ pub(super) fn run(
     batches: &[ColumnBatch],
     ctx: &Context<'_>,
 ) -> Result<Vec<Output>, QueryError> {
+    let expanded;
+    let calls = if calls.iter().any(|c| c.expand.is_some()) {
+        expanded = expand(calls, batches);
+        expanded.as_slice()
+    } else {
+        calls
+    };
     let windows = match ctx.interval {
         Some((interval, offset)) => {
             let min = if ctx.time.has_min() {
@@ -205,4 +215,54 @@ fn first_time(batches: &[ColumnBatch], ctx: &Context<'_>) -> Option<i64> {
                 .min()
         })
         .min()
+}
+
+/// `f(*)` and `f(/re/)` as one call per field of the data read that `f` accepts, in field
+/// name order, named `<f>_<field>` as InfluxDB names them.
+fn expand(calls: &[Call], batches: &[ColumnBatch]) -> Vec<Call> {
+    let mut types: BTreeMap<&str, Vec<FieldType>> = BTreeMap::new();
+    for b in batches {
+        for f in &b.fields {
+            types.entry(&f.key).or_default().push(f.values.field_type());
+        }
+        if b.event_ids.is_some() {
+            types.entry(EVENT_ID).or_default().push(FieldType::String);
+        }
+    }
+    let mut out = Vec::new();
+    for c in calls {
+        let Some(pattern) = &c.expand else {
+            out.push(c.clone());
+            continue;
+        };
+        for (name, tys) in &types {
+            if pattern.as_ref().is_some_and(|re| !re.is_match(name)) {
+                continue;
+            }
+            let numeric = tys.iter().any(|t| {
+                matches!(
+                    t,
+                    FieldType::Float | FieldType::Integer | FieldType::Unsigned
+                )
+            });
+            let any_type = matches!(
+                c.kind,
+                AggKind::Count
+                    | AggKind::CountDistinct
+                    | AggKind::Distinct
+                    | AggKind::First
+                    | AggKind::Last
+            );
+            if numeric || any_type {
+                out.push(Call {
+                    kind: c.kind.clone(),
+                    field: (*name).to_owned(),
+                    cast: None,
+                    column: format!("{}_{name}", c.column),
+                    expand: None,
+                });
+            }
+        }
+    }
+    out
 }

@@ -176,6 +176,9 @@ fn needed_columns(plan: &Plan, residual: Option<&Expr>) -> Option<Vec<String>> {
         }
         Projection::Aggregate(calls) => {
             for c in calls {
+                if c.expand.is_some() {
+                    return None;
+                }
                 cols.push(c.field.clone());
                 if let plan::AggKind::Top { tag: Some(t), .. }
                 | plan::AggKind::Bottom { tag: Some(t), .. } = &c.kind

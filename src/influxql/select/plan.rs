@@ -87,6 +87,9 @@ pub(super) struct Call {
     pub cast: Option<String>,
     /// Output column name.
     pub column: String,
+    /// `f(*)` (`Some(None)`) or `f(/re/)`: one call per matching field of the data read,
+    /// named `<column>_<field>`.
+    pub expand: Option<Option<Regex>>,
 }
 
 /// One raw projection.
@@ -285,9 +288,27 @@ fn calls(fields: &[&Field]) -> Result<Vec<Call>, QueryError> {
         let Expr::Call { name, args } = &f.expr else {
             return Err(QueryError::Unsupported("arithmetic on aggregates".into()));
         };
-        let (kind, field, cast) = call(name, args)?;
+        let expand = match args.first() {
+            Some(Expr::Wildcard { .. }) => Some(None),
+            Some(Expr::Regex(r)) => Some(Some(compile(r)?)),
+            _ => None,
+        };
+        let (kind, field, cast) = if expand.is_some() {
+            // Read the other arguments as for a named field; the field comes from the data.
+            let mut args = args.clone();
+            if let Some(a) = args.first_mut() {
+                *a = Expr::VarRef {
+                    name: "*".into(),
+                    cast: None,
+                };
+            }
+            call(name, &args)?
+        } else {
+            call(name, args)?
+        };
         let column = match &f.alias {
             Some(a) => a.clone(),
+            None if expand.is_some() => name.clone(),
             None => names.take(name),
         };
         out.push(Call {
@@ -295,6 +316,7 @@ fn calls(fields: &[&Field]) -> Result<Vec<Call>, QueryError> {
             field,
             cast,
             column,
+            expand,
         });
     }
     Ok(out)
