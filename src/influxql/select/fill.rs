@@ -15,8 +15,11 @@ pub(super) struct Column {
     pub integer: bool,
 }
 
-/// Fills `grid` (one row per bucket, one cell per column, `None` = empty) in place and
-/// returns the rows to keep. `times` are the bucket start times.
+/// Fills `grid` (one row per bucket, one cell per column, `None` = empty) and returns the
+/// rows to keep with their bucket index. `times` are the bucket start times.
+///
+/// In a subquery InfluxDB leaves empty buckets null under `fill(null)`, even for `count`, and
+/// an outer query ignores rows without values: there `fill(null)` is `fill(none)`.
 pub(super) fn apply(
     grid: Vec<Vec<Option<Value>>>,
     times: &[i64],
@@ -24,6 +27,11 @@ pub(super) fn apply(
     columns: &[Column],
     nested: bool,
 ) -> Vec<(usize, Vec<Value>)> {
+    let fill = if nested && *fill == Fill::Null {
+        &Fill::None
+    } else {
+        fill
+    };
     let mut out = Vec::with_capacity(grid.len());
     match fill {
         Fill::None => {
@@ -43,9 +51,7 @@ pub(super) fn apply(
                     .zip(columns)
                     .map(|(v, c)| match v {
                         Some(v) => v,
-                        // In a subquery an empty count stays null, so that the outer query does
-                        // not see zero-count rows (InfluxDB 1.x behaviour).
-                        None if c.count && !nested => Value::Integer(0),
+                        None if c.count => Value::Integer(0),
                         None => Value::Null,
                     })
                     .collect();
@@ -116,6 +122,17 @@ fn number(lit: &Literal, integer: bool) -> Value {
 fn linear_column(grid: &[Vec<Option<Value>>], times: &[i64], c: usize) -> Vec<Value> {
     let cell = |b: usize| grid.get(b).and_then(|r| r.get(c)).and_then(Option::as_ref);
     let time = |b: usize| times.get(b).copied().unwrap_or(0);
+    // The next non-empty bucket of every bucket, found in one backward pass.
+    let mut next = vec![None; grid.len()];
+    let mut after = None;
+    for b in (0..grid.len()).rev() {
+        if let Some(slot) = next.get_mut(b) {
+            *slot = after;
+        }
+        if cell(b).is_some() {
+            after = Some(b);
+        }
+    }
     let mut out = Vec::with_capacity(grid.len());
     let mut prev: Option<usize> = None;
     for b in 0..grid.len() {
@@ -124,8 +141,7 @@ fn linear_column(grid: &[Vec<Option<Value>>], times: &[i64], c: usize) -> Vec<Va
             prev = Some(b);
             continue;
         }
-        let next = (b + 1..grid.len()).find(|&n| cell(n).is_some());
-        let v = match (prev, next) {
+        let v = match (prev, next.get(b).copied().flatten()) {
             (Some(p), Some(n)) => match (cell(p), cell(n)) {
                 (Some(pv), Some(nv)) => interpolate(pv, nv, time(p), time(n), time(b)),
                 _ => Value::Null,
@@ -139,11 +155,12 @@ fn linear_column(grid: &[Vec<Option<Value>>], times: &[i64], c: usize) -> Vec<Va
 
 /// InfluxDB's `linearFloat` / `linearInteger`: the value on the line between the neighbours.
 fn interpolate(prev: &Value, next: &Value, tp: i64, tn: i64, t: i64) -> Value {
-    let dt = (tn - tp) as f64;
-    let x = (t - tp) as f64;
+    // i128: bucket times far apart must not overflow.
+    let dt = (i128::from(tn) - i128::from(tp)) as f64;
+    let x = (i128::from(t) - i128::from(tp)) as f64;
     match (prev, next) {
         (Value::Integer(a), Value::Integer(b)) => {
-            let m = (b.wrapping_sub(*a)) as f64 / dt;
+            let m = (i128::from(*b) - i128::from(*a)) as f64 / dt;
             Value::Integer((m * x + *a as f64) as i64)
         }
         (Value::Float(a), Value::Float(b)) => Value::Float((b - a) / dt * x + a),
@@ -194,8 +211,7 @@ mod tests {
         };
         let out = apply(grid(&[None]), &[0], &Fill::Null, &[count], false);
         assert_eq!(out[0].1, vec![Value::Integer(0)]);
-        let out = apply(grid(&[None]), &[0], &Fill::Null, &[count], true);
-        assert_eq!(out[0].1, vec![Value::Null]);
+        assert!(apply(grid(&[None]), &[0], &Fill::Null, &[count], true).is_empty());
     }
 
     #[test]

@@ -16,8 +16,11 @@ use super::{Context, Output};
 use crate::model::FieldType;
 use crate::scan::ColumnBatch;
 
-/// Most cells (series × buckets) one statement may hold.
-pub(super) const MAX_CELLS: usize = 20_000_000;
+/// Most cells (series × buckets) one statement may hold: each costs one state per function.
+pub(super) const MAX_CELLS: usize = 5_000_000;
+
+/// Most rows an aggregate statement may return (`distinct` can return one per point).
+pub(super) const MAX_ROWS: usize = 5_000_000;
 
 /// Runs the aggregate `calls` over `batches`.
 pub(super) fn run(
@@ -122,6 +125,7 @@ pub(super) fn run(
         })
         .collect();
     let mut out = Vec::new();
+    let mut n_rows = 0usize;
     let mut points: Vec<Point> = Vec::new();
     for s in set.sorted() {
         let Some(key) = set.key(s) else { continue };
@@ -189,6 +193,13 @@ pub(super) fn run(
         }
         if rows.is_empty() {
             continue;
+        }
+        n_rows += rows.len();
+        if n_rows > MAX_ROWS {
+            return Err(QueryError::Invalid(format!(
+                "the query returns more than {MAX_ROWS} rows: narrow the time range or use a \
+                 larger interval"
+            )));
         }
         out.push(Output {
             key: key.clone(),

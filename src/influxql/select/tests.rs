@@ -106,10 +106,7 @@ fn unsupported_queries_name_what_is_missing() {
     for (q, word) in [
         ("SELECT derivative(v) FROM m", "derivative"),
         ("SELECT v + 1 FROM m", "arithmetic"),
-        (
-            "SELECT count(v) FROM m WHERE time != 0",
-            "time",
-        ),
+        ("SELECT count(v) FROM m WHERE time != 0", "time"),
         ("SELECT mean(host) FROM m", "tag"),
     ] {
         match query(&e, q, &QueryOptions::default()) {
@@ -320,6 +317,163 @@ proptest! {
                 prop_assert_eq!(gv, wv, "{}", text);
             } else {
                 prop_assert_eq!(&got_rows, rows, "{}", text);
+            }
+        }
+    }
+}
+
+// Queries come from the network: whatever parses must be answered or refused, never panic.
+
+fn shared_engine() -> &'static Engine {
+    static ENGINE: std::sync::OnceLock<(tempfile::TempDir, Engine)> = std::sync::OnceLock::new();
+    &ENGINE
+        .get_or_init(|| {
+            engine(concat!(
+                "m,tenant=a,host=h1 v=1,i=10i,s=\"x\",b=true 1000000000\n",
+                "m,tenant=a,host=h2 v=2,i=-20i 7200000000000\n",
+                "m,tenant=b v=3.5,u=7u,s=\"y\" 7300000000000\n",
+                "n,tenant=b,host=h1 v=4 -7200000000000\n",
+                "m,tenant=c,host=h3 i=9223372036854775807i,v=-1e300 1800000000000000000\n",
+            ))
+        })
+        .1
+}
+
+fn pick<T: Clone + std::fmt::Debug + 'static>(items: &[T]) -> impl Strategy<Value = T> + use<T> {
+    prop::sample::select(items.to_vec())
+}
+
+fn any_select() -> impl Strategy<Value = String> {
+    let field = pick(&[
+        "count(v)",
+        "sum(i)",
+        "mean(v)",
+        "min(i)",
+        "max(v)",
+        "first(s)",
+        "last(b)",
+        "median(v)",
+        "percentile(v, -5)",
+        "percentile(i, 99.9)",
+        "percentile(v, 1e9)",
+        "spread(i)",
+        "stddev(v)",
+        "distinct(host)",
+        "distinct(tenant)",
+        "count(distinct(s))",
+        "top(v, 2)",
+        "bottom(i, host, 3)",
+        "top(i, tenant, 1)",
+        "v",
+        "i",
+        "s",
+        "host",
+        "tenant",
+        "*",
+        "count(*)",
+        "mean(/v|i/)",
+        "v + 1",
+        "event_id",
+        "sum(u)",
+        "max(b)",
+        "mean(s)",
+    ]);
+    let source = pick(&[
+        "m",
+        "/./",
+        "/^x/",
+        "nosuch",
+        "m, n",
+        "(SELECT count(v) AS v, max(i) AS i FROM m GROUP BY time(1h), host)",
+        "(SELECT * FROM m)",
+        "(SELECT top(v, host, 2) AS v FROM /./)",
+    ]);
+    let bounds = [
+        "0",
+        "-9223372036854775806",
+        "9223372036854775806",
+        "now() - 1000000000w",
+        "'2026-01-01T00:00:00Z'",
+        "1h",
+        "'1677-09-21 00:12:43'",
+    ];
+    let cond = pick(&[
+        "host = 'h1'",
+        "v > 2",
+        "i != 5",
+        "s =~ /x/",
+        "tenant = 'a'",
+        "tenant != 'b'",
+        "host = '' OR v < 0",
+        "i * 2 > i / 0",
+        "b = true",
+        "u >= 7",
+        "(host !~ /1/ AND i % 3 = 1)",
+    ]);
+    let dims = pick(&[
+        "",
+        "time(1ns)",
+        "time(1h)",
+        "time(1s)",
+        "time(7d, -1h)",
+        "time(1000000w, 5000000w)",
+        "host",
+        "*",
+        "/h/",
+        "tenant, time(1h)",
+        "time(30m), host",
+    ]);
+    let tail = pick(&[
+        "",
+        " fill(none)",
+        " fill(0)",
+        " fill(-1.5)",
+        " fill(previous)",
+        " fill(linear)",
+        " ORDER BY time DESC",
+        " LIMIT 1 OFFSET 1",
+        " SLIMIT 1 SOFFSET 1",
+        " tz('Europe/Paris')",
+        " fill(linear) LIMIT 9223372036854775807",
+    ]);
+    (
+        prop::collection::vec(field, 1..4),
+        source,
+        prop::option::of((pick(&bounds), pick(&bounds))),
+        prop::option::of(cond),
+        dims,
+        tail,
+    )
+        .prop_map(|(fields, source, bounds, cond, dims, tail)| {
+            let mut q = format!("SELECT {} FROM {source}", fields.join(", "));
+            let mut wh = Vec::new();
+            if let Some((lo, hi)) = bounds {
+                wh.push(format!("time >= {lo} AND time < {hi}"));
+            }
+            if let Some(c) = cond {
+                wh.push(c.to_owned());
+            }
+            if !wh.is_empty() {
+                q += &format!(" WHERE {}", wh.join(" AND "));
+            }
+            if !dims.is_empty() {
+                q += &format!(" GROUP BY {dims}");
+            }
+            q + tail
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+    #[test]
+    fn any_statement_is_answered_or_refused_without_panicking(q in any_select()) {
+        if let Ok(statements) = parse_query(&q) {
+            let options = QueryOptions {
+                now: 1_800_000_000_000_000_000,
+                ..QueryOptions::default()
+            };
+            for st in &statements {
+                let _ = super::super::execute(shared_engine(), st, &options);
             }
         }
     }
