@@ -660,21 +660,20 @@ impl<T: Num> Acc for Collect<T> {
         }
         match &self.kind {
             AggKind::Median => {
-                a.sort_by(|x, y| x.0.order(&y.0));
-                let mid = a.len() / 2;
-                let v = if a.len() % 2 == 0 {
-                    match (a.get(mid - 1), a.get(mid)) {
-                        (Some(lo), Some(hi)) => {
-                            let lo = lo.0.to_f64();
-                            lo + (hi.0.to_f64() - lo) / 2.0
+                // Selection instead of a full sort: O(n) per cell.
+                let (mid, even) = (a.len() / 2, a.len() % 2 == 0);
+                let (lower, m, _) = a.select_nth_unstable_by(mid, |x, y| x.0.order(&y.0));
+                let hi = m.0.to_f64();
+                let v = if even {
+                    match lower.iter().map(|p| p.0).max_by(|x, y| x.order(y)) {
+                        Some(lo) => {
+                            let lo = lo.to_f64();
+                            lo + (hi - lo) / 2.0
                         }
-                        _ => return,
-                    }
-                } else {
-                    match a.get(mid) {
-                        Some(m) => m.0.to_f64(),
                         None => return,
                     }
+                } else {
+                    hi
                 };
                 out.push(Point::plain(Value::Float(v)));
             }
@@ -684,10 +683,9 @@ impl<T: Num> Acc for Collect<T> {
                 let Some(i) = usize::try_from(i).ok().filter(|&i| i < a.len()) else {
                     return;
                 };
-                a.sort_by(|x, y| x.0.order(&y.0).then(x.1.cmp(&y.1)));
-                if let Some((v, t)) = a.get(i) {
-                    out.push(Point::at(*t, v.value()));
-                }
+                let (_, (v, t), _) =
+                    a.select_nth_unstable_by(i, |x, y| x.0.order(&y.0).then(x.1.cmp(&y.1)));
+                out.push(Point::at(*t, v.value()));
             }
             AggKind::Stddev => {
                 if a.len() < 2 {
