@@ -177,18 +177,32 @@ pub(super) fn run(
             } else {
                 0
             };
-            let times: Vec<i64> = (0..n_buckets).map(bucket_time).collect();
-            let grid: Vec<Vec<Option<Value>>> = grid.into_iter().skip(skip).collect();
-            let times = times.get(skip..).unwrap_or(&[]);
-            for (b, values) in fill::apply(grid, times, ctx.fill, &fill_columns, ctx.nested) {
-                let time = match selected_time.get(b + skip).copied().flatten() {
+            let mut order: Vec<usize> = (skip..n_buckets).collect();
+            if ctx.descending {
+                // InfluxDB fills in output order: under ORDER BY time DESC, `previous` is
+                // the later bucket.
+                order.reverse();
+            }
+            let times: Vec<i64> = order.iter().map(|&b| bucket_time(b)).collect();
+            let mut grid = grid;
+            let grid: Vec<Vec<Option<Value>>> = order
+                .iter()
+                .map(|&b| grid.get_mut(b).map(std::mem::take).unwrap_or_default())
+                .collect();
+            for (i, values) in fill::apply(grid, &times, ctx.fill, &fill_columns, ctx.nested) {
+                let b = order.get(i).copied().unwrap_or(0);
+                let time = match selected_time.get(b).copied().flatten() {
                     Some(t) if lone_selector => t,
-                    _ => times.get(b).copied().unwrap_or(0),
+                    _ => bucket_time(b),
                 };
                 let mut row = Vec::with_capacity(values.len() + 1);
                 row.push(Value::Time(time));
                 row.extend(values);
                 rows.push(row);
+            }
+            if ctx.descending {
+                // Back to ascending: the series are put in output order in one place.
+                rows.reverse();
             }
         }
         if rows.is_empty() {

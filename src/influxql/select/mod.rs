@@ -64,6 +64,8 @@ pub(super) struct Context<'a> {
     fill: &'a Fill,
     /// True inside a subquery.
     nested: bool,
+    /// `ORDER BY time DESC`.
+    descending: bool,
 }
 
 impl Context<'_> {
@@ -151,6 +153,7 @@ fn run(
         tz,
         fill: &stmt.fill,
         nested,
+        descending: stmt.descending,
     };
     let outputs = match &plan.projection {
         Projection::Raw(cols) => raw::run(cols, &batches, &ctx)?,
