@@ -184,12 +184,11 @@ pub(super) fn run(
                 order.reverse();
             }
             let times: Vec<i64> = order.iter().map(|&b| bucket_time(b)).collect();
-            let mut grid = grid;
-            let grid: Vec<Vec<Option<Value>>> = order
+            let ordered: Vec<Vec<Option<Value>>> = order
                 .iter()
                 .map(|&b| grid.get_mut(b).map(std::mem::take).unwrap_or_default())
                 .collect();
-            for (i, values) in fill::apply(grid, &times, ctx.fill, &fill_columns, ctx.nested) {
+            for (i, values) in fill::apply(ordered, &times, ctx.fill, &fill_columns, ctx.nested) {
                 let b = order.get(i).copied().unwrap_or(0);
                 let time = match selected_time.get(b).copied().flatten() {
                     Some(t) if lone_selector => t,
