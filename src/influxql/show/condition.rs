@@ -255,3 +255,87 @@ impl Cond {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn var(name: &str) -> Box<Expr> {
+        Box::new(Expr::VarRef {
+            name: name.into(),
+            cast: None,
+        })
+    }
+
+    fn bin(op: BinaryOp, lhs: Box<Expr>, rhs: Box<Expr>) -> Expr {
+        Expr::Binary { op, lhs, rhs }
+    }
+
+    fn lit(l: Literal) -> Box<Expr> {
+        Box::new(Expr::Literal(l))
+    }
+
+    #[test]
+    fn time_bounds_leave_the_condition_and_intersect() {
+        let now = 10_000_000_000;
+        let start = bin(
+            BinaryOp::GtEq,
+            var("time"),
+            lit(Literal::String("1970-01-01T00:00:01Z".into())),
+        );
+        // `now() - 2s > time`, operands reversed.
+        let end = bin(
+            BinaryOp::Gt,
+            Box::new(bin(
+                BinaryOp::Sub,
+                Box::new(Expr::Call {
+                    name: "now".into(),
+                    args: Vec::new(),
+                }),
+                lit(Literal::Duration(2_000_000_000)),
+            )),
+            var("time"),
+        );
+        let tag = bin(BinaryOp::Eq, var("host"), lit(Literal::String("a".into())));
+        // Even under an OR, a time bound is taken out (as InfluxDB does).
+        let e = bin(
+            BinaryOp::And,
+            Box::new(start),
+            Box::new(bin(BinaryOp::Or, Box::new(end), Box::new(tag))),
+        );
+        let w = Where::parse(Some(&e), now, "SHOW TAG KEYS").unwrap();
+        assert_eq!(w.time, Some(1_000_000_000..8_000_000_000));
+        let cond = w.cond.unwrap();
+        assert!(cond.eval(&|_| "a"));
+        assert!(!cond.eval(&|_| "b"));
+
+        let ns = bin(BinaryOp::LtEq, var("time"), lit(Literal::Integer(5)));
+        let w = Where::parse(Some(&ns), now, "x").unwrap();
+        assert_eq!(w.time, Some(i64::MIN..6));
+        assert!(w.cond.is_none());
+    }
+
+    #[test]
+    fn only_tag_comparisons_are_answered() {
+        let field = bin(BinaryOp::Gt, var("rt"), lit(Literal::Integer(3)));
+        assert!(matches!(
+            Where::parse(Some(&field), 0, "SHOW TAG KEYS"),
+            Err(QueryError::Unsupported(_))
+        ));
+        let bad_time = bin(
+            BinaryOp::Gt,
+            var("time"),
+            lit(Literal::String("yesterday".into())),
+        );
+        assert!(matches!(
+            Where::parse(Some(&bad_time), 0, "SHOW TAG KEYS"),
+            Err(QueryError::Invalid(_))
+        ));
+        let bad_regex = bin(
+            BinaryOp::EqRegex,
+            var("k"),
+            Box::new(Expr::Regex("(".into())),
+        );
+        assert!(Where::parse(Some(&bad_regex), 0, "SHOW TAG KEYS").is_err());
+    }
+}
