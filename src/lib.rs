@@ -80,6 +80,7 @@ pub mod manifest;
 pub mod model;
 pub mod scan;
 pub mod segment;
+pub mod server;
 pub mod shard;
 pub mod wal;
 

@@ -286,6 +286,17 @@ pub fn append_to_batch(
     opts: &LineOptions<'_>,
     batch: &mut WriteBatch,
 ) -> Vec<LineError> {
+    append_numbered(body, opts, batch, &mut Vec::new())
+}
+
+/// [`append_to_batch`], also pushing onto `numbers` the line number of each event it appends
+/// (in batch order), so that a later per-event refusal can name its line.
+pub fn append_numbered(
+    body: &[u8],
+    opts: &LineOptions<'_>,
+    batch: &mut WriteBatch,
+    numbers: &mut Vec<usize>,
+) -> Vec<LineError> {
     let mut errors = Vec::new();
     let first = batch.len();
     // Line number and text of each appended event, to report engine-rule failures.
@@ -313,6 +324,13 @@ pub fn append_to_batch(
         *batch = batch.select((0..batch.len()).filter(|i| invalid.binary_search(i).is_err()));
         errors.sort_by_key(|e| e.line);
     }
+    numbers.extend(
+        appended
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| invalid.binary_search(&(first + i)).is_err())
+            .map(|(_, (no, _))| *no),
+    );
     errors
 }
 

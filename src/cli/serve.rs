@@ -1,0 +1,135 @@
+//! `meterdb serve`: settings from flags > `METERDB_*` environment > TOML file > defaults.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::Args;
+use meterdb::Engine;
+use meterdb::clock::SystemClock;
+use meterdb::server::config::{Layer, Settings};
+use meterdb::server::{AppState, serve, shutdown_signal};
+
+#[derive(Args)]
+pub struct ServeArgs {
+    /// A TOML file with any of the settings below (snake_case keys, e.g. `http_addr`).
+    #[arg(long, env = "METERDB_CONFIG")]
+    config: Option<PathBuf>,
+    /// Data directory [default: ./data].
+    #[arg(long, env = "METERDB_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Listen address [default: 127.0.0.1:8086].
+    #[arg(long, env = "METERDB_HTTP_ADDR")]
+    http_addr: Option<SocketAddr>,
+    /// WAL sync policy: always (durable acks), interval:<ms>, none [default: always].
+    #[arg(long, env = "METERDB_SYNC")]
+    sync: Option<String>,
+    /// Shards of a new data directory [default: cores, at most 16].
+    #[arg(long, env = "METERDB_SHARDS")]
+    shards: Option<usize>,
+    /// Flush a shard's buffer at this many bytes [default: 67108864].
+    #[arg(long, env = "METERDB_MAX_BUFFER_BYTES")]
+    max_buffer_bytes: Option<usize>,
+    /// Flush a shard's buffer when its oldest event is this many seconds old [default: 600].
+    #[arg(long, env = "METERDB_MAX_BUFFER_AGE_SECS")]
+    max_buffer_age_secs: Option<u64>,
+    /// Largest request body after gzip decoding, bytes [default: 33554432].
+    #[arg(long, env = "METERDB_MAX_BODY_BYTES")]
+    max_body_bytes: Option<usize>,
+    /// Write bytes in flight before answering 429 [default: 268435456].
+    #[arg(long, env = "METERDB_MAX_IN_FLIGHT_WRITE_BYTES")]
+    max_in_flight_write_bytes: Option<usize>,
+    /// Request timeout, seconds [default: 60].
+    #[arg(long, env = "METERDB_REQUEST_TIMEOUT_SECS")]
+    request_timeout_secs: Option<u64>,
+    /// How long requests in flight may take to finish on shutdown, seconds [default: 10].
+    #[arg(long, env = "METERDB_SHUTDOWN_GRACE_SECS")]
+    shutdown_grace_secs: Option<u64>,
+    /// Token every request must present [default: none, no authentication].
+    #[arg(long, env = "METERDB_AUTH_TOKEN", hide_env_values = true)]
+    auth_token: Option<String>,
+    /// Log filter, e.g. `info` or `meterdb=debug,warn` [default: info].
+    #[arg(long, env = "METERDB_LOG")]
+    log: Option<String>,
+}
+
+impl ServeArgs {
+    fn layer(self) -> (Option<PathBuf>, Layer) {
+        let layer = Layer {
+            data_dir: self.data_dir,
+            http_addr: self.http_addr,
+            sync: self.sync,
+            shards: self.shards,
+            max_buffer_bytes: self.max_buffer_bytes,
+            max_buffer_age_secs: self.max_buffer_age_secs,
+            max_body_bytes: self.max_body_bytes,
+            max_in_flight_write_bytes: self.max_in_flight_write_bytes,
+            request_timeout_secs: self.request_timeout_secs,
+            shutdown_grace_secs: self.shutdown_grace_secs,
+            auth_token: self.auth_token,
+            log: self.log,
+        };
+        (self.config, layer)
+    }
+}
+
+pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let (config_file, layer) = args.layer();
+    let layer = match config_file {
+        Some(path) => layer.over(Layer::from_file(&path)?),
+        None => layer,
+    };
+    let settings = Settings::resolve(layer)?;
+    super::init_logging(&settings.log)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("meterdb-http")
+        .build()?;
+    runtime.block_on(serve_until_signal(settings))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn serve_until_signal(settings: Settings) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&settings.data_dir)
+        .map_err(|e| anyhow::anyhow!("data directory {}: {e}", settings.data_dir.display()))?;
+    let opened = std::time::Instant::now();
+    let dir = settings.data_dir.clone();
+    let options = settings.engine.clone();
+    let engine = tokio::task::spawn_blocking(move || Engine::open(&dir, options)).await??;
+    let damage: usize = engine
+        .recovery_report()
+        .iter()
+        .map(|r| r.corruptions.len())
+        .sum();
+    tracing::info!(
+        dir = %settings.data_dir.display(),
+        shards = engine.shard_count(),
+        damage,
+        took_ms = opened.elapsed().as_millis() as u64,
+        "data directory open"
+    );
+    let engine = Arc::new(engine);
+    let listener = tokio::net::TcpListener::bind(settings.http_addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("listen on {}: {e}", settings.http_addr))?;
+    tracing::info!(addr = %listener.local_addr()?, sync = %settings.engine.sync, "MeterDB listening");
+    let grace = settings.server.shutdown_grace;
+    let state = Arc::new(AppState::new(
+        engine.clone(),
+        settings.server,
+        Arc::new(SystemClock),
+    ));
+    serve(listener, state, shutdown_signal(), grace).await?;
+    tracing::info!("flushing buffers to segments");
+    let closed = tokio::task::spawn_blocking(move || match Arc::try_unwrap(engine) {
+        Ok(engine) => engine.close(),
+        // A request still holds the engine after the grace period: make the data durable
+        // in segments anyway; the WAL already holds every acknowledged write.
+        Err(shared) => shared.flush(),
+    })
+    .await?;
+    closed?;
+    tracing::info!("stopped");
+    Ok(())
+}

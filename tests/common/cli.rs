@@ -1,0 +1,94 @@
+//! `meterdb serve` as a child process on an ephemeral loopback port.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+/// The binary under test.
+pub const BIN: &str = env!("CARGO_BIN_EXE_meterdb");
+
+/// A `meterdb serve` child and the address it announced.
+pub struct Served {
+    child: Child,
+    /// `http://127.0.0.1:<port>`.
+    pub url: String,
+}
+
+/// `meterdb serve` on `dir`, any free port.
+pub fn serve(dir: &Path) -> Served {
+    serve_with(
+        &[
+            "--data-dir",
+            dir.to_str().unwrap(),
+            "--http-addr",
+            "127.0.0.1:0",
+        ],
+        &[],
+    )
+}
+
+/// `meterdb serve ARGS` with extra environment; returns once it listens.
+pub fn serve_with(args: &[&str], envs: &[(&str, &str)]) -> Served {
+    let mut cmd = Command::new(BIN);
+    cmd.arg("serve")
+        .args(args)
+        .env_remove("METERDB_HTTP_ADDR")
+        .env_remove("METERDB_DATA_DIR")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            eprintln!("[serve] {line}");
+            if let Some(rest) = line.split("addr=").nth(1) {
+                let addr = rest.split_whitespace().next().unwrap_or("").to_owned();
+                let _ = tx.send(addr);
+            }
+        }
+    });
+    let addr = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the server announces its address");
+    Served {
+        child,
+        url: format!("http://{addr}"),
+    }
+}
+
+impl Served {
+    /// Sends SIGTERM and waits (at most 30 s) for the exit.
+    pub fn terminate(mut self) -> ExitStatus {
+        let pid = self.child.id().to_string();
+        assert!(
+            Command::new("kill")
+                .args(["-TERM", &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the server did not stop after SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

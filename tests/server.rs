@@ -1,0 +1,278 @@
+//! The HTTP server end to end, over loopback: writes, partial writes, gzip, limits, the JSON
+//! events endpoint, queries, the operational endpoints, authentication, errors.
+
+mod common;
+
+use std::io::Write;
+
+use common::server::TestServer;
+use meterdb::ScanRequest;
+use meterdb::server::ServerConfig;
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    enc.write_all(data).unwrap();
+    enc.finish().unwrap()
+}
+
+fn count(server: &TestServer, tenant: Option<&str>) -> u64 {
+    server
+        .engine
+        .count(&ScanRequest {
+            tenant: tenant.map(Into::into),
+            ..ScanRequest::default()
+        })
+        .unwrap()
+}
+
+const LINES: &str = "api_calls,tenant=acme,endpoint=/a,method=GET response_time_ms=12.5,bytes=100i,event_id=\"e1\" 1793491200000000000\n\
+api_calls,tenant=acme,endpoint=/b,method=POST response_time_ms=40,bytes=2000i,event_id=\"e2\" 1793491260000000000\n\
+api_calls,tenant=globex,endpoint=/a,method=GET response_time_ms=7.25,bytes=10i 1793491320000000000\n";
+
+#[test]
+fn write_stores_every_line_and_answers_204() {
+    let s = TestServer::start();
+    let r = s.request("POST", "/write?db=usage").send(LINES);
+    assert_eq!(r.status, 204, "{}", r.body);
+    assert_eq!(count(&s, Some("acme")), 2);
+    assert_eq!(count(&s, Some("globex")), 1);
+    let r = s
+        .request("POST", "/api/v2/write?bucket=usage&org=me&precision=s")
+        .send("storage,tenant=acme,operation=write size_bytes=5i 1793491200\n");
+    assert_eq!(r.status, 204, "{}", r.body);
+    let stored = s
+        .engine
+        .scan(&ScanRequest {
+            measurement: Some("storage".into()),
+            ..ScanRequest::default()
+        })
+        .unwrap();
+    assert_eq!(stored[0].timestamps, vec![1_793_491_200_000_000_000]);
+}
+
+#[test]
+fn partial_write_stores_the_valid_lines_and_lists_the_rest() {
+    let s = TestServer::start();
+    assert_eq!(s.request("POST", "/write").send(LINES).status, 204);
+    let body = "api_calls,tenant=acme,endpoint=/c response_time_ms=1.5 1793491400000000000\n\
+                this is not line protocol\n\
+                api_calls,tenant=acme,endpoint=/d response_time_ms=\"slow\" 1793491400000000001\n\
+                api_calls,endpoint=/e response_time_ms=3.5 1793491400000000002\n\
+                api_calls,tenant=acme,endpoint=/f response_time_ms=4.5 1793491400000000003\n";
+    let r = s.request("POST", "/write").send(body);
+    assert_eq!(r.status, 400, "{}", r.body);
+    let v = r.json();
+    assert_eq!(v["code"], "invalid");
+    assert_eq!(v["accepted"], 2);
+    let lines: Vec<u64> = v["rejected"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["line"].as_u64().unwrap())
+        .collect();
+    assert_eq!(lines, vec![2, 3, 4], "{v}");
+    let errors = v["rejected"].to_string();
+    assert!(errors.contains("tenant"), "{errors}");
+    assert!(
+        errors.contains("response_time_ms"),
+        "a type conflict names the field: {errors}"
+    );
+    assert!(
+        v["error"].as_str().unwrap().contains("3 lines rejected"),
+        "{v}"
+    );
+    assert_eq!(count(&s, Some("acme")), 4);
+}
+
+#[test]
+fn default_tenant_and_precision_parameters() {
+    let s = TestServer::start();
+    let r = s
+        .request("POST", "/write?tenant=initech&precision=ms")
+        .send("api_calls,endpoint=/a response_time_ms=1 1793491200000\n");
+    assert_eq!(r.status, 204, "{}", r.body);
+    assert_eq!(count(&s, Some("initech")), 1);
+    let r = s
+        .request("POST", "/write?precision=fortnights")
+        .send("api_calls,tenant=a x=1 1\n");
+    assert_eq!(r.status, 400);
+    assert!(r.json()["message"].as_str().unwrap().contains("fortnights"));
+}
+
+#[test]
+fn gzip_bodies_are_decoded_and_bombs_are_refused() {
+    let s = TestServer::with_config(ServerConfig {
+        max_body_bytes: 1 << 20,
+        ..ServerConfig::default()
+    });
+    let r = s
+        .request("POST", "/write")
+        .header("Content-Encoding", "gzip")
+        .send(gzip(LINES.as_bytes()));
+    assert_eq!(r.status, 204, "{}", r.body);
+    assert_eq!(count(&s, None), 3);
+
+    let bomb = gzip(&vec![b'#'; 64 << 20]);
+    assert!(bomb.len() < 1 << 20);
+    let r = s
+        .request("POST", "/write")
+        .header("Content-Encoding", "gzip")
+        .send(&bomb);
+    assert_eq!(r.status, 413, "{}", r.body);
+
+    let r = s
+        .request("POST", "/write")
+        .header("Content-Encoding", "gzip")
+        .send("not gzip at all");
+    assert_eq!(r.status, 400);
+    let r = s
+        .request("POST", "/write")
+        .header("Content-Encoding", "br")
+        .send("x");
+    assert_eq!(r.status, 415);
+    assert_eq!(count(&s, None), 3, "refused bodies store nothing");
+}
+
+#[test]
+fn bodies_over_the_limit_get_413() {
+    let s = TestServer::with_config(ServerConfig {
+        max_body_bytes: 1000,
+        ..ServerConfig::default()
+    });
+    let big = LINES.repeat(20);
+    let r = s.request("POST", "/write").send(&big);
+    assert_eq!(r.status, 413, "{}", r.body);
+    assert!(r.json()["message"].as_str().unwrap().contains("1000"));
+    assert_eq!(count(&s, None), 0);
+}
+
+#[test]
+fn json_events_endpoint() {
+    let s = TestServer::start();
+    let body = r#"[
+      {"tenant_id": "acme", "user_id": "u1", "event_type": "api_call", "event_name": "GET /a",
+       "resource_consumed": "api", "quantity": 1, "event_id": "j1",
+       "timestamp": "2026-11-01T00:00:00Z",
+       "metadata": {"endpoint": "/a", "method": "GET", "response_time_ms": 150, "status_code": 200}},
+      {"tenant_id": "acme", "event_type": "storage", "quantity": 2.5,
+       "timestamp": 1793491200000000001, "metadata": {"operation": "write", "size_bytes": 1024}},
+      {"event_type": "api_call"},
+      {"tenant_id": "acme", "event_type": "api_call", "metadata": {"nested": {"no": 1}}},
+      "not an object"
+    ]"#;
+    let r = s.request("POST", "/api/v1/events").send(body);
+    assert_eq!(r.status, 400, "{}", r.body);
+    let v = r.json();
+    assert_eq!(v["accepted"], 2);
+    let lines: Vec<u64> = v["rejected"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["line"].as_u64().unwrap())
+        .collect();
+    assert_eq!(lines, vec![3, 4, 5]);
+    let api = s
+        .engine
+        .scan(&ScanRequest {
+            measurement: Some("api_calls".into()),
+            ..ScanRequest::default()
+        })
+        .unwrap();
+    assert_eq!(api.len(), 1);
+    let b = &api[0];
+    assert_eq!(b.timestamps, vec![1_793_491_200_000_000_000]);
+    assert_eq!(b.tag("user").unwrap().value(0), Some("u1"));
+    assert_eq!(b.tag("endpoint").unwrap().value(0), Some("/a"));
+    assert_eq!(b.event_ids.as_ref().unwrap().get(0), Some("j1"));
+    assert_eq!(
+        b.field("response_time_ms").unwrap().values,
+        meterdb::FieldValues::F64(vec![Some(150.0)])
+    );
+    assert_eq!(
+        b.field("status_code").unwrap().values,
+        meterdb::FieldValues::I64(vec![Some(200)])
+    );
+    let r = s.request("POST", "/api/v1/events").send("{not json");
+    assert_eq!(r.status, 400);
+    assert!(r.json()["message"].as_str().unwrap().contains("JSON"));
+}
+
+#[test]
+fn ping_health_metrics() {
+    let s = TestServer::start();
+    let r = s.request("GET", "/ping").call();
+    assert_eq!(r.status, 204);
+    assert!(r.header("x-influxdb-version").unwrap().starts_with("1."));
+    let r = s.request("GET", "/health").call();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["status"], "pass");
+    assert_eq!(s.request("POST", "/write").send(LINES).status, 204);
+    let _ = s.request("POST", "/write").send("garbage\n");
+    let m = s.request("GET", "/metrics").call();
+    assert_eq!(m.status, 200);
+    let metric = |name: &str| -> f64 {
+        m.body
+            .lines()
+            .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in\n{}", m.body))
+    };
+    assert_eq!(metric("meterdb_ingested_events_total"), 3.0);
+    assert_eq!(metric("meterdb_rejected_lines_total"), 1.0);
+    assert_eq!(metric("meterdb_write_duration_seconds_count"), 2.0);
+    assert!(metric("meterdb_wal_syncs_total") >= 0.0);
+    assert!(
+        m.body.contains("meterdb_buffered_events{shard=\"0\"}"),
+        "{}",
+        m.body
+    );
+}
+
+#[test]
+fn unknown_paths_and_methods() {
+    let s = TestServer::start();
+    let r = s.request("GET", "/nope").call();
+    assert_eq!(r.status, 404);
+    assert!(r.json()["message"].as_str().unwrap().contains("/nope"));
+    assert_eq!(s.request("GET", "/write").call().status, 405);
+    assert_eq!(s.request("DELETE", "/query").call().status, 405);
+}
+
+#[test]
+fn a_configured_token_is_required() {
+    let s = TestServer::with_config(ServerConfig {
+        auth_token: Some("s3cret".into()),
+        ..ServerConfig::default()
+    });
+    assert_eq!(s.request("POST", "/write").send(LINES).status, 401);
+    assert_eq!(
+        s.request("POST", "/write")
+            .header("Authorization", "Token wrong")
+            .send(LINES)
+            .status,
+        401
+    );
+    assert_eq!(count(&s, None), 0);
+    let ok = s
+        .request("POST", "/write")
+        .header("Authorization", "Token s3cret")
+        .send(LINES);
+    assert_eq!(ok.status, 204);
+    let basic = s
+        .request("GET", "/query?q=SHOW+DATABASES")
+        .header("Authorization", "Basic dXNlcjpzM2NyZXQ=")
+        .call();
+    assert_eq!(basic.status, 200, "{}", basic.body);
+    assert_eq!(
+        s.request("GET", "/query?q=SHOW+DATABASES&u=x&p=s3cret")
+            .call()
+            .status,
+        200
+    );
+    assert_eq!(
+        s.request("GET", "/ping").call().status,
+        204,
+        "/ping stays open"
+    );
+}
