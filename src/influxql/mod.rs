@@ -93,9 +93,3 @@ pub fn execute_all(
         error: None,
     }
 }
-
-// LOCAL STUB until the parser lands
-/// stub
-pub fn parse_query(_q: &str) -> Result<Vec<ast::Statement>, String> {
-    Err("parser not merged".into())
-}

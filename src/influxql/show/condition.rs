@@ -64,7 +64,7 @@ impl Where {
                 tag_comparison(*op, lhs, rhs, statement).map(Some)
             }
             other => Err(QueryError::Unsupported(format!(
-                "{statement} WHERE {other:?}: only tag comparisons joined by AND/OR and time \
+                "{statement} WHERE {other}: only tag comparisons joined by AND/OR and time \
                  bounds are answered"
             ))),
         }
@@ -99,7 +99,7 @@ impl Where {
             BinaryOp::Eq => t..t.saturating_add(1),
             other => {
                 return Err(QueryError::Invalid(format!(
-                    "invalid operator {other:?} on time"
+                    "invalid operator {other} on time"
                 )));
             }
         };
@@ -134,7 +134,7 @@ fn time_value(e: &Expr, now: i64) -> Result<i64, QueryError> {
             sum.ok_or_else(|| QueryError::Invalid("time out of range".into()))
         }
         other => Err(QueryError::Invalid(format!(
-            "invalid time in WHERE: {other:?}"
+            "invalid time in WHERE: {other}"
         ))),
     }
 }
@@ -168,7 +168,7 @@ fn tag_comparison(
 ) -> Result<Cond, QueryError> {
     let Expr::VarRef { name: key, .. } = lhs else {
         return Err(QueryError::Invalid(format!(
-            "left side of {op:?} must be a tag key"
+            "left side of '{op}' must be a tag key"
         )));
     };
     let op = match (op, rhs) {
@@ -178,7 +178,7 @@ fn tag_comparison(
         (BinaryOp::NotEqRegex, Expr::Regex(re)) => TagOp::NotRegex(regex(re)?),
         (op, rhs) => {
             return Err(QueryError::Unsupported(format!(
-                "{statement} WHERE {key} {op:?} {rhs:?}: tags compare with =, != (to a string) \
+                "{statement} WHERE {key} {op} {rhs}: tags compare with =, != (to a string) \
                  and =~, !~ (to a regex) only"
             )));
         }
