@@ -336,7 +336,7 @@ impl<'a> Parser<'a> {
         };
         match keyword {
             Keyword::Select => Ok(Statement::Select(Box::new(self.select()?))),
-            Keyword::Show => self.show(),
+            Keyword::Show => self.show(token.pos),
             Keyword::Alter
             | Keyword::Create
             | Keyword::Delete
@@ -545,7 +545,10 @@ impl<'a> Parser<'a> {
         self.expect(&Tok::LParen)?;
         let token = self.next()?;
         let Tok::Str(name) = token.tok else {
-            return Err(ParseError::expected(&token, &["string"]));
+            return Err(ParseError::new(
+                "expected string argument in tz()",
+                token.pos,
+            ));
         };
         if name.parse::<chrono_tz::Tz>().is_err() {
             return Err(ParseError::new(
@@ -559,10 +562,9 @@ impl<'a> Parser<'a> {
 
     // ---- SHOW -----------------------------------------------------------------------------
 
-    /// After `SHOW`.
-    fn show(&mut self) -> Result<Statement, ParseError> {
+    /// After `SHOW` (at `pos`).
+    fn show(&mut self, pos: Pos) -> Result<Statement, ParseError> {
         let token = self.next()?;
-        let pos = token.pos;
         let keyword = match token.tok {
             Tok::Keyword(kw) => kw,
             _ => return Err(show_expected(&token)),
@@ -593,7 +595,7 @@ impl<'a> Parser<'a> {
                     Tok::Keyword(Keyword::Key) => {
                         Err(self.unsupported_statement(vec!["SHOW TAG KEY"], pos))
                     }
-                    _ => Err(ParseError::expected(&token, &["KEYS", "VALUES", "KEY"])),
+                    _ => Err(ParseError::expected(&token, &["KEY", "KEYS", "VALUES"])),
                 }
             }
             Keyword::Field => {
@@ -603,7 +605,7 @@ impl<'a> Parser<'a> {
                     Tok::Keyword(Keyword::Key) => {
                         Err(self.unsupported_statement(vec!["SHOW FIELD KEY"], pos))
                     }
-                    _ => Err(ParseError::expected(&token, &["KEYS", "KEY"])),
+                    _ => Err(ParseError::expected(&token, &["KEY", "KEYS"])),
                 }
             }
             Keyword::Continuous

@@ -204,7 +204,7 @@ impl Parser<'_> {
                 Some(v) => Literal::Integer(v),
                 None => {
                     return Err(ParseError::new(
-                        format!("constant overflows int64: -{v}"),
+                        format!("constant -{v} underflows int64"),
                         pos,
                     ));
                 }
