@@ -527,21 +527,22 @@ fn literals() {
 
 #[test]
 fn unary_signs_follow_influxdb() {
-    let s = select("SELECT -v, +v, -(v + 1), -count(v) FROM m");
+    let s = select("SELECT -v, +v, -(v + 1), -count(v), a * -b FROM m");
     let fields: Vec<Expr> = s.fields.into_iter().map(|f| f.expr).collect();
+    let negated = |e| paren(bin(BinaryOp::Mul, int(-1), e));
     assert_eq!(
         fields,
         vec![
-            bin(BinaryOp::Mul, int(-1), var("v")),
-            bin(BinaryOp::Mul, int(1), var("v")),
-            bin(
-                BinaryOp::Mul,
-                int(-1),
-                paren(bin(BinaryOp::Add, var("v"), int(1)))
-            ),
-            bin(BinaryOp::Mul, int(-1), call("count", vec![var("v")])),
+            negated(var("v")),
+            paren(bin(BinaryOp::Mul, int(1), var("v"))),
+            negated(paren(bin(BinaryOp::Add, var("v"), int(1)))),
+            negated(call("count", vec![var("v")])),
+            bin(BinaryOp::Mul, var("a"), negated(var("b"))),
         ]
     );
+    // Printed, the sign stays bound to its operand.
+    let printed = parse_one("SELECT a % -b FROM m").to_string();
+    assert_eq!(printed, "SELECT a % (-1 * b) FROM m");
 }
 
 #[test]
