@@ -50,7 +50,7 @@ impl ParseError {
         ParseError::new(
             format!(
                 "found {}, expected {}",
-                found.tok.describe(),
+                clip(&found.tok.describe()),
                 expected.join(", ")
             ),
             found.pos,
@@ -74,6 +74,18 @@ impl ParseError {
     /// The 1-based character (not byte) of the offending token within its line.
     pub fn char(&self) -> u32 {
         self.char
+    }
+}
+
+/// Longest piece of the query quoted in an error, in characters.
+const MAX_QUOTED_CHARS: usize = 64;
+
+/// `text`, cut to [`MAX_QUOTED_CHARS`] with `...` when longer: an error echoes the query, and
+/// a megabyte-long identifier should not come back as a megabyte-long message.
+pub(crate) fn clip(text: &str) -> String {
+    match text.char_indices().nth(MAX_QUOTED_CHARS) {
+        Some((cut, _)) => format!("{}...", text.get(..cut).unwrap_or("")),
+        None => text.to_owned(),
     }
 }
 
@@ -484,7 +496,7 @@ impl<'a> Parser<'a> {
             ));
         };
         match arg {
-            Expr::VarRef { name, cast: None } => match name.to_ascii_lowercase().as_str() {
+            Expr::VarRef { name, cast: None } => match name.as_str() {
                 "null" => Ok(Fill::Null),
                 "none" => Ok(Fill::None),
                 "previous" => Ok(Fill::Previous),
@@ -541,23 +553,23 @@ impl<'a> Parser<'a> {
         if !self.peek_word("tz")? {
             return Ok(None);
         }
-        self.next()?;
-        self.expect(&Tok::LParen)?;
-        let token = self.next()?;
-        let Tok::Str(name) = token.tok else {
-            return Err(ParseError::new(
-                "expected string argument in tz()",
-                token.pos,
-            ));
+        let pos = self.peek()?.pos;
+        let Expr::Call { args, .. } = self.unary()?.expr else {
+            return Err(ParseError::new("tz must be a function call", pos));
+        };
+        let [arg] = args.as_slice() else {
+            return Err(ParseError::new("tz requires exactly one argument", pos));
+        };
+        let Expr::Literal(Literal::String(name)) = arg else {
+            return Err(ParseError::new("expected string argument in tz()", pos));
         };
         if name.parse::<chrono_tz::Tz>().is_err() {
             return Err(ParseError::new(
-                format!("unable to find time zone {name}"),
-                token.pos,
+                format!("unable to find time zone {}", clip(name)),
+                pos,
             ));
         }
-        self.expect(&Tok::RParen)?;
-        Ok(Some(name))
+        Ok(Some(name.clone()))
     }
 
     // ---- SHOW -----------------------------------------------------------------------------
@@ -768,7 +780,10 @@ fn too_many_segments(segments: &[String], pos: Pos) -> ParseError {
         .iter()
         .map(|s| super::display::quote_ident(s))
         .collect();
-    ParseError::new(format!("too many segments in {}", quoted.join(".")), pos)
+    ParseError::new(
+        format!("too many segments in {}", clip(&quoted.join("."))),
+        pos,
+    )
 }
 
 /// Checks a regex where InfluxDB does, at parse time, so that a bad one fails the query with
@@ -779,10 +794,10 @@ fn validate_regex(pattern: &str, pos: Pos) -> Result<(), ParseError> {
         Err(e) => {
             // The syntax error's last line is the reason; the lines above draw the pattern.
             let text = e.to_string();
-            let reason = text.lines().last().unwrap_or("");
+            let reason = text.lines().rfind(|l| !l.trim().is_empty()).unwrap_or("");
             let reason = reason.strip_prefix("error: ").unwrap_or(reason);
             Err(ParseError::new(
-                format!("bad regex /{pattern}/: {reason}"),
+                format!("bad regex /{}/: {reason}", clip(pattern)),
                 pos,
             ))
         }

@@ -168,6 +168,7 @@ impl Parser<'_> {
                 leaf(Expr::Wildcard { cast })
             }
             Tok::Plus | Tok::Minus => self.signed(token.tok == Tok::Minus, pos),
+            Tok::Illegal('$') => Err(ParseError::unsupported("bound parameters", pos)),
             _ => Err(ParseError::expected(
                 &token,
                 &["identifier", "string", "number", "bool"],

@@ -882,11 +882,27 @@ fn syntax_errors_read_like_influxdb() {
         ),
         (
             "SELECT x FROM m tz('Europe/Foo')",
-            "unable to find time zone Europe/Foo at line 1, char 20",
+            "unable to find time zone Europe/Foo at line 1, char 17",
         ),
         (
             "SELECT x FROM m tz(5)",
-            "expected string argument in tz() at line 1, char 20",
+            "expected string argument in tz() at line 1, char 17",
+        ),
+        (
+            "SELECT x FROM m tz ('UTC')",
+            "tz must be a function call at line 1, char 17",
+        ),
+        (
+            "SELECT x FROM m tz('UTC', 'UTC')",
+            "tz requires exactly one argument at line 1, char 17",
+        ),
+        (
+            "SELECT x FROM m fill(LINEAR)",
+            "expected number argument in fill() at line 1, char 17",
+        ),
+        (
+            "SELECT x FROM m WHERE x = $foo",
+            "unsupported: bound parameters at line 1, char 27",
         ),
         (
             "SELECT x FROM m fill()",
@@ -967,10 +983,15 @@ fn lexical_errors() {
     ] {
         assert_eq!(error(text), message, "{text}");
     }
-    assert!(
-        error("SELECT x FROM m WHERE t =~ /a(/").starts_with("bad regex /a(/: "),
-        "regexes are compiled at parse time"
+    assert_eq!(
+        error("SELECT x FROM m WHERE t =~ /a(/"),
+        "bad regex /a(/: unclosed group at line 1, char 28"
     );
+    let huge = error(&format!(
+        "SELECT x FROM m WHERE t =~ /{}/",
+        "\\w{100}".repeat(1 << 10)
+    ));
+    assert!(huge.contains("size limit"), "{huge}");
 }
 
 #[test]
@@ -1165,6 +1186,22 @@ fn operator_chains_are_capped() {
     // Each OR adds a level above the comparisons.
     assert!(parse_query(&chain(MAX_EXPR_DEPTH as usize - 1)).is_ok());
     assert!(error(&chain(MAX_EXPR_DEPTH as usize + 1)).starts_with("expression too deep"));
+}
+
+#[test]
+fn errors_quote_at_most_a_clipped_token() {
+    let long = "x".repeat(1 << 20);
+    let e = error(&format!("SELECT {long} {long} FROM m"));
+    let expected_char = (1 << 20) + 9;
+    assert_eq!(
+        e,
+        format!(
+            "found {}..., expected FROM at line 1, char {expected_char}",
+            &long[..64]
+        )
+    );
+    let e = error(&format!("SELECT x FROM m WHERE t =~ /({long}/"));
+    assert!(e.len() < 200, "{}", e.len());
 }
 
 #[test]
