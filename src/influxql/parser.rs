@@ -517,35 +517,25 @@ impl<'a> Parser<'a> {
         }
         self.expect_keyword(Keyword::By)?;
         let token = self.next()?;
-        let only_time = || ParseError::new("only ORDER BY time supported at this time", token.pos);
-        match &token.tok {
-            Tok::Keyword(Keyword::Asc) => {}
-            Tok::Keyword(Keyword::Desc) => {
-                self.reject_more_sort_fields(&only_time)?;
-                return Ok(true);
-            }
+        let only_time = ParseError::new("only ORDER BY time supported at this time", token.pos);
+        let descending = match &token.tok {
+            Tok::Keyword(Keyword::Asc) => false,
+            Tok::Keyword(Keyword::Desc) => true,
             Tok::Ident(name) | Tok::QuotedIdent(name) if name == "time" => {
                 if self.eat_keyword(Keyword::Desc)? {
-                    self.reject_more_sort_fields(&only_time)?;
-                    return Ok(true);
+                    true
+                } else {
+                    self.eat_keyword(Keyword::Asc)?;
+                    false
                 }
-                self.eat_keyword(Keyword::Asc)?;
             }
-            Tok::Ident(_) | Tok::QuotedIdent(_) => return Err(only_time()),
+            Tok::Ident(_) | Tok::QuotedIdent(_) => return Err(only_time),
             _ => return Err(ParseError::expected(&token, &["identifier", "ASC", "DESC"])),
-        }
-        self.reject_more_sort_fields(&only_time)?;
-        Ok(false)
-    }
-
-    fn reject_more_sort_fields(
-        &mut self,
-        only_time: &dyn Fn() -> ParseError,
-    ) -> Result<(), ParseError> {
+        };
         if self.peek()?.tok == Tok::Comma {
-            return Err(only_time());
+            return Err(only_time);
         }
-        Ok(())
+        Ok(descending)
     }
 
     /// `tz('Europe/Paris')`, checked against the time zone database as InfluxDB does.
