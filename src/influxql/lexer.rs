@@ -35,7 +35,6 @@ pub(crate) struct Cursor {
 /// those MeterDB does not otherwise know, so that queries MeterDB accepts mean the same in
 /// InfluxDB.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[allow(missing_docs)]
 pub(crate) enum Keyword {
     All,
     Alter,

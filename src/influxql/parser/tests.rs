@@ -1,5 +1,5 @@
 use super::*;
-use crate::influxql::ast::{BinaryOp, Field};
+use crate::influxql::ast::{BinaryOp, Field, TagKeyFilter};
 
 mod roundtrip;
 
