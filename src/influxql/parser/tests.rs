@@ -383,6 +383,18 @@ fn order_by_forms() {
     }
 }
 
+#[test]
+fn limits_past_i64_saturate_as_in_influxdb() {
+    let s = select("SELECT v FROM m LIMIT 99999999999999999999 OFFSET 007");
+    assert_eq!(
+        s.limit,
+        Page {
+            limit: i64::MAX.unsigned_abs(),
+            offset: 7
+        }
+    );
+}
+
 // ---- expressions --------------------------------------------------------------------------
 
 fn condition(where_clause: &str) -> Expr {
