@@ -440,6 +440,16 @@ fn query_errors() {
         "{}",
         r.body
     );
+    // Telegraf creates its database at start: accepted, no effect.
+    let r = s
+        .request("POST", "/query")
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .send(format!("q={}", url_encode("CREATE DATABASE \"telegraf\"")));
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        r.json(),
+        serde_json::json!({"results": [{"statement_id": 0}]})
+    );
     let r = s
         .request(
             "GET",

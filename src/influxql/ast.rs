@@ -8,6 +8,12 @@ pub enum Statement {
     Select(Box<SelectStatement>),
     /// `SHOW DATABASES`
     ShowDatabases,
+    /// `CREATE DATABASE name`: answered with success and no effect, since MeterDB has one
+    /// namespace; clients such as Telegraf send it when they start.
+    CreateDatabase {
+        /// The name given.
+        name: String,
+    },
     /// `SHOW RETENTION POLICIES [ON db]`
     ShowRetentionPolicies {
         /// The `ON` database, when given.

@@ -369,6 +369,17 @@ impl<'a> Parser<'a> {
         match keyword {
             Keyword::Select => Ok(Statement::Select(Box::new(self.select()?))),
             Keyword::Show => self.show(token.pos),
+            Keyword::Create if self.peek()?.tok == Tok::Keyword(Keyword::Database) => {
+                self.next()?;
+                let name = self.ident()?;
+                if self.peek()?.tok == Tok::Keyword(Keyword::With) {
+                    return Err(ParseError::unsupported(
+                        "CREATE DATABASE ... WITH",
+                        token.pos,
+                    ));
+                }
+                Ok(Statement::CreateDatabase { name })
+            }
             Keyword::Alter
             | Keyword::Create
             | Keyword::Delete

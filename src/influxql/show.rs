@@ -72,7 +72,9 @@ pub fn execute(
             tag_values(engine, sources, keys, &w, *page, options)
         }
         Statement::ShowFieldKeys { sources, page } => field_keys(engine, sources, *page, options),
-        Statement::Select(_) => Err(QueryError::Invalid("not a SHOW statement".into())),
+        Statement::Select(_) | Statement::CreateDatabase { .. } => {
+            Err(QueryError::Invalid("not a SHOW statement".into()))
+        }
     }
 }
 

@@ -646,6 +646,12 @@ fn show_statements() {
     let cases: Vec<(&str, Statement)> = vec![
         ("SHOW DATABASES", Statement::ShowDatabases),
         (
+            "CREATE DATABASE \"telegraf\"",
+            Statement::CreateDatabase {
+                name: "telegraf".into(),
+            },
+        ),
+        (
             "SHOW RETENTION POLICIES",
             Statement::ShowRetentionPolicies { database: None },
         ),
@@ -1046,8 +1052,8 @@ fn unsupported_statements_and_clauses_are_named() {
             "unsupported: SELECT ... INTO at line 1, char 10",
         ),
         (
-            "CREATE DATABASE db",
-            "unsupported: CREATE DATABASE at line 1, char 1",
+            "CREATE DATABASE db WITH DURATION 1d",
+            "unsupported: CREATE DATABASE ... WITH at line 1, char 1",
         ),
         (
             "CREATE RETENTION POLICY rp ON db DURATION 1d REPLICATION 1",
