@@ -6,6 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::catalog::{Catalog, CatalogRequest};
 use crate::codec::stable_hash;
 use crate::config::{Options, default_shards};
 use crate::error::{Corruption, Error, InvalidEvent, Result};
@@ -195,6 +196,29 @@ impl Engine {
             }
         }
         Ok(n)
+    }
+
+    /// The measurements, tag keys, tag values and field keys of the data `req` selects,
+    /// from the buffers' tables and the segments' footers and tag dictionaries (no row is
+    /// read). The tenant shows as the tag `tenant`, the event id as the string field
+    /// `event_id` (see [`crate::catalog`]).
+    pub fn catalog(&self, req: &CatalogRequest) -> Result<Catalog> {
+        let mut catalog = Catalog::default();
+        let shards = ScanRequest {
+            tenant: req.tenant.clone(),
+            ..ScanRequest::default()
+        };
+        for view in self.views(&shards) {
+            for mt in std::iter::once(&view.active).chain(view.frozen.as_ref()) {
+                mt.read()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .catalog(req, &mut catalog);
+            }
+            for seg in &view.segments {
+                seg.catalog(req, &mut catalog)?;
+            }
+        }
+        Ok(catalog)
     }
 
     /// Snapshots of the shards a request touches.

@@ -40,6 +40,9 @@
 //!
 //! - [`model`]: events, typed field values, ids, and the columnar [`WriteBatch`] with its byte
 //!   encoding (the WAL record payload). No I/O.
+//! - [`catalog`]: which measurements, tag keys, tag values and fields exist, merged from
+//!   buffers and segment footers without reading rows; the tenant shows as a tag, the event id
+//!   as a field. No I/O of its own.
 //! - [`scan`]: what a reader asks for ([`ScanRequest`]) and gets back ([`ColumnBatch`]). No I/O.
 //! - [`engine`]: [`Engine`]: the directory lock, tenant → shard routing, write, scan, flush,
 //!   close, check. **Architecture invariant:** knows no byte encodings.
@@ -64,6 +67,7 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod catalog;
 pub mod clock;
 pub mod codec;
 pub mod config;

@@ -85,13 +85,7 @@ impl TagPredicate {
 
     /// Whether a tag value (`""` for a missing tag) satisfies the predicate.
     pub fn matches(&self, value: &str) -> bool {
-        match &self.op {
-            TagOp::Eq(v) => value == v,
-            TagOp::NotEq(v) => value != v,
-            TagOp::Regex(re) => re.is_match(value),
-            TagOp::NotRegex(re) => !re.is_match(value),
-            TagOp::In(vs) => vs.iter().any(|v| v == value),
-        }
+        self.op.matches(value)
     }
 }
 
@@ -108,6 +102,19 @@ pub enum TagOp {
     NotRegex(Regex),
     /// Equal to one of.
     In(Vec<String>),
+}
+
+impl TagOp {
+    /// Whether `value` passes the test.
+    pub fn matches(&self, value: &str) -> bool {
+        match self {
+            TagOp::Eq(v) => value == v,
+            TagOp::NotEq(v) => value != v,
+            TagOp::Regex(re) => re.is_match(value),
+            TagOp::NotRegex(re) => !re.is_match(value),
+            TagOp::In(vs) => vs.iter().any(|v| v == value),
+        }
+    }
 }
 
 /// The id of a row without a given tag in [`TagColumn::ids`].

@@ -276,3 +276,185 @@ fn a_configured_token_is_required() {
         "/ping stays open"
     );
 }
+
+/// Writes `n` api_calls of tenant acme, one a minute from 2026-11-01T00:00Z, endpoint `/e{i%3}`,
+/// response time `i`.
+fn write_minutes(s: &TestServer, n: i64) {
+    let body: String = (0..n)
+        .map(|i| {
+            format!(
+                "api_calls,tenant=acme,endpoint=/e{} response_time_ms={i},bytes={}i {}\n",
+                i % 3,
+                i * 10,
+                1_793_491_200_000_000_000 + i * 60_000_000_000
+            )
+        })
+        .collect();
+    assert_eq!(s.request("POST", "/write").send(body).status, 204);
+}
+
+fn url_encode(q: &str) -> String {
+    q.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[test]
+fn queries_by_get_and_post_with_epoch_and_several_statements() {
+    let s = TestServer::start();
+    write_minutes(&s, 90);
+    let q = "SELECT count(response_time_ms) FROM api_calls WHERE tenant = 'acme' AND \
+             time >= '2026-11-01T00:00:00Z' AND time < '2026-11-01T02:00:00Z' GROUP BY time(1h); \
+             SELECT sum(bytes) FROM api_calls WHERE time >= '2026-11-01T00:00:00Z' AND \
+             time < '2026-11-01T02:00:00Z'";
+    let r = s
+        .request(
+            "GET",
+            &format!("/query?db=usage&epoch=s&q={}", url_encode(q)),
+        )
+        .call();
+    assert_eq!(r.status, 200, "{}", r.body);
+    let v = r.json();
+    let first = &v["results"][0];
+    assert_eq!(first["statement_id"], 0);
+    assert_eq!(first["series"][0]["name"], "api_calls");
+    assert_eq!(
+        first["series"][0]["columns"],
+        serde_json::json!(["time", "count"])
+    );
+    assert_eq!(
+        first["series"][0]["values"],
+        serde_json::json!([[1_793_491_200, 60], [1_793_494_800, 30]])
+    );
+    let second = &v["results"][1];
+    assert_eq!(second["statement_id"], 1);
+    let sum: i64 = (0..90).map(|i| i * 10).sum();
+    assert_eq!(second["series"][0]["values"][0][1], sum);
+
+    // POST with a form body; RFC 3339 times without `epoch`.
+    let r = s
+        .request("POST", "/query")
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .send(format!(
+            "db=usage&q={}",
+            url_encode("SELECT max(response_time_ms) FROM api_calls WHERE time >= '2026-11-01T00:00:00Z' AND time < '2026-11-01T01:00:00Z'")
+        ));
+    assert_eq!(r.status, 200, "{}", r.body);
+    let v = r.json();
+    assert_eq!(
+        v["results"][0]["series"][0]["values"],
+        serde_json::json!([["2026-11-01T00:00:00Z", 59.0]])
+    );
+}
+
+#[test]
+fn what_grafana_sends() {
+    let s = TestServer::start();
+    write_minutes(&s, 30);
+    let get = |q: &str| {
+        let r = s
+            .request(
+                "GET",
+                &format!("/query?db=usage&epoch=ms&q={}", url_encode(q)),
+            )
+            .call();
+        assert_eq!(r.status, 200, "{q}: {}", r.body);
+        let v = r.json();
+        assert!(v["results"][0].get("error").is_none(), "{q}: {v}");
+        v
+    };
+    let v = get("SHOW measurements");
+    assert_eq!(
+        v["results"][0]["series"][0]["values"],
+        serde_json::json!([["api_calls"]])
+    );
+    get("SHOW RETENTION POLICIES on \"usage\"");
+    let v = get("SHOW TAG KEYS FROM \"api_calls\"");
+    let keys = v["results"][0]["series"][0]["values"].to_string();
+    assert!(
+        keys.contains("endpoint") && keys.contains("tenant"),
+        "{keys}"
+    );
+    let v =
+        get("SHOW TAG VALUES FROM \"api_calls\" WITH KEY = \"endpoint\" WHERE \"tenant\" = 'acme'");
+    assert_eq!(
+        v["results"][0]["series"][0]["values"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
+    let v = get("SHOW FIELD KEYS FROM \"api_calls\"");
+    assert!(
+        v["results"][0]["series"][0]["values"]
+            .to_string()
+            .contains("response_time_ms")
+    );
+    let v = get(
+        "SELECT mean(\"response_time_ms\") FROM \"api_calls\" WHERE time >= 1793491200000ms and \
+         time <= 1793493000000ms GROUP BY time(10m), \"endpoint\" fill(null)",
+    );
+    let series = v["results"][0]["series"].as_array().unwrap();
+    assert_eq!(series.len(), 3, "{v}");
+    assert_eq!(series[0]["tags"]["endpoint"], "/e0");
+    // Minutes 0, 3, 6, 9 are /e0 in the first 10 minutes: mean 4.5.
+    assert_eq!(
+        series[0]["values"][0],
+        serde_json::json!([1_793_491_200_000i64, 4.5])
+    );
+}
+
+#[test]
+fn query_errors() {
+    let s = TestServer::start();
+    let r = s.request("GET", "/query").call();
+    assert_eq!(r.status, 400);
+    assert!(r.json()["error"].as_str().unwrap().contains("q"));
+    let r = s
+        .request(
+            "GET",
+            &format!("/query?q={}", url_encode("SELEKT * FROM x")),
+        )
+        .call();
+    assert_eq!(r.status, 400);
+    assert!(
+        r.json()["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("error parsing query")
+    );
+    let r = s
+        .request(
+            "GET",
+            &format!("/query?q={}", url_encode("DROP MEASUREMENT api_calls")),
+        )
+        .call();
+    assert_eq!(r.status, 400);
+    assert!(
+        r.json()["error"].as_str().unwrap().contains("unsupported"),
+        "{}",
+        r.body
+    );
+    // Telegraf creates its database at start: accepted, no effect.
+    let r = s
+        .request("POST", "/query")
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .send(format!("q={}", url_encode("CREATE DATABASE \"telegraf\"")));
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        r.json(),
+        serde_json::json!({"results": [{"statement_id": 0}]})
+    );
+    let r = s
+        .request(
+            "GET",
+            &format!("/query?epoch=fortnight&q={}", url_encode("SHOW DATABASES")),
+        )
+        .call();
+    assert_eq!(r.status, 400);
+}

@@ -8,6 +8,12 @@ pub enum Statement {
     Select(Box<SelectStatement>),
     /// `SHOW DATABASES`
     ShowDatabases,
+    /// `CREATE DATABASE name`: answered with success and no effect, since MeterDB has one
+    /// namespace; clients such as Telegraf send it when they start.
+    CreateDatabase {
+        /// The name given.
+        name: String,
+    },
     /// `SHOW RETENTION POLICIES [ON db]`
     ShowRetentionPolicies {
         /// The `ON` database, when given.
@@ -204,7 +210,9 @@ pub enum Expr {
         /// Right operand.
         rhs: Box<Expr>,
     },
-    /// `( expr )`, kept so that printing round-trips.
+    /// `( expr )`, kept so that printing round-trips. A sign before anything but a number or
+    /// duration reads as InfluxDB reads it, a product, here parenthesised: `-x` is
+    /// `Paren(Binary { Mul, Literal(Integer(-1)), x })`; `-5` and `-15m` are plain literals.
     Paren(Box<Expr>),
 }
 
@@ -215,7 +223,7 @@ pub enum Literal {
     Integer(i64),
     /// An integer too large for i64.
     Unsigned(u64),
-    /// `4.2`, `1e3`
+    /// `4.2`, `.5` (InfluxQL 1.x has no exponent notation: `1e3` is a malformed duration)
     Float(f64),
     /// `'text'` (quotes removed, escapes resolved). Time strings such as
     /// `'2026-10-25T00:00:00Z'` stay strings; the executor reads them as times where a time is

@@ -132,6 +132,9 @@ impl Display for Statement {
     fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
         match self {
             Statement::Select(select) => select.fmt(f),
+            Statement::CreateDatabase { name } => {
+                write!(f, "CREATE DATABASE {}", quote_ident(name))
+            }
             Statement::ShowDatabases => f.write_str("SHOW DATABASES"),
             Statement::ShowRetentionPolicies { database } => {
                 f.write_str("SHOW RETENTION POLICIES")?;

@@ -15,7 +15,7 @@
 //! Every loop advances by at least one character and nothing is re-scanned except the single `/`
 //! before a regex, so scanning is linear in the input.
 
-use super::parser::ParseError;
+use super::parser::{ParseError, clip};
 
 /// A position in the query text, both 1-based; `char` counts characters, not bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -35,7 +35,6 @@ pub(crate) struct Cursor {
 /// those MeterDB does not otherwise know, so that queries MeterDB accepts mean the same in
 /// InfluxDB.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[allow(missing_docs)]
 pub(crate) enum Keyword {
     All,
     Alter,
@@ -524,7 +523,12 @@ impl<'a> Lexer<'a> {
 /// `ParseDuration` does: number-unit pairs with units ns, u or µ, ms, s, m, h, d, w.
 pub(crate) fn parse_duration(text: &str) -> Result<i64, String> {
     let invalid = || "invalid duration".to_owned();
-    let overflow = || format!("overflowed duration {text}: choose a smaller duration");
+    let overflow = || {
+        format!(
+            "overflowed duration {}: choose a smaller duration",
+            clip(text)
+        )
+    };
     let (negative, mut rest) = match text.strip_prefix('-') {
         Some(r) => (true, r),
         None => (false, text),

@@ -55,6 +55,7 @@ pub fn execute(
 ) -> Result<Vec<Series>, QueryError> {
     match statement {
         ast::Statement::Select(s) => select::execute(engine, s, options),
+        ast::Statement::CreateDatabase { .. } => Ok(Vec::new()),
         other => show::execute(engine, other, options),
     }
 }

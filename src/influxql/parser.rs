@@ -8,10 +8,11 @@
 //! Queries come from the network, so the parser never panics and bounds its work: nesting of
 //! parentheses, calls and subqueries is capped at [`MAX_NESTING`] (the parser's recursion), and
 //! an expression tree deeper than [`MAX_EXPR_DEPTH`] (long operator chains build deep trees,
-//! which every later tree walk would recurse through) is refused. Statements are parsed here;
-//! expressions in `parser/expr.rs`.
+//! which every later tree walk would recurse through) is refused. Statements are parsed here, SHOW
+//! statements in `parser/show.rs`, expressions in `parser/expr.rs`.
 
 mod expr;
+mod show;
 #[cfg(test)]
 mod tests;
 
@@ -19,7 +20,6 @@ use std::fmt;
 
 use super::ast::{
     Dimension, Expr, Fill, Literal, MeasurementName, Page, SelectStatement, Source, Statement,
-    TagKeyFilter,
 };
 use super::lexer::{Keyword, Lexer, Pos, Tok, Token};
 
@@ -50,7 +50,7 @@ impl ParseError {
         ParseError::new(
             format!(
                 "found {}, expected {}",
-                found.tok.describe(),
+                clip(&found.tok.describe()),
                 expected.join(", ")
             ),
             found.pos,
@@ -77,6 +77,18 @@ impl ParseError {
     }
 }
 
+/// Longest piece of the query quoted in an error, in characters.
+const MAX_QUOTED_CHARS: usize = 64;
+
+/// `text`, cut to [`MAX_QUOTED_CHARS`] with `...` when longer: an error echoes the query, and
+/// a megabyte-long identifier should not come back as a megabyte-long message.
+pub(crate) fn clip(text: &str) -> String {
+    match text.char_indices().nth(MAX_QUOTED_CHARS) {
+        Some((cut, _)) => format!("{}...", text.get(..cut).unwrap_or("")),
+        None => text.to_owned(),
+    }
+}
+
 /// InfluxDB's wording: the message, then `at line L, char C`.
 impl fmt::Display for ParseError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -92,6 +104,26 @@ impl std::error::Error for ParseError {}
 
 /// Parses a query: statements separated by `;` (empty statements and a trailing `;` are
 /// allowed; an empty query yields no statements).
+///
+/// ```
+/// use meterdb::influxql::{ast::Statement, parse_query};
+///
+/// let statements = parse_query(
+///     "SELECT count(response_time_ms) FROM api_calls WHERE time > now() - 7d GROUP BY time(1d); \
+///      SHOW DATABASES",
+/// )?;
+/// assert_eq!(statements.len(), 2);
+/// assert_eq!(statements[1], Statement::ShowDatabases);
+/// // Printing gives canonical InfluxQL, which parses back to the same statement.
+/// assert_eq!(
+///     statements[0].to_string(),
+///     "SELECT count(response_time_ms) FROM api_calls WHERE time > now() - 1w GROUP BY time(1d)"
+/// );
+///
+/// let error = parse_query("SELECT FROM api_calls").unwrap_err();
+/// assert_eq!(error.to_string(), "found FROM, expected identifier, string, number, bool at line 1, char 8");
+/// # Ok::<(), meterdb::influxql::ParseError>(())
+/// ```
 ///
 /// # Errors
 ///
@@ -336,7 +368,18 @@ impl<'a> Parser<'a> {
         };
         match keyword {
             Keyword::Select => Ok(Statement::Select(Box::new(self.select()?))),
-            Keyword::Show => self.show(),
+            Keyword::Show => self.show(token.pos),
+            Keyword::Create if self.peek()?.tok == Tok::Keyword(Keyword::Database) => {
+                self.next()?;
+                let name = self.ident()?;
+                if self.peek()?.tok == Tok::Keyword(Keyword::With) {
+                    return Err(ParseError::unsupported(
+                        "CREATE DATABASE ... WITH",
+                        token.pos,
+                    ));
+                }
+                Ok(Statement::CreateDatabase { name })
+            }
             Keyword::Alter
             | Keyword::Create
             | Keyword::Delete
@@ -484,7 +527,7 @@ impl<'a> Parser<'a> {
             ));
         };
         match arg {
-            Expr::VarRef { name, cast: None } => match name.to_ascii_lowercase().as_str() {
+            Expr::VarRef { name, cast: None } => match name.as_str() {
                 "null" => Ok(Fill::Null),
                 "none" => Ok(Fill::None),
                 "previous" => Ok(Fill::Previous),
@@ -505,35 +548,25 @@ impl<'a> Parser<'a> {
         }
         self.expect_keyword(Keyword::By)?;
         let token = self.next()?;
-        let only_time = || ParseError::new("only ORDER BY time supported at this time", token.pos);
-        match &token.tok {
-            Tok::Keyword(Keyword::Asc) => {}
-            Tok::Keyword(Keyword::Desc) => {
-                self.reject_more_sort_fields(&only_time)?;
-                return Ok(true);
-            }
+        let only_time = ParseError::new("only ORDER BY time supported at this time", token.pos);
+        let descending = match &token.tok {
+            Tok::Keyword(Keyword::Asc) => false,
+            Tok::Keyword(Keyword::Desc) => true,
             Tok::Ident(name) | Tok::QuotedIdent(name) if name == "time" => {
                 if self.eat_keyword(Keyword::Desc)? {
-                    self.reject_more_sort_fields(&only_time)?;
-                    return Ok(true);
+                    true
+                } else {
+                    self.eat_keyword(Keyword::Asc)?;
+                    false
                 }
-                self.eat_keyword(Keyword::Asc)?;
             }
-            Tok::Ident(_) | Tok::QuotedIdent(_) => return Err(only_time()),
+            Tok::Ident(_) | Tok::QuotedIdent(_) => return Err(only_time),
             _ => return Err(ParseError::expected(&token, &["identifier", "ASC", "DESC"])),
-        }
-        self.reject_more_sort_fields(&only_time)?;
-        Ok(false)
-    }
-
-    fn reject_more_sort_fields(
-        &mut self,
-        only_time: &dyn Fn() -> ParseError,
-    ) -> Result<(), ParseError> {
+        };
         if self.peek()?.tok == Tok::Comma {
-            return Err(only_time());
+            return Err(only_time);
         }
-        Ok(())
+        Ok(descending)
     }
 
     /// `tz('Europe/Paris')`, checked against the time zone database as InfluxDB does.
@@ -541,189 +574,23 @@ impl<'a> Parser<'a> {
         if !self.peek_word("tz")? {
             return Ok(None);
         }
-        self.next()?;
-        self.expect(&Tok::LParen)?;
-        let token = self.next()?;
-        let Tok::Str(name) = token.tok else {
-            return Err(ParseError::expected(&token, &["string"]));
+        let pos = self.peek()?.pos;
+        let Expr::Call { args, .. } = self.unary()?.expr else {
+            return Err(ParseError::new("tz must be a function call", pos));
+        };
+        let [arg] = args.as_slice() else {
+            return Err(ParseError::new("tz requires exactly one argument", pos));
+        };
+        let Expr::Literal(Literal::String(name)) = arg else {
+            return Err(ParseError::new("expected string argument in tz()", pos));
         };
         if name.parse::<chrono_tz::Tz>().is_err() {
             return Err(ParseError::new(
-                format!("unable to find time zone {name}"),
-                token.pos,
+                format!("unable to find time zone {}", clip(name)),
+                pos,
             ));
         }
-        self.expect(&Tok::RParen)?;
-        Ok(Some(name))
-    }
-
-    // ---- SHOW -----------------------------------------------------------------------------
-
-    /// After `SHOW`.
-    fn show(&mut self) -> Result<Statement, ParseError> {
-        let token = self.next()?;
-        let pos = token.pos;
-        let keyword = match token.tok {
-            Tok::Keyword(kw) => kw,
-            _ => return Err(show_expected(&token)),
-        };
-        match keyword {
-            Keyword::Databases => Ok(Statement::ShowDatabases),
-            Keyword::Retention => {
-                self.expect_keyword(Keyword::Policies)?;
-                let database = if self.eat_keyword(Keyword::On)? {
-                    Some(self.ident()?)
-                } else {
-                    None
-                };
-                Ok(Statement::ShowRetentionPolicies { database })
-            }
-            Keyword::Measurements => self.show_measurements(),
-            Keyword::Tag => {
-                let token = self.next()?;
-                match token.tok {
-                    Tok::Keyword(Keyword::Keys) => self.show_tag_keys(),
-                    Tok::Keyword(Keyword::Values) => {
-                        let next = &self.peek()?.tok;
-                        if matches!(next, Tok::Keyword(Keyword::Cardinality | Keyword::Exact)) {
-                            return Err(self.unsupported_statement(vec!["SHOW TAG VALUES"], pos));
-                        }
-                        self.show_tag_values()
-                    }
-                    Tok::Keyword(Keyword::Key) => {
-                        Err(self.unsupported_statement(vec!["SHOW TAG KEY"], pos))
-                    }
-                    _ => Err(ParseError::expected(&token, &["KEYS", "VALUES", "KEY"])),
-                }
-            }
-            Keyword::Field => {
-                let token = self.next()?;
-                match token.tok {
-                    Tok::Keyword(Keyword::Keys) => self.show_field_keys(),
-                    Tok::Keyword(Keyword::Key) => {
-                        Err(self.unsupported_statement(vec!["SHOW FIELD KEY"], pos))
-                    }
-                    _ => Err(ParseError::expected(&token, &["KEYS", "KEY"])),
-                }
-            }
-            Keyword::Continuous
-            | Keyword::Diagnostics
-            | Keyword::Grants
-            | Keyword::Measurement
-            | Keyword::Queries
-            | Keyword::Series
-            | Keyword::Shard
-            | Keyword::Shards
-            | Keyword::Stats
-            | Keyword::Subscriptions
-            | Keyword::Users => {
-                Err(self.unsupported_statement(vec!["SHOW", keyword.as_str()], pos))
-            }
-            _ => Err(show_expected(&token)),
-        }
-    }
-
-    /// `ON db`, accepted and dropped: MeterDB has one namespace.
-    fn skip_on_database(&mut self) -> Result<(), ParseError> {
-        if self.eat_keyword(Keyword::On)? {
-            self.ident()?;
-        }
-        Ok(())
-    }
-
-    fn optional_from(&mut self) -> Result<Vec<MeasurementName>, ParseError> {
-        if !self.eat_keyword(Keyword::From)? {
-            return Ok(Vec::new());
-        }
-        let sources = self.sources(false)?;
-        Ok(sources
-            .into_iter()
-            .filter_map(|s| match s {
-                Source::Measurement(m) => Some(m),
-                Source::Subquery(_) => None,
-            })
-            .collect())
-    }
-
-    /// The `ORDER BY` and series paging InfluxDB allows on SHOW statements; MeterDB does not.
-    fn show_page(&mut self, statement: &str) -> Result<Page, ParseError> {
-        self.reject_clause(Keyword::Order, &format!("ORDER BY in {statement}"))?;
-        let page = self.page(Keyword::Limit, Keyword::Offset)?;
-        self.reject_clause(Keyword::Slimit, &format!("SLIMIT in {statement}"))?;
-        self.reject_clause(Keyword::Soffset, &format!("SOFFSET in {statement}"))?;
-        Ok(page)
-    }
-
-    fn show_measurements(&mut self) -> Result<Statement, ParseError> {
-        self.skip_on_database()?;
-        let source = if self.eat_keyword(Keyword::With)? {
-            self.expect_keyword(Keyword::Measurement)?;
-            let token = self.next()?;
-            if !matches!(token.tok, Tok::Eq | Tok::EqRegex) {
-                return Err(ParseError::expected(&token, &["=", "=~"]));
-            }
-            match self.regex_ahead()? {
-                Some((pattern, _)) => Some(MeasurementName::Regex(pattern)),
-                None => Some(self.measurement_name()?),
-            }
-        } else {
-            None
-        };
-        let condition = self.optional_condition()?;
-        let page = self.show_page("SHOW MEASUREMENTS")?;
-        Ok(Statement::ShowMeasurements {
-            source,
-            condition,
-            page,
-        })
-    }
-
-    fn show_tag_keys(&mut self) -> Result<Statement, ParseError> {
-        self.skip_on_database()?;
-        let sources = self.optional_from()?;
-        let condition = self.optional_condition()?;
-        let page = self.show_page("SHOW TAG KEYS")?;
-        Ok(Statement::ShowTagKeys {
-            sources,
-            condition,
-            page,
-        })
-    }
-
-    fn show_tag_values(&mut self) -> Result<Statement, ParseError> {
-        self.skip_on_database()?;
-        let sources = self.optional_from()?;
-        self.expect_keyword(Keyword::With)?;
-        self.expect_keyword(Keyword::Key)?;
-        let token = self.next()?;
-        let keys = match token.tok {
-            Tok::Eq => TagKeyFilter::Eq(self.ident()?),
-            Tok::NotEq => TagKeyFilter::NotEq(self.ident()?),
-            Tok::EqRegex => TagKeyFilter::Regex(self.regex_required()?),
-            Tok::NotEqRegex => TagKeyFilter::NotRegex(self.regex_required()?),
-            Tok::Keyword(Keyword::In) => {
-                self.expect(&Tok::LParen)?;
-                let keys = self.ident_list()?;
-                self.expect(&Tok::RParen)?;
-                TagKeyFilter::In(keys)
-            }
-            _ => return Err(ParseError::expected(&token, &["IN", "=", "=~"])),
-        };
-        let condition = self.optional_condition()?;
-        let page = self.show_page("SHOW TAG VALUES")?;
-        Ok(Statement::ShowTagValues {
-            sources,
-            keys,
-            condition,
-            page,
-        })
-    }
-
-    fn show_field_keys(&mut self) -> Result<Statement, ParseError> {
-        self.skip_on_database()?;
-        let sources = self.optional_from()?;
-        let page = self.show_page("SHOW FIELD KEYS")?;
-        Ok(Statement::ShowFieldKeys { sources, page })
+        Ok(Some(name.clone()))
     }
 }
 
@@ -737,36 +604,15 @@ fn statement_expected(found: &Token) -> ParseError {
     )
 }
 
-fn show_expected(found: &Token) -> ParseError {
-    ParseError::expected(
-        found,
-        &[
-            "CONTINUOUS",
-            "DATABASES",
-            "DIAGNOSTICS",
-            "FIELD",
-            "GRANTS",
-            "MEASUREMENT",
-            "MEASUREMENTS",
-            "QUERIES",
-            "RETENTION",
-            "SERIES",
-            "SHARD",
-            "SHARDS",
-            "STATS",
-            "SUBSCRIPTIONS",
-            "TAG",
-            "USERS",
-        ],
-    )
-}
-
 fn too_many_segments(segments: &[String], pos: Pos) -> ParseError {
     let quoted: Vec<String> = segments
         .iter()
         .map(|s| super::display::quote_ident(s))
         .collect();
-    ParseError::new(format!("too many segments in {}", quoted.join(".")), pos)
+    ParseError::new(
+        format!("too many segments in {}", clip(&quoted.join("."))),
+        pos,
+    )
 }
 
 /// Checks a regex where InfluxDB does, at parse time, so that a bad one fails the query with
@@ -777,10 +623,10 @@ fn validate_regex(pattern: &str, pos: Pos) -> Result<(), ParseError> {
         Err(e) => {
             // The syntax error's last line is the reason; the lines above draw the pattern.
             let text = e.to_string();
-            let reason = text.lines().last().unwrap_or("");
+            let reason = text.lines().rfind(|l| !l.trim().is_empty()).unwrap_or("");
             let reason = reason.strip_prefix("error: ").unwrap_or(reason);
             Err(ParseError::new(
-                format!("bad regex /{pattern}/: {reason}"),
+                format!("bad regex /{}/: {reason}", clip(pattern)),
                 pos,
             ))
         }

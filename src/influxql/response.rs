@@ -106,10 +106,16 @@ impl QueryResponse {
 }
 
 fn write_series(out: &mut String, s: &Series, epoch: Option<Precision>, tz: Option<chrono_tz::Tz>) {
-    out.push_str("{\"name\":");
-    write_str(out, &s.name);
+    // InfluxDB omits an empty name (SHOW RETENTION POLICIES has none); `columns` always
+    // comes, so the members before it end with a comma.
+    out.push('{');
+    if !s.name.is_empty() {
+        out.push_str("\"name\":");
+        write_str(out, &s.name);
+        out.push(',');
+    }
     if !s.tags.is_empty() {
-        out.push_str(",\"tags\":{");
+        out.push_str("\"tags\":{");
         for (i, (k, v)) in s.tags.iter().enumerate() {
             if i > 0 {
                 out.push(',');
@@ -118,9 +124,9 @@ fn write_series(out: &mut String, s: &Series, epoch: Option<Precision>, tz: Opti
             out.push(':');
             write_str(out, v);
         }
-        out.push('}');
+        out.push_str("},");
     }
-    out.push_str(",\"columns\":[");
+    out.push_str("\"columns\":[");
     for (i, c) in s.columns.iter().enumerate() {
         if i > 0 {
             out.push(',');
@@ -274,6 +280,21 @@ mod tests {
         assert_eq!(
             r.to_json(Some(Precision::Seconds)),
             r#"{"results":[{"statement_id":0,"series":[{"name":"api_calls","tags":{"endpoint":"/a"},"columns":["time","count"],"values":[[1,3]]}]}]}"#
+        );
+        let unnamed = QueryResponse {
+            results: vec![StatementResult {
+                series: vec![Series {
+                    columns: vec!["name".into()],
+                    values: vec![vec![Value::String("autogen".into())]],
+                    ..Series::default()
+                }],
+                ..StatementResult::default()
+            }],
+            error: None,
+        };
+        assert_eq!(
+            unnamed.to_json(None),
+            r#"{"results":[{"statement_id":0,"series":[{"columns":["name"],"values":[["autogen"]]}]}]}"#
         );
         assert_eq!(
             QueryResponse::error("error parsing query: x").to_json(None),

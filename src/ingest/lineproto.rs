@@ -271,7 +271,8 @@ pub struct LineOptions<'o> {
     pub precision: Precision,
     /// Tenant of lines without a `tenant` tag (the request's `?tenant=`).
     pub default_tenant: Option<&'o str>,
-    /// Timestamp of lines without one (the server's time of the request).
+    /// The server's time of the request: lines without a timestamp get it, truncated to
+    /// `precision`.
     pub now: Timestamp,
 }
 
@@ -351,7 +352,10 @@ fn append(
         Some(_) => return Err(LineErrorKind::EventIdNotString),
         None => None,
     };
-    let ts = line.timestamp.map_or(opts.now, Timestamp);
+    // As InfluxDB: a line without a timestamp gets the server's time truncated to the
+    // request's precision.
+    let now = opts.now.0 - opts.now.0.rem_euclid(opts.precision.nanos());
+    let ts = line.timestamp.map_or(Timestamp(now), Timestamp);
     let mut e = batch.add(tenant, &line.measurement, ts);
     for (k, v) in line.tags.iter().filter(|(k, _)| k != "tenant") {
         e.tag(k, v);

@@ -224,6 +224,16 @@ impl Segment {
         self.count_impl(req)
     }
 
+    /// Adds the segment's tables to `catalog` from the footer; reads the tag dictionaries
+    /// (not the postings, not the rows) of tables whose tag values are requested.
+    pub fn catalog(
+        &self,
+        req: &crate::catalog::CatalogRequest,
+        catalog: &mut crate::catalog::Catalog,
+    ) -> Result<()> {
+        self.catalog_impl(req, catalog)
+    }
+
     /// Reads every block and checks its checksum; returns what is damaged.
     pub fn verify(&self) -> Vec<Corruption> {
         self.verify_impl()

@@ -18,6 +18,7 @@ use super::Segment;
 use super::column::tags::{TagChunk, TagIndex};
 use super::column::{bools, event_id, numeric, strings, timestamps};
 use super::footer::{BlockRef, ChunkRef, RowGroup, Table};
+use crate::catalog::{Catalog, CatalogRequest};
 use crate::codec::crc32c;
 use crate::error::{Corruption, CorruptionKind, Result};
 use crate::model::FieldType;
@@ -123,43 +124,62 @@ impl<'s> TableScan<'s> {
 
     fn tag_index(&mut self, key_idx: usize) -> Result<&TagIndex> {
         if !self.tag_indexes.contains_key(&key_idx) {
-            let (table, n) = (self.table, self.n_rows());
-            let chunk_ref = table
-                .tags
-                .as_ref()
-                .ok_or_else(|| missing(self.blocks.path))?;
-            if self.tag_chunk.is_none() {
-                let n_keys = table.info.tag_keys.len();
-                let chunk = self.blocks.decode(table, chunk_ref, |enc, b| {
-                    TagChunk::split(enc, b, n_keys, n)
-                })?;
-                self.tag_chunk = Some(chunk);
-            }
-            let chunk = self
-                .tag_chunk
-                .as_ref()
-                .ok_or_else(|| missing(self.blocks.path))?;
-            let at = table
-                .blocks
-                .get(chunk_ref.block)
-                .map_or(chunk_ref.offset, |b| b.offset);
-            let key = table.info.tag_keys.get(key_idx).map(String::as_str);
-            let values = key
-                .and_then(|k| {
-                    self.tag_values
-                        .binary_search_by(|(pk, _)| pk.as_str().cmp(k))
-                        .ok()
-                })
-                .and_then(|i| self.tag_values.get(i))
-                .map_or(&[][..], |(_, v)| v.as_slice());
-            let idx = chunk
-                .decode_key(key_idx, values, n)
-                .map_err(|kind| Corruption::new(self.blocks.path, at, kind))?;
+            let n = self.n_rows();
+            let idx = self.with_tag_chunk(key_idx, |chunk, values| {
+                chunk.decode_key(key_idx, values, n)
+            })?;
             self.tag_indexes.insert(key_idx, idx);
         }
         self.tag_indexes
             .get(&key_idx)
             .ok_or_else(|| missing(self.blocks.path))
+    }
+
+    /// The values of tag key `key_idx` in the table, ascending, without its postings.
+    fn tag_dict(&mut self, key_idx: usize) -> Result<Vec<String>> {
+        let n = self.n_rows();
+        self.with_tag_chunk(key_idx, |chunk, values| {
+            chunk.decode_dict(key_idx, values, n)
+        })
+    }
+
+    /// Runs `f` on the table's tag chunk (read and split once) and the segment's values of
+    /// key `key_idx`; errors name the block holding the chunk.
+    fn with_tag_chunk<T>(
+        &mut self,
+        key_idx: usize,
+        f: impl FnOnce(&TagChunk<'s>, &[String]) -> Result<T, CorruptionKind>,
+    ) -> Result<T> {
+        let (table, n) = (self.table, self.n_rows());
+        let chunk_ref = table
+            .tags
+            .as_ref()
+            .ok_or_else(|| missing(self.blocks.path))?;
+        if self.tag_chunk.is_none() {
+            let n_keys = table.info.tag_keys.len();
+            let chunk = self.blocks.decode(table, chunk_ref, |enc, b| {
+                TagChunk::split(enc, b, n_keys, n)
+            })?;
+            self.tag_chunk = Some(chunk);
+        }
+        let chunk = self
+            .tag_chunk
+            .as_ref()
+            .ok_or_else(|| missing(self.blocks.path))?;
+        let at = table
+            .blocks
+            .get(chunk_ref.block)
+            .map_or(chunk_ref.offset, |b| b.offset);
+        let key = table.info.tag_keys.get(key_idx).map(String::as_str);
+        let values = key
+            .and_then(|k| {
+                self.tag_values
+                    .binary_search_by(|(pk, _)| pk.as_str().cmp(k))
+                    .ok()
+            })
+            .and_then(|i| self.tag_values.get(i))
+            .map_or(&[][..], |(_, v)| v.as_slice());
+        Ok(f(chunk, values).map_err(|kind| Corruption::new(self.blocks.path, at, kind))?)
     }
 
     /// Rows satisfying every predicate; `None` means all rows.
@@ -330,6 +350,34 @@ impl Segment {
             }
         }
         Ok(total)
+    }
+
+    pub(crate) fn catalog_impl(&self, req: &CatalogRequest, catalog: &mut Catalog) -> Result<()> {
+        let tenant_only = ScanRequest {
+            tenant: req.tenant.clone(),
+            ..ScanRequest::default()
+        };
+        for table in self.candidate_tables(&tenant_only) {
+            let t = &table.info;
+            let Some(info) = catalog.table(req, &t.tenant, &t.measurement) else {
+                continue;
+            };
+            let mut ts = TableScan::new(self, table);
+            for (key_idx, key) in t.tag_keys.iter().enumerate() {
+                let values = match req.wants_values(key) {
+                    true => ts.tag_dict(key_idx)?,
+                    false => Vec::new(),
+                };
+                info.add_tag(key, values.iter().map(String::as_str));
+            }
+            for (key, ty) in &t.fields {
+                info.add_field(key, *ty);
+            }
+            if t.has_event_ids {
+                info.add_event_ids();
+            }
+        }
+        Ok(())
     }
 
     pub(crate) fn verify_impl(&self) -> Vec<Corruption> {

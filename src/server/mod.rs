@@ -80,6 +80,8 @@ pub fn router(state: Arc<AppState>) -> Router {
             axum::http::StatusCode::REQUEST_TIMEOUT,
             timeout,
         ))
+        // One span per request with method, path, status and latency: `METERDB_LOG=tower_http=debug`.
+        .layer(tower_http::trace::TraceLayer::new_for_http())
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(
             error::panic_response,
         ))

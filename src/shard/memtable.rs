@@ -12,6 +12,7 @@ use std::collections::{BTreeMap, HashMap};
 type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 use std::time::Instant;
 
+use crate::catalog::{Catalog, CatalogRequest};
 use crate::model::{Day, EventRef, FieldValueRef, SeqNo, TenantId};
 use crate::scan::{
     ColumnBatch, FieldColumn, FieldValues, NO_TAG, ScanRequest, StrColumn, TagColumn, TagOp,
@@ -35,6 +36,8 @@ struct TableBuf {
     tags: Vec<TagBuf>,
     fields: Vec<FieldBuf>,
     event_ids: StrColumn,
+    /// Whether some row has an event id (answers the catalog without reading the column).
+    has_event_ids: bool,
 }
 
 #[derive(Debug)]
@@ -155,6 +158,30 @@ impl Memtable {
         }
     }
 
+    /// Adds what the buffer holds to `catalog`: tables, tag keys (and the requested values
+    /// from the tables' dictionaries), fields and event ids. Reads no rows.
+    pub fn catalog(&self, req: &CatalogRequest, catalog: &mut Catalog) {
+        for tenants in self.days.values() {
+            for (tenant, tables) in tenants {
+                for (measurement, table) in tables {
+                    let Some(info) = catalog.table(req, tenant, measurement) else {
+                        continue;
+                    };
+                    for tag in &table.tags {
+                        let values = req.wants_values(&tag.key).then_some(&tag.dict);
+                        info.add_tag(&tag.key, values.into_iter().flatten().map(String::as_str));
+                    }
+                    for field in &table.fields {
+                        info.add_field(&field.key, field.values.field_type());
+                    }
+                    if table.has_event_ids {
+                        info.add_event_ids();
+                    }
+                }
+            }
+        }
+    }
+
     /// The days with events, ascending.
     pub fn days(&self) -> impl Iterator<Item = crate::model::Day> + '_ {
         self.days.keys().copied()
@@ -240,6 +267,7 @@ impl TableBuf {
         }
         bytes += 16 * self.fields.len();
         self.event_ids.push(event.event_id);
+        self.has_event_ids |= event.event_id.is_some();
         bytes + event.event_id.map_or(0, str::len) + 5
     }
 

@@ -168,6 +168,7 @@ impl Parser<'_> {
                 leaf(Expr::Wildcard { cast })
             }
             Tok::Plus | Tok::Minus => self.signed(token.tok == Tok::Minus, pos),
+            Tok::Illegal('$') => Err(ParseError::unsupported("bound parameters", pos)),
             _ => Err(ParseError::expected(
                 &token,
                 &["identifier", "string", "number", "bool"],
@@ -176,7 +177,7 @@ impl Parser<'_> {
     }
 
     /// After a leading `+` or `-`: a number or duration takes the sign, anything else is
-    /// multiplied by ±1, as InfluxDB does.
+    /// multiplied by ±1 (in parentheses), as InfluxDB does.
     fn signed(&mut self, negative: bool, pos: Pos) -> Result<Parsed, ParseError> {
         let next = self.peek()?;
         if !matches!(
@@ -204,18 +205,21 @@ impl Parser<'_> {
                 Some(v) => Literal::Integer(v),
                 None => {
                     return Err(ParseError::new(
-                        format!("constant overflows int64: -{v}"),
+                        format!("constant -{v} underflows int64"),
                         pos,
                     ));
                 }
             },
             other => {
-                let expr = Expr::Binary {
+                // InfluxDB builds `-1 * operand` here. Parenthesised, the product keeps its
+                // meaning when printed after a `*`, `/` or `%` (`a * -b` is not `a * -1 * b`).
+                let product = Expr::Binary {
                     op: BinaryOp::Mul,
                     lhs: Box::new(Expr::Literal(Literal::Integer(sign))),
                     rhs: Box::new(other),
                 };
-                return Parsed::node(expr, operand.depth, pos);
+                let product = Parsed::node(product, operand.depth, pos)?;
+                return Parsed::node(Expr::Paren(Box::new(product.expr)), product.depth, pos);
             }
         };
         Ok(Parsed::leaf(Expr::Literal(literal)))

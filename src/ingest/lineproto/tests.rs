@@ -365,7 +365,7 @@ fn opts(default_tenant: Option<&str>) -> LineOptions<'_> {
     LineOptions {
         precision: Precision::Milliseconds,
         default_tenant,
-        now: Timestamp(42),
+        now: Timestamp(42_000_123),
     }
 }
 
@@ -392,12 +392,25 @@ fn batch_mapping_of_tenant_event_id_and_now() {
                 measurement: "api".into(),
                 tags: vec![("method".into(), "PUT".into())],
                 fields: vec![("ms".into(), FieldValue::F64(2.0))],
-                timestamp: Timestamp(42),
+                timestamp: Timestamp(42_000_000),
                 event_id: None,
             },
         ]
     );
     assert!(batch.validate().is_ok());
+
+    // Without a timestamp, the server's time truncated to the request's precision.
+    let seconds = LineOptions {
+        precision: Precision::Seconds,
+        default_tenant: Some("dflt"),
+        now: Timestamp(1_793_491_200_987_654_321),
+    };
+    let mut batch = WriteBatch::new();
+    assert!(append_to_batch(b"api ms=1\n", &seconds, &mut batch).is_empty());
+    assert_eq!(
+        batch.to_events()[0].timestamp,
+        Timestamp(1_793_491_200_000_000_000)
+    );
 }
 
 #[test]

@@ -290,6 +290,13 @@ impl<'a> TagChunk<'a> {
         Ok(TagChunk { bytes, sections })
     }
 
+    fn section(&self, key_idx: usize) -> Result<&[u8], CorruptionKind> {
+        self.sections
+            .get(key_idx)
+            .and_then(|r| self.bytes.get(r.clone()))
+            .ok_or_else(|| invalid(format!("no tag section {key_idx}")))
+    }
+
     /// Decodes the dictionary and postings of key `key_idx`.
     pub fn decode_key(
         &self,
@@ -297,21 +304,29 @@ impl<'a> TagChunk<'a> {
         values: &[String],
         n_rows: u32,
     ) -> Result<TagIndex, CorruptionKind> {
-        let section = self
-            .sections
-            .get(key_idx)
-            .and_then(|r| self.bytes.get(r.clone()))
-            .ok_or_else(|| invalid(format!("no tag section {key_idx}")))?;
+        let section = self.section(key_idx)?;
         decode_section(section, values, n_rows)
+    }
+
+    /// Decodes only the dictionary of key `key_idx` (its values, ascending), not its
+    /// postings: what the catalog needs.
+    pub fn decode_dict(
+        &self,
+        key_idx: usize,
+        values: &[String],
+        n_rows: u32,
+    ) -> Result<Vec<String>, CorruptionKind> {
+        decode_dict(&mut ByteReader::new(self.section(key_idx)?), values, n_rows)
     }
 }
 
-fn decode_section(
-    bytes: &[u8],
+/// Reads a section's dictionary: the value count and the indexes into the segment's tag
+/// value table.
+fn decode_dict(
+    r: &mut ByteReader<'_>,
     values: &[String],
     n_rows: u32,
-) -> Result<TagIndex, CorruptionKind> {
-    let mut r = ByteReader::new(bytes);
+) -> Result<Vec<String>, CorruptionKind> {
     let n_values = r.varint()?;
     if n_values > u64::from(n_rows) || n_values > r.remaining() as u64 {
         return Err(invalid(format!(
@@ -330,6 +345,17 @@ fn decode_section(
         );
         next = id + 1;
     }
+    Ok(dict)
+}
+
+fn decode_section(
+    bytes: &[u8],
+    values: &[String],
+    n_rows: u32,
+) -> Result<TagIndex, CorruptionKind> {
+    let mut r = ByteReader::new(bytes);
+    let dict = decode_dict(&mut r, values, n_rows)?;
+    let n_values = dict.len() as u64;
     let layout_word = r.varint()?;
     let implied = layout_word >> layout::BITS;
     if implied > n_values {
