@@ -4,7 +4,8 @@
 //! 1. [`plan`] reads the projections and dimensions; [`condition`] splits `WHERE` into the
 //!    time range, the tenant and a residual condition ([`filter`]).
 //! 2. [`source`] reads the needed columns as batches: a scan with tenant, measurement, time
-//!    range and columns pushed down, a regex over measurements, or a subquery's result.
+//!    range, tag conditions ([`pushdown`]) and columns pushed down, a regex over
+//!    measurements, or a subquery's result.
 //! 3. [`raw`] or [`grouped`] turns batches into rows per series: rows are assigned to series
 //!    ([`series`]) and time buckets ([`window`]) per batch, then fed column at a time to the
 //!    functions ([`aggregate`]); empty buckets are filled ([`fill`]).
@@ -22,6 +23,7 @@ mod fill;
 mod filter;
 mod grouped;
 mod plan;
+mod pushdown;
 mod raw;
 mod series;
 mod source;
@@ -118,11 +120,13 @@ fn run(
     if split.contradiction || time.is_empty() {
         return Ok(Vec::new());
     }
-    let cond = split.residual.as_ref().map(Cond::new).transpose()?;
+    let (predicates, residual) = pushdown::split(engine, stmt, tenant, split.residual)?;
+    let cond = residual.as_ref().map(Cond::new).transpose()?;
     let request = source::Request {
         tenant,
         time,
-        columns: needed_columns(&plan, split.residual.as_ref()),
+        predicates,
+        columns: needed_columns(&plan, residual.as_ref()),
     };
     let mut batches = source::load(engine, stmt, &request, options)?;
     // The engine returns batches in no particular order; a fixed order makes float sums (and

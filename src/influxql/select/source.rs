@@ -14,7 +14,7 @@ use super::plan::compile;
 use crate::Engine;
 use crate::model::TenantId;
 use crate::scan::{
-    ColumnBatch, FieldColumn, FieldValues, NO_TAG, ScanRequest, StrColumn, TagColumn,
+    ColumnBatch, FieldColumn, FieldValues, NO_TAG, ScanRequest, StrColumn, TagColumn, TagPredicate,
 };
 
 use super::columns::TENANT;
@@ -25,6 +25,8 @@ pub(super) struct Request<'a> {
     pub tenant: Option<&'a str>,
     /// Time range.
     pub time: TimeRange,
+    /// Tag conditions the scan applies.
+    pub predicates: Vec<TagPredicate>,
     /// Columns; `None` means all.
     pub columns: Option<Vec<String>>,
 }
@@ -65,7 +67,7 @@ fn scan_request(req: &Request<'_>, measurement: Option<String>) -> ScanRequest {
         tenant: req.tenant.map(TenantId::new),
         measurement,
         time: req.time.to_scan(),
-        predicates: Vec::new(),
+        predicates: req.predicates.clone(),
         columns: req.columns.clone(),
     }
 }

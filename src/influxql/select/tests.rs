@@ -478,3 +478,27 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn tag_conditions_go_to_the_scan_but_fields_of_the_same_shape_stay() {
+    let (_d, e) = engine("m,tenant=a,host=h1 s=\"x\",v=1 1\nn,tenant=a,s=x v=2 2\n");
+    let split = |q: &str| {
+        let statements = parse_query(q).unwrap();
+        let Some(super::super::ast::Statement::Select(stmt)) = statements.first() else {
+            panic!("{q}");
+        };
+        super::pushdown::split(&e, stmt, None, stmt.condition.clone()).unwrap()
+    };
+    let (pushed, rest) = split("SELECT v FROM m WHERE host = 'h1' AND s = 'x' AND v > 0");
+    let keys: Vec<&str> = pushed.iter().map(|p| p.key.as_str()).collect();
+    assert_eq!(keys, ["host"]);
+    assert!(rest.is_some());
+    // `s` is a tag of n but a field of m: reading both, it must stay a row condition.
+    let (pushed, _) = split("SELECT v FROM /./ WHERE s = 'x'");
+    assert!(pushed.is_empty());
+    let (pushed, _) = split("SELECT v FROM n WHERE s = 'x'");
+    assert_eq!(pushed.len(), 1);
+    // And the answers agree with the rows.
+    assert_eq!(run(&e, "SELECT v FROM m WHERE s = 'x'")[0].values.len(), 1);
+    assert_eq!(run(&e, "SELECT v FROM /./ WHERE s = 'x'").len(), 2);
+}
