@@ -68,6 +68,9 @@ pub(super) struct Context<'a> {
     nested: bool,
     /// `ORDER BY time DESC`.
     descending: bool,
+    /// `OFFSET + LIMIT` when a `LIMIT` is given: at most this many rows per series are
+    /// returned.
+    keep: Option<usize>,
 }
 
 impl Context<'_> {
@@ -158,6 +161,10 @@ fn run(
         fill: &stmt.fill,
         nested,
         descending: stmt.descending,
+        keep: (stmt.limit.limit > 0).then(|| {
+            usize::try_from(stmt.limit.limit.saturating_add(stmt.limit.offset))
+                .unwrap_or(usize::MAX)
+        }),
     };
     let outputs = match &plan.projection {
         Projection::Raw(cols) => raw::run(cols, &batches, &ctx)?,

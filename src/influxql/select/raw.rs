@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 
 use super::super::{QueryError, Value};
+use super::aggregate::NO_CELL;
 use super::columns::{Col, EVENT_ID, Kind, TENANT, has_tenant, resolve};
 use super::plan::RawColumn;
 use super::series::SeriesSet;
@@ -21,7 +22,13 @@ struct Spec {
     column: String,
 }
 
-/// Runs a raw statement.
+/// A row chosen for output: its time and where it is (batch, row), in batch order so that
+/// rows with equal times keep a fixed order.
+type Pick = (i64, u32, u32);
+
+/// Runs a raw statement. Rows are first chosen as (time, batch, row) and only the rows kept
+/// after `LIMIT`/`OFFSET` are turned into values: `SELECT * ... LIMIT 10` over millions of
+/// rows stays cheap.
 pub(super) fn run(
     projection: &[RawColumn],
     batches: &[ColumnBatch],
@@ -31,64 +38,98 @@ pub(super) fn run(
     let mut columns = vec!["time".to_owned()];
     columns.extend(specs.iter().map(|s| s.column.clone()));
     let mut set = SeriesSet::new(ctx.dims.to_vec());
-    let mut rows: Vec<Vec<Vec<Value>>> = Vec::new();
+    let mut picks: Vec<Vec<Pick>> = Vec::new();
     let (mut mask, mut series) = (Vec::new(), Vec::new());
-    let mut n_rows = 0usize;
-    for batch in batches {
+    for (b, batch) in batches.iter().enumerate() {
         ctx.mask(batch, &mut mask);
         set.assign(batch, &mask, &mut series)?;
-        if rows.len() < set.len() {
-            rows.resize_with(set.len(), Vec::new);
+        if picks.len() < set.len() {
+            picks.resize_with(set.len(), Vec::new);
         }
-        let cols: Vec<Col<'_>> = specs
-            .iter()
-            .map(|s| resolve(batch, &s.name, s.kind))
-            .collect();
+        let cols = resolve_all(&specs, batch);
+        let b = u32::try_from(b).unwrap_or(u32::MAX);
         for (row, (&s, &t)) in series.iter().zip(&batch.timestamps).enumerate() {
-            if s == super::aggregate::NO_CELL
-                || !cols.iter().any(|c| c.is_field() && c.is_present(row))
-            {
+            if s == NO_CELL || !cols.iter().any(|c| c.is_field() && c.is_present(row)) {
                 continue;
             }
-            n_rows += 1;
-            if n_rows > MAX_ROWS {
-                return Err(QueryError::Invalid(format!(
-                    "the query returns more than {MAX_ROWS} rows: add a LIMIT, a narrower time \
-                     range or an aggregate"
-                )));
-            }
-            let mut values = Vec::with_capacity(cols.len() + 1);
-            values.push(Value::Time(t));
-            values.extend(cols.iter().map(|c| match c {
-                Col::Tenant("") => Value::Null,
-                c => c.value(row),
-            }));
-            if let Some(r) = rows.get_mut(s as usize) {
-                r.push(values);
+            if let Some(p) = picks.get_mut(s as usize) {
+                p.push((t, b, u32::try_from(row).unwrap_or(u32::MAX)));
+                // Keep memory bounded under a LIMIT: only the first rows (in output order)
+                // can be returned.
+                if let Some(k) = ctx.keep
+                    && p.len() >= k.saturating_mul(2).max(4096)
+                {
+                    keep_first(p, k, ctx.descending);
+                }
             }
         }
     }
+    let mut n_rows = 0usize;
     let mut out = Vec::new();
     for s in set.sorted() {
-        let (Some(key), Some(r)) = (set.key(s), rows.get_mut(s)) else {
+        let (Some(key), Some(p)) = (set.key(s), picks.get_mut(s)) else {
             continue;
         };
-        if r.is_empty() {
+        if let Some(k) = ctx.keep {
+            keep_first(p, k, ctx.descending);
+        }
+        p.sort_unstable();
+        if p.is_empty() {
             continue;
         }
-        let mut r = std::mem::take(r);
-        r.sort_by_key(|row| match row.first() {
-            Some(Value::Time(t)) => *t,
-            _ => 0,
-        });
+        n_rows += p.len();
+        if n_rows > MAX_ROWS {
+            return Err(QueryError::Invalid(format!(
+                "the query returns more than {MAX_ROWS} rows: add a LIMIT, a narrower time \
+                 range or an aggregate"
+            )));
+        }
+        let rows = p
+            .iter()
+            .filter_map(|&(t, b, row)| {
+                let batch = batches.get(b as usize)?;
+                let row = row as usize;
+                let mut values = Vec::with_capacity(specs.len() + 1);
+                values.push(Value::Time(t));
+                values.extend(resolve_all(&specs, batch).iter().map(|c| match c {
+                    Col::Tenant("") => Value::Null,
+                    c => c.value(row),
+                }));
+                Some(values)
+            })
+            .collect();
         out.push(Output {
             key: key.clone(),
             tags: set.tags(s),
             columns: columns.clone(),
-            rows: r,
+            rows,
         });
     }
     Ok(out)
+}
+
+fn resolve_all<'a>(specs: &[Spec], batch: &'a ColumnBatch) -> Vec<Col<'a>> {
+    specs
+        .iter()
+        .map(|s| resolve(batch, &s.name, s.kind))
+        .collect()
+}
+
+/// Keeps the `k` first picks in output order (earliest, or latest when descending).
+fn keep_first(picks: &mut Vec<Pick>, k: usize, descending: bool) {
+    if picks.len() <= k {
+        return;
+    }
+    if k == 0 {
+        picks.clear();
+        return;
+    }
+    if descending {
+        picks.select_nth_unstable_by(k - 1, |a, b| b.cmp(a));
+    } else {
+        picks.select_nth_unstable(k - 1);
+    }
+    picks.truncate(k);
 }
 
 /// The output columns, wildcards expanded against the data read.

@@ -502,3 +502,32 @@ fn tag_conditions_go_to_the_scan_but_fields_of_the_same_shape_stay() {
     assert_eq!(run(&e, "SELECT v FROM m WHERE s = 'x'")[0].values.len(), 1);
     assert_eq!(run(&e, "SELECT v FROM /./ WHERE s = 'x'").len(), 2);
 }
+
+#[test]
+fn raw_limit_and_offset_page_the_full_answer() {
+    // Enough rows per series that the bounded selection of rows kicks in.
+    let lines: String = (0..12_000)
+        .map(|k| {
+            let host = ["h1", "h2"][k % 2];
+            // Times out of order within the batch of writes, to exercise the selection.
+            let t = (k as i64 * 7_919) % 12_000;
+            format!("m,tenant=t{},host={host} i={k}i {t}\n", k % 3)
+        })
+        .collect();
+    let (_d, e) = engine(&lines);
+    for order in ["", " ORDER BY time DESC"] {
+        let full = run(&e, &format!("SELECT i FROM m GROUP BY host{order}"));
+        for (limit, offset) in [(1, 0), (3, 2), (5000, 100), (7000, 5000)] {
+            let page = run(
+                &e,
+                &format!("SELECT i FROM m GROUP BY host{order} LIMIT {limit} OFFSET {offset}"),
+            );
+            assert_eq!(page.len(), full.len());
+            for (p, f) in page.iter().zip(&full) {
+                let want: Vec<&Vec<Value>> = f.values.iter().skip(offset).take(limit).collect();
+                let got: Vec<&Vec<Value>> = p.values.iter().collect();
+                assert_eq!(got, want, "LIMIT {limit} OFFSET {offset}{order}");
+            }
+        }
+    }
+}
