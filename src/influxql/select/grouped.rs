@@ -3,10 +3,10 @@
 //! with `GROUP BY time`; otherwise the selected point's time for a lone selector, else the
 //! query's lower time bound (0 without one).
 
-use super::super::{QueryError, Value};
-use super::aggregate::{Aggregator, Input, NO_CELL, Point};
 use std::collections::BTreeMap;
 
+use super::super::{QueryError, Value};
+use super::aggregate::{Aggregator, Input, NO_CELL, Point};
 use super::columns::{EVENT_ID, Kind, resolve};
 use super::fill;
 use super::plan::{AggKind, Call};
@@ -50,178 +50,216 @@ pub(super) fn run(
         }
         None => None,
     };
-    let n_buckets = windows.as_ref().map_or(1, Windows::len);
-    if n_buckets == 0 {
+    let mut grid = Grid {
+        calls,
+        n_buckets: windows.as_ref().map_or(1, Windows::len),
+        windows,
+        set: SeriesSet::new(ctx.dims.to_vec()),
+        aggs: calls
+            .iter()
+            .map(|c| Aggregator::new(c.kind.clone(), &c.field))
+            .collect(),
+    };
+    if grid.n_buckets == 0 {
         return Ok(Vec::new());
     }
-    let mut set = SeriesSet::new(ctx.dims.to_vec());
-    let mut aggs: Vec<Aggregator> = calls
-        .iter()
-        .map(|c| Aggregator::new(c.kind.clone(), &c.field))
-        .collect();
-    let mut mask = Vec::new();
-    let mut series = Vec::new();
-    let mut cells: Vec<u32> = Vec::new();
-    for batch in batches {
-        ctx.mask(batch, &mut mask);
-        set.assign(batch, &mask, &mut series)?;
-        let n_cells = set.len().saturating_mul(n_buckets);
-        if n_cells > MAX_CELLS {
-            return Err(QueryError::Invalid(format!(
-                "the query would hold {n_cells} series × buckets, more than the {MAX_CELLS} \
-                 allowed: narrow the time range, use a larger interval or fewer GROUP BY tags"
-            )));
-        }
-        cells.clear();
-        cells.extend(series.iter().zip(&batch.timestamps).map(|(&s, &t)| {
-            if s == NO_CELL {
-                return NO_CELL;
+    grid.feed(batches, ctx)?;
+    grid.emit(ctx)
+}
+
+/// The cells of one statement: series × buckets, one state per cell and function.
+struct Grid<'c> {
+    calls: &'c [Call],
+    windows: Option<Windows>,
+    n_buckets: usize,
+    set: SeriesSet,
+    aggs: Vec<Aggregator>,
+}
+
+impl Grid<'_> {
+    /// Assigns each row its cell, batch by batch, and feeds the functions column by column.
+    fn feed(&mut self, batches: &[ColumnBatch], ctx: &Context<'_>) -> Result<(), QueryError> {
+        let (mut mask, mut series, mut cells) = (Vec::new(), Vec::new(), Vec::<u32>::new());
+        for batch in batches {
+            ctx.mask(batch, &mut mask);
+            self.set.assign(batch, &mask, &mut series)?;
+            let n_cells = self.set.len().saturating_mul(self.n_buckets);
+            if n_cells > MAX_CELLS {
+                return Err(QueryError::Invalid(format!(
+                    "the query would hold {n_cells} series × buckets, more than the \
+                     {MAX_CELLS} allowed: narrow the time range, use a larger interval or \
+                     fewer GROUP BY tags"
+                )));
             }
-            let b = match &windows {
-                Some(w) => match w.index(t) {
-                    Some(b) => b,
-                    None => return NO_CELL,
-                },
-                None => 0,
-            };
-            u32::try_from(s as usize * n_buckets + b).unwrap_or(NO_CELL)
-        }));
-        for (agg, call) in aggs.iter_mut().zip(calls) {
-            let input = Input::of(resolve(
-                batch,
-                &call.field,
-                Kind::of_cast(call.cast.as_deref()),
-            ));
-            let aux = match &call.kind {
-                AggKind::Top { tag: Some(t), .. } | AggKind::Bottom { tag: Some(t), .. } => {
-                    Input::of(resolve(batch, t, Kind::Tag))
+            cells.clear();
+            cells.extend(series.iter().zip(&batch.timestamps).map(|(&s, &t)| {
+                if s == NO_CELL {
+                    return NO_CELL;
                 }
-                _ => Input::Missing,
-            };
-            agg.add(&cells, &batch.timestamps, input, aux, n_cells)?;
-        }
-    }
-    let bucket_time = |b: usize| match &windows {
-        Some(w) => w.start(b),
-        None if ctx.time.has_min() => ctx.time.min,
-        None => 0,
-    };
-    let lone_selector =
-        windows.is_none() && calls.len() == 1 && calls.iter().all(|c| c.kind.is_selector());
-    let multi_row = calls.iter().any(|c| c.kind.is_multi_row());
-    let mut columns = vec!["time".to_owned()];
-    columns.extend(calls.iter().map(|c| c.column.clone()));
-    if let Some(AggKind::Top { tag: Some(t), .. } | AggKind::Bottom { tag: Some(t), .. }) =
-        calls.first().map(|c| &c.kind)
-    {
-        columns.push(t.clone());
-    }
-    let fill_columns: Vec<fill::Column> = aggs
-        .iter()
-        .zip(calls)
-        .map(|(a, c)| fill::Column {
-            count: c.kind.is_count(),
-            integer: a.is_integer(),
-        })
-        .collect();
-    let mut out = Vec::new();
-    let mut n_rows = 0usize;
-    let mut points: Vec<Point> = Vec::new();
-    for s in set.sorted() {
-        let Some(key) = set.key(s) else { continue };
-        let mut rows: Vec<Vec<Value>> = Vec::new();
-        if multi_row {
-            for b in 0..n_buckets {
-                points.clear();
-                for agg in &mut aggs {
-                    agg.emit(s * n_buckets + b, &mut points);
-                }
-                for p in points.drain(..) {
-                    let time = p
-                        .time
-                        .filter(|_| {
-                            !matches!(calls.first().map(|c| &c.kind), Some(AggKind::Distinct))
-                        })
-                        .unwrap_or_else(|| bucket_time(b));
-                    let mut row = vec![Value::Time(time), p.value];
-                    if let Some(aux) = p.aux {
-                        row.push(aux);
-                    }
-                    rows.push(row);
-                }
-            }
-        } else {
-            let mut grid: Vec<Vec<Option<Value>>> = Vec::with_capacity(n_buckets);
-            let mut selected_time: Vec<Option<i64>> = Vec::with_capacity(n_buckets);
-            for b in 0..n_buckets {
-                let mut row = Vec::with_capacity(aggs.len());
-                let mut time = None;
-                for agg in &mut aggs {
-                    points.clear();
-                    agg.emit(s * n_buckets + b, &mut points);
-                    let p = points.drain(..).next();
-                    if time.is_none() {
-                        time = p.as_ref().and_then(|p| p.time);
-                    }
-                    row.push(p.map(|p| p.value));
-                }
-                grid.push(row);
-                selected_time.push(time);
-            }
-            let Some(first) = grid.iter().position(|r| r.iter().any(Option::is_some)) else {
-                continue;
-            };
-            // Without a lower bound a series starts at its own first non-empty bucket.
-            let skip = if windows.is_some() && !ctx.time.has_min() {
-                first
-            } else {
-                0
-            };
-            let mut order: Vec<usize> = (skip..n_buckets).collect();
-            if ctx.descending {
-                // InfluxDB fills in output order: under ORDER BY time DESC, `previous` is
-                // the later bucket.
-                order.reverse();
-            }
-            let times: Vec<i64> = order.iter().map(|&b| bucket_time(b)).collect();
-            let ordered: Vec<Vec<Option<Value>>> = order
-                .iter()
-                .map(|&b| grid.get_mut(b).map(std::mem::take).unwrap_or_default())
-                .collect();
-            for (i, values) in fill::apply(ordered, &times, ctx.fill, &fill_columns, ctx.nested) {
-                let b = order.get(i).copied().unwrap_or(0);
-                let time = match selected_time.get(b).copied().flatten() {
-                    Some(t) if lone_selector => t,
-                    _ => bucket_time(b),
+                let b = match &self.windows {
+                    Some(w) => match w.index(t) {
+                        Some(b) => b,
+                        None => return NO_CELL,
+                    },
+                    None => 0,
                 };
-                let mut row = Vec::with_capacity(values.len() + 1);
-                row.push(Value::Time(time));
-                row.extend(values);
+                u32::try_from(s as usize * self.n_buckets + b).unwrap_or(NO_CELL)
+            }));
+            for (agg, call) in self.aggs.iter_mut().zip(self.calls) {
+                let kind = Kind::of_cast(call.cast.as_deref());
+                let input = Input::of(resolve(batch, &call.field, kind));
+                let aux = match &call.kind {
+                    AggKind::Top { tag: Some(t), .. } | AggKind::Bottom { tag: Some(t), .. } => {
+                        Input::of(resolve(batch, t, Kind::Tag))
+                    }
+                    _ => Input::Missing,
+                };
+                agg.add(&cells, &batch.timestamps, input, aux, n_cells)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The time column of bucket `b` (without `GROUP BY time`: the lower bound, or 0).
+    fn bucket_time(&self, b: usize, ctx: &Context<'_>) -> i64 {
+        match &self.windows {
+            Some(w) => w.start(b),
+            None if ctx.time.has_min() => ctx.time.min,
+            None => 0,
+        }
+    }
+
+    /// One output per series that has a value, in series order.
+    fn emit(mut self, ctx: &Context<'_>) -> Result<Vec<Output>, QueryError> {
+        let mut columns = vec!["time".to_owned()];
+        columns.extend(self.calls.iter().map(|c| c.column.clone()));
+        if let Some(AggKind::Top { tag: Some(t), .. } | AggKind::Bottom { tag: Some(t), .. }) =
+            self.calls.first().map(|c| &c.kind)
+        {
+            columns.push(t.clone());
+        }
+        let multi_row = self.calls.iter().any(|c| c.kind.is_multi_row());
+        let mut out = Vec::new();
+        let mut n_rows = 0usize;
+        for s in self.set.sorted() {
+            let rows = if multi_row {
+                self.multi_rows(s, ctx)
+            } else {
+                self.filled_rows(s, ctx)
+            };
+            if rows.is_empty() {
+                continue;
+            }
+            n_rows += rows.len();
+            if n_rows > MAX_ROWS {
+                return Err(QueryError::Invalid(format!(
+                    "the query returns more than {MAX_ROWS} rows: narrow the time range or \
+                     use a larger interval"
+                )));
+            }
+            let Some(key) = self.set.key(s) else { continue };
+            out.push(Output {
+                key: key.clone(),
+                tags: self.set.tags(s),
+                columns: columns.clone(),
+                rows,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Rows of `distinct`, `top` or `bottom` (alone in their statement): every point of every
+    /// bucket; `top`/`bottom` keep their points' times. Empty buckets are not filled.
+    fn multi_rows(&mut self, s: usize, ctx: &Context<'_>) -> Vec<Vec<Value>> {
+        let keeps_time = !matches!(self.calls.first().map(|c| &c.kind), Some(AggKind::Distinct));
+        let mut rows = Vec::new();
+        let mut points: Vec<Point> = Vec::new();
+        for b in 0..self.n_buckets {
+            points.clear();
+            for agg in &mut self.aggs {
+                agg.emit(s * self.n_buckets + b, &mut points);
+            }
+            for p in points.drain(..) {
+                let time = match p.time {
+                    Some(t) if keeps_time => t,
+                    _ => self.bucket_time(b, ctx),
+                };
+                let mut row = vec![Value::Time(time), p.value];
+                row.extend(p.aux);
                 rows.push(row);
             }
-            if ctx.descending {
-                // Back to ascending: the series are put in output order in one place.
-                rows.reverse();
-            }
         }
-        if rows.is_empty() {
-            continue;
-        }
-        n_rows += rows.len();
-        if n_rows > MAX_ROWS {
-            return Err(QueryError::Invalid(format!(
-                "the query returns more than {MAX_ROWS} rows: narrow the time range or use a \
-                 larger interval"
-            )));
-        }
-        out.push(Output {
-            key: key.clone(),
-            tags: set.tags(s),
-            columns: columns.clone(),
-            rows,
-        });
+        rows
     }
-    Ok(out)
+
+    /// Rows of single-valued functions: one per bucket, empty buckets filled.
+    fn filled_rows(&mut self, s: usize, ctx: &Context<'_>) -> Vec<Vec<Value>> {
+        let lone_selector = self.windows.is_none()
+            && self.calls.len() == 1
+            && self.calls.iter().all(|c| c.kind.is_selector());
+        let mut grid: Vec<Vec<Option<Value>>> = Vec::with_capacity(self.n_buckets);
+        let mut selected_time: Vec<Option<i64>> = Vec::with_capacity(self.n_buckets);
+        let mut points: Vec<Point> = Vec::new();
+        for b in 0..self.n_buckets {
+            let mut row = Vec::with_capacity(self.aggs.len());
+            let mut time = None;
+            for agg in &mut self.aggs {
+                points.clear();
+                agg.emit(s * self.n_buckets + b, &mut points);
+                let p = points.drain(..).next();
+                time = time.or(p.as_ref().and_then(|p| p.time));
+                row.push(p.map(|p| p.value));
+            }
+            grid.push(row);
+            selected_time.push(time);
+        }
+        let Some(first) = grid.iter().position(|r| r.iter().any(Option::is_some)) else {
+            return Vec::new();
+        };
+        // Without a lower bound a series starts at its own first non-empty bucket.
+        let skip = if self.windows.is_some() && !ctx.time.has_min() {
+            first
+        } else {
+            0
+        };
+        let mut order: Vec<usize> = (skip..self.n_buckets).collect();
+        if ctx.descending {
+            // InfluxDB fills in output order: under ORDER BY time DESC, `previous` is the
+            // later bucket.
+            order.reverse();
+        }
+        let times: Vec<i64> = order.iter().map(|&b| self.bucket_time(b, ctx)).collect();
+        let ordered: Vec<Vec<Option<Value>>> = order
+            .iter()
+            .map(|&b| grid.get_mut(b).map(std::mem::take).unwrap_or_default())
+            .collect();
+        let columns: Vec<fill::Column> = self
+            .aggs
+            .iter()
+            .zip(self.calls)
+            .map(|(a, c)| fill::Column {
+                count: c.kind.is_count(),
+                integer: a.is_integer(),
+            })
+            .collect();
+        let mut rows = Vec::new();
+        for (i, values) in fill::apply(ordered, &times, ctx.fill, &columns, ctx.nested) {
+            let b = order.get(i).copied().unwrap_or(0);
+            let time = match selected_time.get(b).copied().flatten() {
+                Some(t) if lone_selector => t,
+                _ => self.bucket_time(b, ctx),
+            };
+            let mut row = Vec::with_capacity(values.len() + 1);
+            row.push(Value::Time(time));
+            row.extend(values);
+            rows.push(row);
+        }
+        if ctx.descending {
+            // Back to ascending: series are put in output order in one place.
+            rows.reverse();
+        }
+        rows
+    }
 }
 
 /// The earliest time of a row that passes the filters.
