@@ -147,17 +147,32 @@ pub(super) fn window_start(t: i64, interval: i64, offset: i64, tz: Option<chrono
     i64::try_from(start).unwrap_or(if start < 0 { i64::MIN } else { i64::MAX })
 }
 
-/// The start of the bucket after the one starting at `start`, keeping local alignment across
-/// offset changes (a day bucket stays midnight to midnight over a DST switch).
+/// The start of the bucket after the one starting at `start`: the first time whose
+/// [`window_start`] is later. Buckets are what InfluxDB's `Window()` makes of each point, so
+/// across an offset change a bucket may last longer or shorter than the interval.
 fn next_start(start: i64, interval: i64, offset: i64, tz: chrono_tz::Tz) -> i64 {
-    let mut end = start.saturating_add(interval);
-    let o = zone_offset(tz, start) - zone_offset(tz, end);
-    if o != 0 && o.abs() < interval {
-        end = end.saturating_add(o);
+    let later = |t: i64| window_start(t, interval, offset, Some(tz)) > start;
+    let guess = start.saturating_add(interval);
+    if later(guess) && !later(guess.saturating_sub(1)) {
+        return guess;
     }
-    let aligned = window_start(end, interval, offset, Some(tz));
-    if aligned > start { aligned } else { end }
+    // Around an offset change: binary search, offsets move boundaries by less than a day.
+    let (mut lo, mut hi) = (start, guess.saturating_add(DAY));
+    if !later(hi) {
+        return hi;
+    }
+    while hi.abs_diff(lo) > 1 {
+        let mid = i64::try_from((i128::from(lo) + i128::from(hi)) / 2).unwrap_or(hi);
+        if later(mid) {
+            hi = mid;
+        } else {
+            lo = mid;
+        }
+    }
+    hi
 }
+
+const DAY: i64 = 86_400_000_000_000;
 
 #[cfg(test)]
 mod tests {
