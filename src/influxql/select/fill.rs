@@ -5,33 +5,28 @@
 
 use super::super::Value;
 use super::super::ast::{Fill, Literal};
+use crate::model::FieldType;
 
 /// What a column needs to know about itself to be filled.
 #[derive(Clone, Copy, Debug)]
 pub(super) struct Column {
     /// `count` or `count(distinct)`.
     pub count: bool,
-    /// Integer values (a fill number is truncated to an integer).
-    pub integer: bool,
+    /// The type of its values, when known: a fill number is cast to it.
+    pub ty: Option<FieldType>,
 }
 
-/// Fills `grid` (one row per bucket, one cell per column, `None` = empty) and returns the
-/// rows to keep with their bucket index. `times` are the bucket start times.
+/// Fills `grid` (one row per bucket in output order, one cell per column, `None` = empty)
+/// and returns the rows to keep with their index. `times` are the bucket start times.
 ///
-/// In a subquery InfluxDB leaves empty buckets null under `fill(null)`, even for `count`, and
-/// an outer query ignores rows without values: there `fill(null)` is `fill(none)`.
+/// (In a subquery InfluxDB leaves empty buckets null under `fill(null)`, even for `count`,
+/// and an outer query ignores rows without values: the caller passes `fill(none)` there.)
 pub(super) fn apply(
     grid: Vec<Vec<Option<Value>>>,
     times: &[i64],
     fill: &Fill,
     columns: &[Column],
-    nested: bool,
 ) -> Vec<(usize, Vec<Value>)> {
-    let fill = if nested && *fill == Fill::Null {
-        &Fill::None
-    } else {
-        fill
-    };
     let mut out = Vec::with_capacity(grid.len());
     match fill {
         Fill::None => {
@@ -63,7 +58,7 @@ pub(super) fn apply(
                 let row = row
                     .into_iter()
                     .zip(columns)
-                    .map(|(v, c)| v.unwrap_or_else(|| number(lit, c.integer)))
+                    .map(|(v, c)| v.unwrap_or_else(|| number(lit, c.ty)))
                     .collect();
                 out.push((b, row));
             }
@@ -101,7 +96,9 @@ pub(super) fn apply(
     out
 }
 
-fn number(lit: &Literal, integer: bool) -> Value {
+/// A fill number as a value of the column's type, as InfluxDB casts it (a string column
+/// gets `""`, a boolean one `false`).
+fn number(lit: &Literal, ty: Option<FieldType>) -> Value {
     let f = match lit {
         Literal::Integer(i) => *i as f64,
         Literal::Unsigned(u) => *u as f64,
@@ -109,13 +106,15 @@ fn number(lit: &Literal, integer: bool) -> Value {
         Literal::Duration(d) => *d as f64,
         Literal::Boolean(_) | Literal::String(_) => return Value::Null,
     };
-    if integer {
-        match lit {
+    match ty {
+        Some(FieldType::Integer) => match lit {
             Literal::Integer(i) => Value::Integer(*i),
             _ => Value::Integer(f as i64),
-        }
-    } else {
-        Value::Float(f)
+        },
+        Some(FieldType::Unsigned) => Value::Unsigned(f as u64),
+        Some(FieldType::String) => Value::String(String::new()),
+        Some(FieldType::Boolean) => Value::Bool(false),
+        Some(FieldType::Float) | None => Value::Float(f),
     }
 }
 
@@ -178,7 +177,7 @@ mod tests {
 
     const SUM: Column = Column {
         count: false,
-        integer: true,
+        ty: Some(FieldType::Integer),
     };
 
     #[test]
@@ -188,7 +187,6 @@ mod tests {
             &[0, 1, 2, 3, 4],
             &Fill::Linear,
             &[SUM],
-            false,
         );
         let vals: Vec<Value> = out.into_iter().map(|(_, r)| r[0].clone()).collect();
         assert_eq!(
@@ -204,25 +202,23 @@ mod tests {
     }
 
     #[test]
-    fn null_fill_counts_zero_outside_subqueries() {
+    fn null_fill_counts_zero() {
         let count = Column {
             count: true,
-            integer: true,
+            ty: Some(FieldType::Integer),
         };
-        let out = apply(grid(&[None]), &[0], &Fill::Null, &[count], false);
+        let out = apply(grid(&[None]), &[0], &Fill::Null, &[count]);
         assert_eq!(out[0].1, vec![Value::Integer(0)]);
-        assert!(apply(grid(&[None]), &[0], &Fill::Null, &[count], true).is_empty());
     }
 
     #[test]
     fn none_drops_empty_rows_and_previous_carries() {
-        assert!(apply(grid(&[None]), &[0], &Fill::None, &[SUM], false).is_empty());
+        assert!(apply(grid(&[None]), &[0], &Fill::None, &[SUM]).is_empty());
         let out = apply(
             grid(&[None, Some(2), None]),
             &[0, 1, 2],
             &Fill::Previous,
             &[SUM],
-            false,
         );
         let vals: Vec<Value> = out.into_iter().map(|(_, r)| r[0].clone()).collect();
         assert_eq!(

@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 
+use super::super::ast::{Fill, Page};
 use super::super::{QueryError, Value};
 use super::aggregate::{Aggregator, Input, NO_CELL, Point};
 use super::columns::{EVENT_ID, Kind, resolve};
@@ -57,7 +58,7 @@ pub(super) fn run(
         set: SeriesSet::new(ctx.dims.to_vec()),
         aggs: calls
             .iter()
-            .map(|c| Aggregator::new(c.kind.clone(), &c.field))
+            .map(|c| Aggregator::new(c.kind.clone(), &c.field, ctx.descending))
             .collect(),
     };
     if grid.n_buckets == 0 {
@@ -168,13 +169,24 @@ impl Grid<'_> {
         Ok(out)
     }
 
-    /// Rows of `distinct`, `top` or `bottom` (alone in their statement): every point of every
-    /// bucket; `top`/`bottom` keep their points' times. Empty buckets are not filled.
+    /// Bucket indexes in output order.
+    fn buckets(&self, from: usize, ctx: &Context<'_>) -> Vec<usize> {
+        let mut order: Vec<usize> = (from..self.n_buckets).collect();
+        if ctx.descending {
+            order.reverse();
+        }
+        order
+    }
+
+    /// Rows of `distinct`, `top` or `bottom` (alone in their statement), in output order,
+    /// paged: every point of every bucket; `top`/`bottom` keep their points' times (ascending
+    /// within a bucket even under `ORDER BY time DESC`, as InfluxDB lists them). Empty buckets
+    /// are not filled.
     fn multi_rows(&mut self, s: usize, ctx: &Context<'_>) -> Vec<Vec<Value>> {
         let keeps_time = !matches!(self.calls.first().map(|c| &c.kind), Some(AggKind::Distinct));
         let mut rows = Vec::new();
         let mut points: Vec<Point> = Vec::new();
-        for b in 0..self.n_buckets {
+        for b in self.buckets(0, ctx) {
             points.clear();
             for agg in &mut self.aggs {
                 agg.emit(s * self.n_buckets + b, &mut points);
@@ -189,10 +201,12 @@ impl Grid<'_> {
                 rows.push(row);
             }
         }
-        rows
+        ctx.page(rows)
     }
 
-    /// Rows of single-valued functions: one per bucket, empty buckets filled.
+    /// Rows of single-valued functions, in output order, paged: one per bucket, empty buckets
+    /// filled (only under `GROUP BY time`: without it InfluxDB does not fill, not even
+    /// `count`).
     fn filled_rows(&mut self, s: usize, ctx: &Context<'_>) -> Vec<Vec<Value>> {
         let lone_selector = self.windows.is_none()
             && self.calls.len() == 1
@@ -222,12 +236,9 @@ impl Grid<'_> {
         } else {
             0
         };
-        let mut order: Vec<usize> = (skip..self.n_buckets).collect();
-        if ctx.descending {
-            // InfluxDB fills in output order: under ORDER BY time DESC, `previous` is the
-            // later bucket.
-            order.reverse();
-        }
+        // InfluxDB fills in output order: under ORDER BY time DESC, `previous` is the later
+        // bucket.
+        let order = self.buckets(skip, ctx);
         let times: Vec<i64> = order.iter().map(|&b| self.bucket_time(b, ctx)).collect();
         let ordered: Vec<Vec<Option<Value>>> = order
             .iter()
@@ -239,11 +250,22 @@ impl Grid<'_> {
             .zip(self.calls)
             .map(|(a, c)| fill::Column {
                 count: c.kind.is_count(),
-                integer: a.is_integer(),
+                ty: a.output_type(),
             })
             .collect();
+        let fill = match (&self.windows, ctx.fill) {
+            (None, _) => &Fill::None,
+            (Some(_), f) if ctx.nested && *f == Fill::Null => &Fill::None,
+            (Some(_), f) => f,
+        };
+        let per_column = *fill == Fill::None && self.calls.len() > 1 && ctx.page != Page::default();
+        let ordered = if per_column {
+            page_columns(ordered, ctx)
+        } else {
+            ordered
+        };
         let mut rows = Vec::new();
-        for (i, values) in fill::apply(ordered, &times, ctx.fill, &columns, ctx.nested) {
+        for (i, values) in fill::apply(ordered, &times, fill, &columns) {
             let b = order.get(i).copied().unwrap_or(0);
             let time = match selected_time.get(b).copied().flatten() {
                 Some(t) if lone_selector => t,
@@ -254,12 +276,35 @@ impl Grid<'_> {
             row.extend(values);
             rows.push(row);
         }
-        if ctx.descending {
-            // Back to ascending: series are put in output order in one place.
-            rows.reverse();
-        }
-        rows
+        if per_column { rows } else { ctx.page(rows) }
     }
+}
+
+/// `LIMIT`/`OFFSET` per column, as InfluxDB applies them to each function's points before
+/// joining them by time under `fill(none)`: a row is kept when any of its cells is.
+fn page_columns(mut grid: Vec<Vec<Option<Value>>>, ctx: &Context<'_>) -> Vec<Vec<Option<Value>>> {
+    let n_columns = grid.first().map_or(0, Vec::len);
+    let mut kept = vec![vec![false; n_columns]; grid.len()];
+    for c in 0..n_columns {
+        let present = (0..grid.len()).filter(|&b| {
+            grid.get(b)
+                .and_then(|r| r.get(c))
+                .is_some_and(Option::is_some)
+        });
+        for b in ctx.page(present) {
+            if let Some(k) = kept.get_mut(b).and_then(|r| r.get_mut(c)) {
+                *k = true;
+            }
+        }
+    }
+    for (row, keep) in grid.iter_mut().zip(&kept) {
+        for (cell, k) in row.iter_mut().zip(keep) {
+            if !k {
+                *cell = None;
+            }
+        }
+    }
+    grid
 }
 
 /// The earliest time of a row that passes the filters.

@@ -32,7 +32,7 @@ mod window;
 #[cfg(test)]
 mod tests;
 
-use super::ast::{Expr, Fill, SelectStatement};
+use super::ast::{Expr, Fill, Page, SelectStatement};
 use super::{QueryError, QueryOptions, Series, Value};
 use crate::Engine;
 use crate::scan::ColumnBatch;
@@ -68,12 +68,28 @@ pub(super) struct Context<'a> {
     nested: bool,
     /// `ORDER BY time DESC`.
     descending: bool,
-    /// `OFFSET + LIMIT` when a `LIMIT` is given: at most this many rows per series are
-    /// returned.
-    keep: Option<usize>,
+    /// `LIMIT` / `OFFSET`: rows per series, applied where the rows are made, in output order.
+    page: Page,
 }
 
 impl Context<'_> {
+    /// `OFFSET + LIMIT` when a `LIMIT` is given: no row after that many is returned.
+    fn keep(&self) -> Option<usize> {
+        (self.page.limit > 0).then(|| {
+            usize::try_from(self.page.limit.saturating_add(self.page.offset)).unwrap_or(usize::MAX)
+        })
+    }
+
+    /// `OFFSET` and `LIMIT` applied to rows in output order.
+    fn page<T>(&self, rows: impl IntoIterator<Item = T>) -> Vec<T> {
+        let skip = usize::try_from(self.page.offset).unwrap_or(usize::MAX);
+        let take = match self.page.limit {
+            0 => usize::MAX,
+            n => usize::try_from(n).unwrap_or(usize::MAX),
+        };
+        rows.into_iter().skip(skip).take(take).collect()
+    }
+
     /// The rows of `batch` that pass the time range and the residual condition.
     fn mask(&self, batch: &ColumnBatch, mask: &mut Vec<bool>) {
         mask.clear();
@@ -161,10 +177,7 @@ fn run(
         fill: &stmt.fill,
         nested,
         descending: stmt.descending,
-        keep: (stmt.limit.limit > 0).then(|| {
-            usize::try_from(stmt.limit.limit.saturating_add(stmt.limit.offset))
-                .unwrap_or(usize::MAX)
-        }),
+        page: stmt.limit,
     };
     let outputs = match &plan.projection {
         Projection::Raw(cols) => raw::run(cols, &batches, &ctx)?,
@@ -223,38 +236,35 @@ fn var_refs(e: &Expr, out: &mut Vec<String>) {
     }
 }
 
-/// Orders and pages the series: InfluxDB reverses both the series and their rows under
-/// `ORDER BY time DESC`; `SOFFSET`/`SLIMIT` pick series, `OFFSET`/`LIMIT` rows per series,
-/// and a series left without rows is dropped.
+/// Orders and pages the series (their rows come in output order, paged): InfluxDB reverses
+/// the series under `ORDER BY time DESC`, and applies `SOFFSET`/`SLIMIT` to each
+/// measurement's series on its own.
 fn shape(mut outputs: Vec<Output>, stmt: &SelectStatement) -> Vec<Series> {
     if stmt.descending {
         outputs.reverse();
-        for o in &mut outputs {
-            o.rows.reverse();
-        }
     }
     let skip = usize::try_from(stmt.slimit.offset).unwrap_or(usize::MAX);
     let take = match stmt.slimit.limit {
         0 => usize::MAX,
         n => usize::try_from(n).unwrap_or(usize::MAX),
     };
-    let row_skip = usize::try_from(stmt.limit.offset).unwrap_or(usize::MAX);
-    let row_take = match stmt.limit.limit {
-        0 => usize::MAX,
-        n => usize::try_from(n).unwrap_or(usize::MAX),
-    };
-    outputs
-        .into_iter()
-        .skip(skip)
-        .take(take)
-        .filter_map(|o| {
-            let rows: Vec<Vec<Value>> = o.rows.into_iter().skip(row_skip).take(row_take).collect();
-            (!rows.is_empty()).then_some(Series {
-                name: o.key.measurement,
-                tags: o.tags,
-                columns: o.columns,
-                values: rows,
-            })
-        })
-        .collect()
+    let mut out: Vec<Series> = Vec::new();
+    let (mut current, mut rank) = (None::<String>, 0usize);
+    for o in outputs {
+        if current.as_deref() != Some(o.key.measurement.as_str()) {
+            current = Some(o.key.measurement.clone());
+            rank = 0;
+        }
+        rank += 1;
+        if rank <= skip || rank - skip > take || o.rows.is_empty() {
+            continue;
+        }
+        out.push(Series {
+            name: o.key.measurement,
+            tags: o.tags,
+            columns: o.columns,
+            values: o.rows,
+        });
+    }
+    out
 }

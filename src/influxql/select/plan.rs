@@ -233,6 +233,23 @@ impl Plan {
                     _ => "selector function bottom() cannot be combined with other functions".into(),
                 }));
             }
+            for c in &calls {
+                if let AggKind::Top { n, .. } | AggKind::Bottom { n, .. } = c.kind
+                    && stmt.limit.limit > 0
+                    && n as u64 > stmt.limit.limit
+                {
+                    let name = if matches!(c.kind, AggKind::Top { .. }) {
+                        "top"
+                    } else {
+                        "bottom"
+                    };
+                    return Err(QueryError::Invalid(format!(
+                        "limit ({n}) in {name} function can not be larger than the LIMIT ({}) \
+                         in the select statement",
+                        stmt.limit.limit
+                    )));
+                }
+            }
             Projection::Aggregate(calls)
         };
         Ok(Plan {

@@ -56,7 +56,7 @@ pub(super) fn run(
                 p.push((t, b, u32::try_from(row).unwrap_or(u32::MAX)));
                 // Keep memory bounded under a LIMIT: only the first rows (in output order)
                 // can be returned.
-                if let Some(k) = ctx.keep
+                if let Some(k) = ctx.keep()
                     && p.len() >= k.saturating_mul(2).max(4096)
                 {
                     keep_first(p, k, ctx.descending);
@@ -70,10 +70,14 @@ pub(super) fn run(
         let (Some(key), Some(p)) = (set.key(s), picks.get_mut(s)) else {
             continue;
         };
-        if let Some(k) = ctx.keep {
+        if let Some(k) = ctx.keep() {
             keep_first(p, k, ctx.descending);
         }
         p.sort_unstable();
+        if ctx.descending {
+            p.reverse();
+        }
+        let p = ctx.page(p.iter().copied());
         if p.is_empty() {
             continue;
         }
@@ -85,8 +89,8 @@ pub(super) fn run(
             )));
         }
         let rows = p
-            .iter()
-            .filter_map(|&(t, b, row)| {
+            .into_iter()
+            .filter_map(|(t, b, row)| {
                 let batch = batches.get(b as usize)?;
                 let row = row as usize;
                 let mut values = Vec::with_capacity(specs.len() + 1);

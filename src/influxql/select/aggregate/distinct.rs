@@ -11,10 +11,14 @@ use super::{Acc, Input, NO_CELL, NO_TAG, Point, conflict, each};
 /// keeps the time it was first seen: InfluxDB lists distinct values in that order.
 pub(super) struct Distinct {
     count_only: bool,
+    /// Under `ORDER BY time DESC` InfluxDB reads points backwards, so a value is "first seen"
+    /// at its last occurrence.
+    descending: bool,
     sets: Sets,
 }
 
-type FirstSeen<K> = Vec<HashMap<K, i64>>;
+/// Per cell: value → (first, last) time it occurs.
+type FirstSeen<K> = Vec<HashMap<K, (i64, i64)>>;
 
 enum Sets {
     /// Numbers by bit pattern, with the type to decode them.
@@ -28,7 +32,7 @@ const I: u8 = 1;
 const U: u8 = 2;
 
 impl Distinct {
-    pub(super) fn new(input: &Input<'_>, count_only: bool) -> Distinct {
+    pub(super) fn new(input: &Input<'_>, count_only: bool, descending: bool) -> Distinct {
         let sets = match input {
             Input::F64(_) => Sets::Num(Vec::new(), F),
             Input::I64(_) => Sets::Num(Vec::new(), I),
@@ -36,13 +40,22 @@ impl Distinct {
             Input::Bool(_) => Sets::Bool(Vec::new()),
             _ => Sets::Str(Vec::new()),
         };
-        Distinct { count_only, sets }
+        Distinct {
+            count_only,
+            descending,
+            sets,
+        }
     }
 }
 
-/// Records `key` as seen at `t` in `set`, keeping the earliest time.
-fn see<K: std::hash::Hash + Eq>(set: &mut HashMap<K, i64>, key: K, t: i64) {
-    set.entry(key).and_modify(|e| *e = (*e).min(t)).or_insert(t);
+/// Records `key` as seen at `t` in `set`.
+fn see<K: std::hash::Hash + Eq>(set: &mut HashMap<K, (i64, i64)>, key: K, t: i64) {
+    set.entry(key).and_modify(|e| widen(e, t)).or_insert((t, t));
+}
+
+fn widen(e: &mut (i64, i64), t: i64) {
+    e.0 = e.0.min(t);
+    e.1 = e.1.max(t);
 }
 
 fn sized<K>(sets: &mut FirstSeen<K>, n: usize) {
@@ -82,9 +95,9 @@ impl Acc for Distinct {
                     if let (Some(s), Some(set)) = (v.get(row), sets.get_mut(c as usize)) {
                         // Look up by &str first: a String is allocated only for a new value.
                         match set.get_mut(s) {
-                            Some(e) => *e = (*e).min(time(row)),
+                            Some(e) => widen(e, time(row)),
                             None => {
-                                set.insert(s.to_owned(), time(row));
+                                set.insert(s.to_owned(), (time(row), time(row)));
                             }
                         }
                     }
@@ -93,7 +106,7 @@ impl Acc for Distinct {
             (Sets::Str(sets), Input::Tag { ids, dict }) => {
                 sized(sets, n);
                 // One string lookup per (cell, dictionary id) and batch.
-                let mut local: HashMap<(u32, u32), i64> = HashMap::new();
+                let mut local: HashMap<(u32, u32), (i64, i64)> = HashMap::new();
                 for (row, (&c, &id)) in cells.iter().zip(ids.iter()).enumerate() {
                     if c != NO_CELL && id != NO_TAG {
                         see(&mut local, (c, id), time(row));
@@ -103,7 +116,10 @@ impl Acc for Distinct {
                     if let (Some(s), Some(set)) = (dict.get(id as usize), sets.get_mut(c as usize))
                     {
                         match set.get_mut(s.as_str()) {
-                            Some(e) => *e = (*e).min(t),
+                            Some(e) => {
+                                e.0 = e.0.min(t.0);
+                                e.1 = e.1.max(t.1);
+                            }
                             None => {
                                 set.insert(s.clone(), t);
                             }
@@ -116,9 +132,9 @@ impl Acc for Distinct {
                 for (row, &c) in cells.iter().enumerate() {
                     if let Some(set) = sets.get_mut(c as usize) {
                         match set.get_mut(*s) {
-                            Some(e) => *e = (*e).min(time(row)),
+                            Some(e) => widen(e, time(row)),
                             None => {
-                                set.insert((*s).to_owned(), time(row));
+                                set.insert((*s).to_owned(), (time(row), time(row)));
                             }
                         }
                     }
@@ -138,7 +154,7 @@ impl Acc for Distinct {
                     I => Value::Integer(b as i64),
                     _ => Value::Unsigned(b),
                 };
-                in_first_seen_order(s, |a, b| match *ty {
+                in_first_seen_order(s, self.descending, |a, b| match *ty {
                     F => f64::from_bits(*a).total_cmp(&f64::from_bits(*b)),
                     I => (*a as i64).cmp(&(*b as i64)),
                     _ => a.cmp(b),
@@ -149,14 +165,14 @@ impl Acc for Distinct {
             }
             Sets::Bool(sets) => {
                 let Some(s) = sets.get(cell) else { return };
-                in_first_seen_order(s, bool::cmp)
+                in_first_seen_order(s, self.descending, bool::cmp)
                     .into_iter()
                     .map(|b| Value::Bool(*b))
                     .collect()
             }
             Sets::Str(sets) => {
                 let Some(s) = sets.get(cell) else { return };
-                in_first_seen_order(s, String::cmp)
+                in_first_seen_order(s, self.descending, String::cmp)
                     .into_iter()
                     .map(|s| Value::String(s.clone()))
                     .collect()
@@ -175,9 +191,17 @@ impl Acc for Distinct {
     }
 }
 
-/// The keys ordered by the time they were first seen, then by value.
-fn in_first_seen_order<K>(set: &HashMap<K, i64>, cmp: impl Fn(&K, &K) -> Ordering) -> Vec<&K> {
-    let mut v: Vec<(&K, i64)> = set.iter().map(|(k, t)| (k, *t)).collect();
+/// The keys ordered by the time they were first seen (reading backwards when descending),
+/// then by value.
+fn in_first_seen_order<K>(
+    set: &HashMap<K, (i64, i64)>,
+    descending: bool,
+    cmp: impl Fn(&K, &K) -> Ordering,
+) -> Vec<&K> {
+    let mut v: Vec<(&K, i64)> = set
+        .iter()
+        .map(|(k, t)| (k, if descending { t.1 } else { t.0 }))
+        .collect();
     v.sort_by(|a, b| a.1.cmp(&b.1).then_with(|| cmp(a.0, b.0)));
     v.into_iter().map(|(k, _)| k).collect()
 }

@@ -9,6 +9,7 @@ use std::cmp::Ordering;
 use super::super::{QueryError, Value};
 use super::columns::Col;
 use super::plan::AggKind;
+use crate::model::FieldType;
 use crate::scan::{FieldValues, NO_TAG, StrColumn};
 
 mod collect;
@@ -63,6 +64,16 @@ impl<'a> Input<'a> {
             Col::Field(FieldValues::Bool(v)) => Input::Bool(v),
             Col::Field(FieldValues::Str(v)) | Col::EventId(v) => Input::Str(v),
             Col::Missing => Input::Missing,
+        }
+    }
+
+    fn field_type(&self) -> FieldType {
+        match self {
+            Input::F64(_) => FieldType::Float,
+            Input::I64(_) => FieldType::Integer,
+            Input::U64(_) => FieldType::Unsigned,
+            Input::Bool(_) => FieldType::Boolean,
+            _ => FieldType::String,
         }
     }
 
@@ -140,7 +151,10 @@ pub(super) struct Aggregator {
     kind: AggKind,
     field: String,
     acc: Option<Box<dyn Acc>>,
-    int_input: bool,
+    /// The type of the first values read.
+    input_type: Option<FieldType>,
+    /// `ORDER BY time DESC` (distinct lists values in the order it reads them).
+    descending: bool,
 }
 
 trait Acc {
@@ -157,12 +171,13 @@ trait Acc {
 
 impl Aggregator {
     /// A function over `field`.
-    pub(super) fn new(kind: AggKind, field: &str) -> Aggregator {
+    pub(super) fn new(kind: AggKind, field: &str, descending: bool) -> Aggregator {
         Aggregator {
             kind,
             field: field.to_owned(),
             acc: None,
-            int_input: false,
+            input_type: None,
+            descending,
         }
     }
 
@@ -182,8 +197,9 @@ impl Aggregator {
         let acc = match &mut self.acc {
             Some(a) => a,
             None => {
-                self.int_input = matches!(input, Input::I64(_) | Input::U64(_));
-                self.acc.insert(make(&self.kind, &self.field, &input)?)
+                self.input_type = Some(input.field_type());
+                self.acc
+                    .insert(make(&self.kind, &self.field, &input, self.descending)?)
             }
         };
         acc.add(cells, times, &input, &aux, n_cells)
@@ -196,15 +212,22 @@ impl Aggregator {
         }
     }
 
-    /// True when the function's values are integers (so that `fill(<number>)` casts).
-    pub(super) fn is_integer(&self) -> bool {
-        self.kind.is_count()
-            || (self.int_input
-                && !matches!(self.kind, AggKind::Mean | AggKind::Median | AggKind::Stddev))
+    /// The type of the function's values, once known (`fill(<number>)` casts to it).
+    pub(super) fn output_type(&self) -> Option<FieldType> {
+        match self.kind {
+            AggKind::Count | AggKind::CountDistinct => Some(FieldType::Integer),
+            AggKind::Mean | AggKind::Median | AggKind::Stddev => Some(FieldType::Float),
+            _ => self.input_type,
+        }
     }
 }
 
-fn make(kind: &AggKind, field: &str, input: &Input<'_>) -> Result<Box<dyn Acc>, QueryError> {
+fn make(
+    kind: &AggKind,
+    field: &str,
+    input: &Input<'_>,
+    descending: bool,
+) -> Result<Box<dyn Acc>, QueryError> {
     let numeric = |b: &dyn Fn() -> Option<Box<dyn Acc>>| {
         b().ok_or_else(|| {
             QueryError::Invalid(format!(
@@ -222,8 +245,8 @@ fn make(kind: &AggKind, field: &str, input: &Input<'_>) -> Result<Box<dyn Acc>, 
     }
     Ok(match kind {
         AggKind::Count => Box::new(Count(Vec::new())),
-        AggKind::CountDistinct => Box::new(Distinct::new(input, true)),
-        AggKind::Distinct => Box::new(Distinct::new(input, false)),
+        AggKind::CountDistinct => Box::new(Distinct::new(input, true, descending)),
+        AggKind::Distinct => Box::new(Distinct::new(input, false, descending)),
         AggKind::First => Box::new(FirstLast {
             first: true,
             best: Vec::new(),
