@@ -4,6 +4,7 @@
 //! InfluxQL, a missing tag reads as `""` and a comparison with a missing field is false.
 
 use std::cmp::Ordering;
+use std::collections::HashSet;
 
 use regex::Regex;
 
@@ -84,37 +85,39 @@ impl Cond {
         }
     }
 
-    /// Clears `mask[row]` for rows that fail the condition.
-    pub(super) fn apply(&self, batch: &ColumnBatch, mask: &mut [bool]) {
-        let keep = self.eval(batch);
+    /// Clears `mask[row]` for rows that fail the condition. `fields` are the names known to
+    /// be fields: absent from a batch, they read as null (no match) rather than as an empty
+    /// tag.
+    pub(super) fn apply(&self, batch: &ColumnBatch, fields: &HashSet<String>, mask: &mut [bool]) {
+        let keep = self.eval(batch, fields);
         for (m, k) in mask.iter_mut().zip(keep) {
             *m &= k;
         }
     }
 
-    fn eval(&self, batch: &ColumnBatch) -> Vec<bool> {
+    fn eval(&self, batch: &ColumnBatch, fields: &HashSet<String>) -> Vec<bool> {
         let n = batch.len();
         match self {
             Cond::And(a, b) => {
-                let mut l = a.eval(batch);
-                for (x, y) in l.iter_mut().zip(b.eval(batch)) {
+                let mut l = a.eval(batch, fields);
+                for (x, y) in l.iter_mut().zip(b.eval(batch, fields)) {
                     *x &= y;
                 }
                 l
             }
             Cond::Or(a, b) => {
-                let mut l = a.eval(batch);
-                for (x, y) in l.iter_mut().zip(b.eval(batch)) {
+                let mut l = a.eval(batch, fields);
+                for (x, y) in l.iter_mut().zip(b.eval(batch, fields)) {
                     *x |= y;
                 }
                 l
             }
             Cond::Cmp(l, op, r) => {
-                if let Some(v) = tag_fast_path(batch, l, *op, r) {
+                if let Some(v) = tag_fast_path(batch, fields, l, *op, r) {
                     return v;
                 }
-                let l = l.bind(batch);
-                let r = r.bind(batch);
+                let l = l.bind(batch, fields);
+                let r = r.bind(batch, fields);
                 (0..n)
                     .map(|row| compare(&l.at(row), *op, &r.at(row)))
                     .collect()
@@ -152,7 +155,13 @@ fn operand(e: &Expr) -> Result<Operand, QueryError> {
 }
 
 /// `tag op 'literal'` and `tag op /re/` (either side): decided per dictionary entry.
-fn tag_fast_path(batch: &ColumnBatch, l: &Operand, op: BinaryOp, r: &Operand) -> Option<Vec<bool>> {
+fn tag_fast_path(
+    batch: &ColumnBatch,
+    fields: &HashSet<String>,
+    l: &Operand,
+    op: BinaryOp,
+    r: &Operand,
+) -> Option<Vec<bool>> {
     let (name, kind, other, op) = match (l, r) {
         (Operand::Ref(n, k), o @ (Operand::Lit(Scalar::S(_)) | Operand::Regex(_))) => {
             (n, *k, o, op)
@@ -165,6 +174,7 @@ fn tag_fast_path(batch: &ColumnBatch, l: &Operand, op: BinaryOp, r: &Operand) ->
     let test = |v: &str| compare_str(v, op, other);
     match resolve(batch, name, kind) {
         Col::Tenant(t) => Some(vec![test(t); batch.len()]),
+        Col::Missing if fields.contains(name.as_str()) => Some(vec![false; batch.len()]),
         Col::Missing => Some(vec![test(""); batch.len()]),
         Col::Tag(t) => {
             let by_id: Vec<bool> = t.dict.iter().map(|v| test(v)).collect();
@@ -220,20 +230,27 @@ fn ordered(op: BinaryOp, o: Ordering) -> bool {
 /// An operand bound to one batch's columns.
 enum Bound<'a> {
     Col(Col<'a>),
+    /// A field absent from the batch.
+    Null,
     Lit(&'a Scalar<'static>),
     Regex(&'a Regex),
     Arith(Box<Bound<'a>>, BinaryOp, Box<Bound<'a>>),
 }
 
 impl Operand {
-    fn bind<'a>(&'a self, batch: &'a ColumnBatch) -> Bound<'a> {
+    fn bind<'a>(&'a self, batch: &'a ColumnBatch, fields: &HashSet<String>) -> Bound<'a> {
         match self {
-            Operand::Ref(n, k) => Bound::Col(resolve(batch, n, *k)),
+            Operand::Ref(n, k) => match resolve(batch, n, *k) {
+                Col::Missing if fields.contains(n.as_str()) => Bound::Null,
+                c => Bound::Col(c),
+            },
             Operand::Lit(s) => Bound::Lit(s),
             Operand::Regex(r) => Bound::Regex(r),
-            Operand::Arith(a, op, b) => {
-                Bound::Arith(Box::new(a.bind(batch)), *op, Box::new(b.bind(batch)))
-            }
+            Operand::Arith(a, op, b) => Bound::Arith(
+                Box::new(a.bind(batch, fields)),
+                *op,
+                Box::new(b.bind(batch, fields)),
+            ),
         }
     }
 }
@@ -248,6 +265,7 @@ impl<'a> Bound<'a> {
     fn at(&self, row: usize) -> At<'a> {
         match self {
             Bound::Regex(r) => At::Re(r),
+            Bound::Null => At::V(Scalar::Null),
             Bound::Lit(s) => At::V((*s).clone()),
             Bound::Col(c) => At::V(scalar(c, row)),
             Bound::Arith(a, op, b) => match (a.at(row), b.at(row)) {

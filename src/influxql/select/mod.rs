@@ -32,6 +32,8 @@ mod window;
 #[cfg(test)]
 mod tests;
 
+use std::collections::HashSet;
+
 use super::ast::{Expr, Fill, Page, SelectStatement};
 use super::{QueryError, QueryOptions, Series, Value};
 use crate::Engine;
@@ -56,6 +58,8 @@ pub(super) struct Context<'a> {
     time: TimeRange,
     /// Residual condition.
     cond: Option<&'a Cond>,
+    /// Names known to be fields.
+    fields: &'a HashSet<String>,
     /// `GROUP BY` tag keys, sorted.
     dims: &'a [String],
     /// `GROUP BY time(interval, offset)`.
@@ -95,7 +99,7 @@ impl Context<'_> {
         mask.clear();
         mask.extend(batch.timestamps.iter().map(|&t| self.time.contains(t)));
         if let Some(c) = self.cond {
-            c.apply(batch, mask);
+            c.apply(batch, self.fields, mask);
         }
     }
 }
@@ -139,13 +143,13 @@ fn run(
     if split.contradiction || time.is_empty() {
         return Ok(Vec::new());
     }
-    let (predicates, residual) = pushdown::split(engine, stmt, tenant, split.residual)?;
-    let cond = residual.as_ref().map(Cond::new).transpose()?;
+    let pushed = pushdown::split(engine, stmt, tenant, split.residual)?;
+    let cond = pushed.residual.as_ref().map(Cond::new).transpose()?;
     let request = source::Request {
         tenant,
         time,
-        predicates,
-        columns: needed_columns(&plan, residual.as_ref()),
+        predicates: pushed.predicates,
+        columns: needed_columns(&plan, pushed.residual.as_ref()),
     };
     let mut batches = source::load(engine, stmt, &request, options)?;
     // The engine returns batches in no particular order; a fixed order makes float sums (and
@@ -162,6 +166,14 @@ fn run(
                 b.timestamps.first(),
             ))
     });
+    // A field absent from a batch reads as null in conditions, not as an empty tag.
+    let mut fields: HashSet<String> = pushed.fields.into_iter().collect();
+    for b in &batches {
+        fields.extend(b.fields.iter().map(|f| f.key.clone()));
+        if b.event_ids.is_some() {
+            fields.insert(columns::EVENT_ID.to_owned());
+        }
+    }
     let dims = plan.dims.resolve(batches.iter().flat_map(|b| {
         b.tags
             .iter()
@@ -171,6 +183,7 @@ fn run(
     let ctx = Context {
         time,
         cond: cond.as_ref(),
+        fields: &fields,
         dims: &dims,
         interval: plan.interval,
         tz,

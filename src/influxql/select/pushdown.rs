@@ -18,15 +18,26 @@ use crate::catalog::CatalogRequest;
 use crate::model::TenantId;
 use crate::scan::{TagOp, TagPredicate};
 
-/// Moves the pushable conjuncts of `residual` into predicates; returns them and what is left.
+/// What the scan takes and what is left.
+#[derive(Debug, Default)]
+pub(super) struct Split {
+    /// Conditions the scan applies.
+    pub predicates: Vec<TagPredicate>,
+    /// Conditions left for each row.
+    pub residual: Option<Expr>,
+    /// Field keys of the measurements read, when the catalog was asked.
+    pub fields: Vec<String>,
+}
+
+/// Moves the pushable conjuncts of `residual` into predicates.
 pub(super) fn split(
     engine: &Engine,
     stmt: &SelectStatement,
     tenant: Option<&str>,
     residual: Option<Expr>,
-) -> Result<(Vec<TagPredicate>, Option<Expr>), QueryError> {
+) -> Result<Split, QueryError> {
     let Some(residual) = residual else {
-        return Ok((Vec::new(), None));
+        return Ok(Split::default());
     };
     let mut conjuncts = Vec::new();
     flatten_and(residual, &mut conjuncts);
@@ -37,7 +48,10 @@ pub(super) fn split(
         .iter()
         .all(|s| matches!(s, Source::Measurement(_)));
     if !any_candidate || !stored_only {
-        return Ok((Vec::new(), rebuild(conjuncts)));
+        return Ok(Split {
+            residual: rebuild(conjuncts),
+            ..Split::default()
+        });
     }
     let fields = field_keys(engine, stmt, tenant)?;
     let mut predicates = Vec::new();
@@ -55,7 +69,11 @@ pub(super) fn split(
             None => rest.push(c),
         }
     }
-    Ok((predicates, rebuild(rest)))
+    Ok(Split {
+        predicates,
+        residual: rebuild(rest),
+        fields,
+    })
 }
 
 fn flatten_and(e: Expr, out: &mut Vec<Expr>) {

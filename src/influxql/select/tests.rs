@@ -489,15 +489,17 @@ fn tag_conditions_go_to_the_scan_but_fields_of_the_same_shape_stay() {
         };
         super::pushdown::split(&e, stmt, None, stmt.condition.clone()).unwrap()
     };
-    let (pushed, rest) = split("SELECT v FROM m WHERE host = 'h1' AND s = 'x' AND v > 0");
-    let keys: Vec<&str> = pushed.iter().map(|p| p.key.as_str()).collect();
+    let out = split("SELECT v FROM m WHERE host = 'h1' AND s = 'x' AND v > 0");
+    let keys: Vec<&str> = out.predicates.iter().map(|p| p.key.as_str()).collect();
     assert_eq!(keys, ["host"]);
-    assert!(rest.is_some());
+    assert!(out.residual.is_some());
     // `s` is a tag of n but a field of m: reading both, it must stay a row condition.
-    let (pushed, _) = split("SELECT v FROM /./ WHERE s = 'x'");
-    assert!(pushed.is_empty());
-    let (pushed, _) = split("SELECT v FROM n WHERE s = 'x'");
-    assert_eq!(pushed.len(), 1);
+    assert!(
+        split("SELECT v FROM /./ WHERE s = 'x'")
+            .predicates
+            .is_empty()
+    );
+    assert_eq!(split("SELECT v FROM n WHERE s = 'x'").predicates.len(), 1);
     // And the answers agree with the rows.
     assert_eq!(run(&e, "SELECT v FROM m WHERE s = 'x'")[0].values.len(), 1);
     assert_eq!(run(&e, "SELECT v FROM /./ WHERE s = 'x'").len(), 2);
@@ -530,4 +532,12 @@ fn raw_limit_and_offset_page_the_full_answer() {
             }
         }
     }
+}
+
+#[test]
+fn a_field_missing_from_some_rows_never_matches_a_condition() {
+    // `s` is a field: rows written without it must not match `s != 'x'` (a missing tag would).
+    let (_d, e) = engine("m,tenant=a s=\"y\",i=1i 1\nm,tenant=a i=2i 2\nm,tenant=b i=3i 3\n");
+    let s = run(&e, "SELECT i FROM m WHERE s != 'x'");
+    assert_eq!(s[0].values, [vec![Value::Time(1), Value::Integer(1)]]);
 }
