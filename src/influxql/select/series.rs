@@ -4,6 +4,7 @@
 //! several varying tags, one integer hash lookup.
 
 use std::collections::HashMap;
+use std::hash::BuildHasher;
 
 use super::super::QueryError;
 use super::aggregate::NO_CELL;
@@ -24,7 +25,10 @@ pub(super) struct SeriesKey {
 pub(super) struct SeriesSet {
     dims: Vec<String>,
     keys: Vec<SeriesKey>,
-    index: HashMap<SeriesKey, u32>,
+    /// Hash of (measurement, tag values) → ids: a lookup borrows the strings, only a new
+    /// series allocates.
+    index: HashMap<u64, Vec<u32>>,
+    hasher: foldhash::fast::RandomState,
 }
 
 /// Direct tables up to this many id combinations; a hash map beyond.
@@ -69,13 +73,28 @@ impl SeriesSet {
         ids
     }
 
-    fn intern(&mut self, key: SeriesKey) -> u32 {
-        if let Some(&id) = self.index.get(&key) {
+    fn intern(&mut self, measurement: &str, tags: &[&str]) -> u32 {
+        let h = self.hasher.hash_one((measurement, tags));
+        let keys = &self.keys;
+        let same = |id: &u32| {
+            keys.get(*id as usize).is_some_and(|k| {
+                k.measurement == measurement
+                    && k.tags.iter().map(String::as_str).eq(tags.iter().copied())
+            })
+        };
+        if let Some(&id) = self
+            .index
+            .get(&h)
+            .and_then(|ids| ids.iter().find(|id| same(id)))
+        {
             return id;
         }
         let id = u32::try_from(self.keys.len()).unwrap_or(NO_CELL - 1);
-        self.keys.push(key.clone());
-        self.index.insert(key, id);
+        self.keys.push(SeriesKey {
+            measurement: measurement.to_owned(),
+            tags: tags.iter().map(|t| (*t).to_owned()).collect(),
+        });
+        self.index.entry(h).or_default().push(id);
         id
     }
 
@@ -118,32 +137,24 @@ impl SeriesSet {
             }
             k
         };
-        let decode = |k: u64| -> Vec<String> {
+        let decode = |k: u64| -> Vec<&str> {
             cols.iter()
                 .zip(&strides)
                 .map(|(c, &s)| match c {
                     Col::Tag(t) => {
                         let digit = (k / s.max(1)) % (t.dict.len() as u64 + 1);
                         if digit == 0 {
-                            String::new()
+                            ""
                         } else {
-                            t.dict
-                                .get((digit - 1) as usize)
-                                .cloned()
-                                .unwrap_or_default()
+                            t.dict.get((digit - 1) as usize).map_or("", String::as_str)
                         }
                     }
-                    other => tag_str(other, 0).to_owned(),
+                    other => tag_str(other, 0),
                 })
                 .collect()
         };
-        let measurement = &batch.measurement;
-        let key_of = |k: u64, set: &mut SeriesSet| {
-            set.intern(SeriesKey {
-                measurement: measurement.clone(),
-                tags: decode(k),
-            })
-        };
+        let measurement = batch.measurement.as_str();
+        let key_of = |k: u64, set: &mut SeriesSet| set.intern(measurement, &decode(k));
         if combos == 1 {
             let id = key_of(0, self);
             for (o, &m) in out.iter_mut().zip(mask) {
