@@ -1,19 +1,19 @@
 //! `SELECT`: raw rows, aggregates, `GROUP BY time` and tags, fill, subqueries, top/bottom.
 //!
 //! A statement runs in four steps, each owned by a submodule:
-//! 1. [`plan`] reads the projections and dimensions; [`condition`] splits `WHERE` into the
-//!    time range, the tenant and a residual condition ([`filter`]).
-//! 2. [`source`] reads the needed columns as batches: a scan with tenant, measurement, time
-//!    range, tag conditions ([`pushdown`]) and columns pushed down, a regex over
+//! 1. `plan` reads the projections and dimensions; `condition` splits `WHERE` into the
+//!    time range, the tenant and a residual condition (`filter`).
+//! 2. `source` reads the needed columns as batches: a scan with tenant, measurement, time
+//!    range, tag conditions (`pushdown`) and columns pushed down, a regex over
 //!    measurements, or a subquery's result.
-//! 3. [`raw`] or [`grouped`] turns batches into rows per series: rows are assigned to series
-//!    ([`series`]) and time buckets ([`window`]) per batch, then fed column at a time to the
-//!    functions ([`aggregate`]); empty buckets are filled ([`fill`]).
+//! 3. `raw` or `grouped` turns batches into rows per series: rows are assigned to series
+//!    (`series`) and time buckets (`window`) per batch, then fed column at a time to the
+//!    functions (`aggregate`); empty buckets are filled (`fill`).
 //! 4. The series are ordered and paged here (`ORDER BY time DESC`, `LIMIT`/`OFFSET`,
 //!    `SLIMIT`/`SOFFSET`).
 //!
 //! The tenant is a tag named `tenant` and the event id a string field named `event_id`
-//! ([`columns`]). MeterDB extension: `distinct()` and `count(distinct())` also read tags,
+//! (`columns`). MeterDB extension: `distinct()` and `count(distinct())` also read tags,
 //! `tenant` included.
 
 mod aggregate;
