@@ -6,15 +6,22 @@
 //! 2. `source` reads the needed columns as batches: a scan with tenant, measurement, time
 //!    range, tag conditions (`pushdown`) and columns pushed down, a regex over
 //!    measurements, or a subquery's result.
-//! 3. `raw` or `grouped` turns batches into rows per series: rows are assigned to series
-//!    (`series`) and time buckets (`window`) per batch, then fed column at a time to the
-//!    functions (`aggregate`); empty buckets are filled (`fill`).
-//! 4. The series are ordered and paged here (`ORDER BY time DESC`, `LIMIT`/`OFFSET`,
-//!    `SLIMIT`/`SOFFSET`).
+//! 3. `raw` or `grouped` turns batches into rows per series, in output order and paged
+//!    (`LIMIT`/`OFFSET`): rows are assigned to series (`series`) and time buckets (`window`)
+//!    per batch, then fed column at a time to the functions (`aggregate`); empty buckets are
+//!    filled (`fill`).
+//! 4. The series are ordered here (`ORDER BY time DESC`, `SLIMIT`/`SOFFSET`).
 //!
 //! The tenant is a tag named `tenant` and the event id a string field named `event_id`
 //! (`columns`). MeterDB extension: `distinct()` and `count(distinct())` also read tags,
 //! `tenant` included.
+//!
+//! Known differences from InfluxDB 1.6 (the rest is checked against its recorded answers in
+//! `tests/influxql_select.rs`): float sums, means and deviations may differ in the last digit
+//! (values are added in another order); `SLIMIT` counts output series, where InfluxDB counts
+//! stored series before grouping; points tied on value and time may come in another order
+//! from `top`/`bottom`/`percentile`; `SELECT *` over a subquery keeps its rows whole, where
+//! InfluxDB splits them per column.
 
 mod aggregate;
 mod columns;
