@@ -88,7 +88,9 @@ pub struct FirstExceeded {
 impl GraceState {
     /// When the grace period of `period` ends (exclusive), if the limit was reached in it.
     pub fn grace_ends_at(&self, period: &Period, grace_period: Duration) -> Option<Timestamp> {
-        let first = self.first_exceeded.filter(|f| f.period_start == period.start)?;
+        let first = self
+            .first_exceeded
+            .filter(|f| f.period_start == period.start)?;
         Some(Timestamp(first.at.0.saturating_add(nanos(grace_period))))
     }
 }

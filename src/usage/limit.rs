@@ -221,7 +221,9 @@ pub enum LimitError {
         suggestion: Option<&'static str>,
     },
     /// A limit type that is part of the spec but not implemented.
-    #[error("limit_type {limit_type} is not supported yet: a burst allowance needs a bucket capacity and refill rate that a limit does not carry; use rate_limit for a fixed-window cap")]
+    #[error(
+        "limit_type {limit_type} is not supported yet: a burst allowance needs a bucket capacity and refill rate that a limit does not carry; use rate_limit for a fixed-window cap"
+    )]
     Unsupported {
         /// The type.
         limit_type: LimitType,
@@ -325,7 +327,10 @@ fn text(key: &'static str, value: &str, max: usize, may_be_empty: bool) -> Resul
         "must not be empty".to_owned()
     } else if value.len() > max {
         format!("is {} bytes long, more than the {max} allowed", value.len())
-    } else if value.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
+    } else if value
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\t')
+    {
         format!("{:?} contains a control character", clip(value))
     } else {
         return Ok(());

@@ -185,7 +185,9 @@ pub enum MeterError {
         reason: &'static str,
     },
     /// The aggregation reads a field but none is given.
-    #[error("meter {meter}: aggregation {aggregation} needs a \"field\" naming the numeric field to aggregate")]
+    #[error(
+        "meter {meter}: aggregation {aggregation} needs a \"field\" naming the numeric field to aggregate"
+    )]
     MissingField {
         /// The meter.
         meter: String,
@@ -193,7 +195,9 @@ pub enum MeterError {
         aggregation: Aggregation,
     },
     /// unique_count without a tag.
-    #[error("meter {meter}: aggregation unique_count needs a \"tag\" whose distinct values are counted")]
+    #[error(
+        "meter {meter}: aggregation unique_count needs a \"tag\" whose distinct values are counted"
+    )]
     MissingTag {
         /// The meter.
         meter: String,
@@ -209,7 +213,9 @@ pub enum MeterError {
         field: String,
     },
     /// A tag given to an aggregation other than unique_count.
-    #[error("meter {meter}: aggregation {aggregation} takes no \"tag\" (got {tag:?}); only unique_count counts a tag")]
+    #[error(
+        "meter {meter}: aggregation {aggregation} takes no \"tag\" (got {tag:?}); only unique_count counts a tag"
+    )]
     UnexpectedTag {
         /// The meter.
         meter: String,
@@ -380,7 +386,11 @@ impl Meter {
     /// True when an event of `measurement` whose tags are looked up by `tag` counts for this
     /// meter (right measurement, every filter tag equal). `tag` returns a tag's value.
     pub fn matches<'t>(&self, measurement: &str, tag: impl Fn(&str) -> Option<&'t str>) -> bool {
-        if self.measurement.as_deref().is_some_and(|m| m != measurement) {
+        if self
+            .measurement
+            .as_deref()
+            .is_some_and(|m| m != measurement)
+        {
             return false;
         }
         self.filter

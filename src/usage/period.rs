@@ -168,7 +168,9 @@ pub enum PeriodError {
     },
     /// The period around the instant starts or ends outside the years 1677 to 2262 that a
     /// nanosecond timestamp can represent.
-    #[error("the {period_type} period around {at} ns since the epoch does not fit in the representable time range (years 1677 to 2262)")]
+    #[error(
+        "the {period_type} period around {at} ns since the epoch does not fit in the representable time range (years 1677 to 2262)"
+    )]
     OutOfRange {
         /// The period type.
         period_type: PeriodType,
@@ -227,7 +229,9 @@ pub fn to_rfc3339(t: Timestamp, tz: Tz) -> String {
 /// The UTC offset of `tz` at `secs` seconds since the epoch, in seconds.
 fn offset_secs(tz: Tz, secs: i64) -> Option<i64> {
     let utc = DateTime::from_timestamp(secs, 0)?.naive_utc();
-    Some(i64::from(tz.offset_from_utc_datetime(&utc).fix().local_minus_utc()))
+    Some(i64::from(
+        tz.offset_from_utc_datetime(&utc).fix().local_minus_utc(),
+    ))
 }
 
 /// Minute and hour periods: `len` ns of elapsed time on the local grid of the offset in force
@@ -354,13 +358,11 @@ fn boundary_instant(k: i64, unit: PeriodType, n: i64, tz: Tz) -> Option<i64> {
         // Clocks jumped over this time: the period opens when the jump lands.
         LocalResult::None => {
             let target = local.and_utc().timestamp();
-            let reached = |s: i64| {
-                offset_secs(tz, s).is_some_and(|o| s.saturating_add(o) >= target)
-            };
+            let reached =
+                |s: i64| offset_secs(tz, s).is_some_and(|o| s.saturating_add(o) >= target);
             let lo = target.checked_sub(MAX_OFFSET_SECS)?;
             let hi = target.checked_add(MAX_OFFSET_SECS)?;
-            first_second(lo, hi, reached)
-                .checked_mul(NANOS_PER_SEC)
+            first_second(lo, hi, reached).checked_mul(NANOS_PER_SEC)
         }
     }
 }

@@ -145,7 +145,11 @@ impl UsageSettings {
             }
         });
         if let Some((name, value)) = not_unicode {
-            let variable = VARIABLES.iter().copied().find(|v| *v == name).unwrap_or("?");
+            let variable = VARIABLES
+                .iter()
+                .copied()
+                .find(|v| *v == name)
+                .unwrap_or("?");
             return Err(SettingsError {
                 variable,
                 value: clip(&value),
@@ -235,22 +239,25 @@ fn boolean((name, value): (&'static str, String)) -> Result<bool, SettingsError>
 
 /// Parses a duration such as `24h`, `1h30m` or `500ms`: number-unit pairs, no sign.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let expected = || {
-        "a duration such as 24h, 90m or 1h30m (units ns, us, ms, s, m, h, d, w)".to_owned()
-    };
+    let expected =
+        || "a duration such as 24h, 90m or 1h30m (units ns, us, ms, s, m, h, d, w)".to_owned();
     let mut rest = text;
     let mut total: u64 = 0;
     if rest.is_empty() {
         return Err(expected());
     }
     while !rest.is_empty() {
-        let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
         if digits == 0 {
             return Err(expected());
         }
         let amount: u64 = rest[..digits].parse().map_err(|_| expected())?;
         rest = &rest[digits..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
         let unit_ns: u64 = match &rest[..unit_len] {
             "ns" => 1,
             "us" | "µs" => 1_000,

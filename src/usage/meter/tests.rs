@@ -65,8 +65,8 @@ fn json_accepts_defaults_nulls_and_openmeter_upper_case() {
     assert_eq!(m.aggregation, Aggregation::Count);
     assert_eq!(m.measurement, None);
     assert!(m.filter.is_empty());
-    let m = parse(r#"{"name":"u","aggregation":"UNIQUE_COUNT","tag":"user","filter":null}"#)
-        .unwrap();
+    let m =
+        parse(r#"{"name":"u","aggregation":"UNIQUE_COUNT","tag":"user","filter":null}"#).unwrap();
     assert_eq!(m.aggregation, Aggregation::UniqueCount);
 }
 
@@ -97,7 +97,10 @@ fn invalid_meters_are_rejected_with_a_reason() {
             r#"{"name":"Calls","aggregation":"count"}"#,
             "meter name \"Calls\" is invalid",
         ),
-        (r#"{"name":"","aggregation":"count"}"#, "meter name \"\" is invalid"),
+        (
+            r#"{"name":"","aggregation":"count"}"#,
+            "meter name \"\" is invalid",
+        ),
         (r#"{"name":"9a","aggregation":"count"}"#, "is invalid"),
         (r#"{"name":"a-b","aggregation":"count"}"#, "is invalid"),
         (
@@ -159,7 +162,10 @@ fn too_many_filters_are_rejected_without_keeping_them_all() {
 
 #[test]
 fn long_names_are_clipped_in_errors() {
-    let json = format!(r#"{{"name":"{}","aggregation":"count"}}"#, "é".repeat(10_000));
+    let json = format!(
+        r#"{{"name":"{}","aggregation":"count"}}"#,
+        "é".repeat(10_000)
+    );
     let err = parse(&json).unwrap_err();
     assert!(err.len() < 400, "{err}");
 }
@@ -209,9 +215,8 @@ fn batch() -> WriteBatch {
 fn contribution_of_each_builtin_and_custom_meter() {
     let b = batch();
     let events: Vec<_> = b.iter().collect();
-    let of = |m: &Meter| -> Vec<Contribution<'_>> {
-        events.iter().map(|e| m.contribution(e)).collect()
-    };
+    let of =
+        |m: &Meter| -> Vec<Contribution<'_>> { events.iter().map(|e| m.contribution(e)).collect() };
     use Contribution::*;
     assert_eq!(
         of(&Meter::builtin("storage_bytes").unwrap()),
@@ -237,7 +242,10 @@ fn contribution_of_each_builtin_and_custom_meter() {
         aggregation: Aggregation::Avg,
         ..sum("latency", "api_calls", "response_time_ms")
     };
-    assert_eq!(of(&latency), [NoMatch, NoMatch, NoMatch, Missing, Value(7.0), NoMatch]);
+    assert_eq!(
+        of(&latency),
+        [NoMatch, NoMatch, NoMatch, Missing, Value(7.0), NoMatch]
+    );
 }
 
 #[test]
@@ -254,6 +262,9 @@ fn aggregation_names_match_json() {
         let json = serde_json::to_string(&a).unwrap();
         assert_eq!(json, format!("\"{a}\""));
         assert_eq!(serde_json::from_str::<Aggregation>(&json).unwrap(), a);
-        assert_eq!(a.needs_field(), !matches!(a, Aggregation::Count | Aggregation::UniqueCount));
+        assert_eq!(
+            a.needs_field(),
+            !matches!(a, Aggregation::Count | Aggregation::UniqueCount)
+        );
     }
 }
