@@ -12,7 +12,8 @@
 //! Let `usage` be the meter's value in the period containing `now`, and `limit` the
 //! `limit_value`. The limit is **reached** when `usage >= limit`: nothing is left
 //! (`remaining = 0`), so a caller that checks before each request lets exactly `limit`
-//! requests through.
+//! requests through. The warning threshold is compared with a relative tolerance of
+//! 10^-12, so that 7 out of 100 warns at a threshold of 0.07 despite binary rounding.
 //!
 //! | situation | `status` | `allowed` |
 //! |---|---|---|
@@ -231,7 +232,11 @@ pub fn check_limit_in(
     let (status, enforced_allowed) = if limit.status == LimitStatus::Inactive {
         (CheckStatus::Ok, true)
     } else if !reached {
-        if usage >= limit.warning_threshold * limit.limit_value {
+        // 0.07 × 100 is 7.000000000000001 in binary floating point: without the tolerance,
+        // usage 7 would not warn at a 7% threshold. One part in 10^12 is far below any
+        // meaningful difference in usage.
+        let warning_level = limit.warning_threshold * limit.limit_value * (1.0 - 1e-12);
+        if usage >= warning_level {
             (CheckStatus::Warning, true)
         } else {
             (CheckStatus::Ok, true)

@@ -22,6 +22,12 @@ use crate::model::{EventRef, FieldValueRef};
 /// Longest meter name, in bytes (OpenMeter's slug limit).
 pub const MAX_METER_NAME_LEN: usize = 63;
 
+/// The names of the built-in meters, which cannot be redefined.
+pub const BUILTIN_NAMES: [&str; 4] = ["api_calls", "storage_bytes", "db_queries", "active_users"];
+
+// Error texts below quote these limits.
+const _: () = assert!(MAX_NAME_LEN == 256 && MAX_TAG_VALUE_LEN == 4096);
+
 /// Most tag filters on one meter: each event is matched against every one of them at ingest.
 pub const MAX_FILTERS: usize = 16;
 
@@ -301,10 +307,7 @@ impl Meter {
 
     /// True when `name` is one of the built-in meters (which cannot be redefined).
     pub fn is_builtin_name(name: &str) -> bool {
-        matches!(
-            name,
-            "api_calls" | "storage_bytes" | "db_queries" | "active_users"
-        )
+        BUILTIN_NAMES.contains(&name)
     }
 
     /// Checks the definition; the error names the meter and what is wrong.

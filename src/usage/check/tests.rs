@@ -131,6 +131,39 @@ fn status_table_from_a_fresh_state() {
 }
 
 #[test]
+fn warning_starts_exactly_at_the_decimal_threshold() {
+    let settings = LimitSettings::default();
+    for percent in 1..100u32 {
+        for limit_value in [
+            3u32, 7, 10, 50, 100, 300, 700, 1000, 7000, 10_000, 100_000, 1_000_000,
+        ] {
+            let level = u64::from(percent) * u64::from(limit_value);
+            if level % 100 != 0 {
+                continue;
+            }
+            let limit = UsageLimit {
+                warning_threshold: f64::from(percent) / 100.0,
+                ..hard(f64::from(limit_value))
+            };
+            let usage = (level / 100) as f64;
+            let (s, _, _) = check(&limit, usage, T0, GraceState::default(), &settings);
+            let want = if usage >= f64::from(limit_value) {
+                CheckStatus::Grace
+            } else {
+                CheckStatus::Warning
+            };
+            assert_eq!(s, want, "{percent}% of {limit_value} at usage {usage}");
+            let (s, _, _) = check(&limit, usage - 0.5, T0, GraceState::default(), &settings);
+            assert_eq!(
+                s,
+                CheckStatus::Ok,
+                "{percent}% of {limit_value} at usage {usage} - 0.5"
+            );
+        }
+    }
+}
+
+#[test]
 fn hard_limit_goes_through_grace_to_exceeded_until_the_period_resets() {
     use CheckStatus::*;
     let limit = hard(100.0);

@@ -19,10 +19,7 @@ fn sum(name: &str, measurement: &str, field: &str) -> Meter {
 #[test]
 fn builtins_are_valid_and_as_designed() {
     let names: Vec<_> = Meter::builtins().into_iter().map(|m| m.name).collect();
-    assert_eq!(
-        names,
-        ["api_calls", "storage_bytes", "db_queries", "active_users"]
-    );
+    assert_eq!(names, BUILTIN_NAMES);
     for m in Meter::builtins() {
         m.validate().unwrap();
         assert!(Meter::is_builtin_name(&m.name));
