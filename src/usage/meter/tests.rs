@@ -265,3 +265,52 @@ fn aggregation_names_match_json() {
         );
     }
 }
+
+fn any_meter() -> impl proptest::strategy::Strategy<Value = Meter> {
+    use proptest::prelude::*;
+    let name = prop_oneof!["[a-z][a-z0-9_]{0,10}", ".{0,4}"];
+    let key = prop_oneof![4 => "[a-z_]{1,8}", 1 => ".{0,3}"];
+    let aggregation = proptest::sample::select(vec![
+        Aggregation::Count,
+        Aggregation::Sum,
+        Aggregation::Min,
+        Aggregation::Max,
+        Aggregation::Avg,
+        Aggregation::UniqueCount,
+        Aggregation::Latest,
+    ]);
+    (
+        name,
+        proptest::option::of(key.clone()),
+        aggregation,
+        proptest::option::of(key.clone()),
+        proptest::option::of(key.clone()),
+        proptest::collection::vec((key, ".{0,5}"), 0..4),
+    )
+        .prop_map(
+            |(name, measurement, aggregation, field, tag, filter)| Meter {
+                name,
+                measurement,
+                aggregation,
+                field,
+                tag,
+                filter,
+            },
+        )
+}
+
+proptest::proptest! {
+    /// Deserializing accepts exactly the meters `validate` accepts, and gives them back
+    /// unchanged.
+    #[test]
+    fn json_accepts_exactly_the_valid_meters(meter in any_meter()) {
+        let json = serde_json::to_string(&meter).unwrap();
+        match (meter.validate(), serde_json::from_str::<Meter>(&json)) {
+            (Ok(()), Ok(parsed)) => proptest::prop_assert_eq!(parsed, meter),
+            (Err(e), Err(parse_err)) => {
+                proptest::prop_assert!(parse_err.to_string().starts_with(&e.to_string()), "{parse_err} vs {e}")
+            }
+            (valid, parsed) => proptest::prop_assert!(false, "{json}: validate {valid:?}, parse {parsed:?}"),
+        }
+    }
+}
