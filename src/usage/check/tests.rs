@@ -67,29 +67,16 @@ fn status_table_from_a_fresh_state() {
         warning_threshold: 1.0,
         ..hard(100.0)
     };
+    #[rustfmt::skip]
     let cases: &[(&str, &UsageLimit, f64, &LimitSettings, CheckStatus, bool)] = &[
         ("hard, nothing used", &hard(100.0), 0.0, &on, Ok, true),
         ("hard, below threshold", &hard(100.0), 79.9, &on, Ok, true),
         ("hard, at threshold", &hard(100.0), 80.0, &on, Warning, true),
-        (
-            "hard, just below limit",
-            &hard(100.0),
-            99.99,
-            &on,
-            Warning,
-            true,
-        ),
+        ("hard, just below limit", &hard(100.0), 99.99, &on, Warning, true),
         ("hard, reached", &hard(100.0), 100.0, &on, Grace, true),
         ("hard, over", &hard(100.0), 150.0, &on, Grace, true),
         ("hard, immediate", &immediate, 100.0, &on, Exceeded, false),
-        (
-            "hard, immediate, warning",
-            &immediate,
-            85.0,
-            &on,
-            Warning,
-            true,
-        ),
+        ("hard, immediate, warning", &immediate, 85.0, &on, Warning, true),
         ("soft, reached", &soft, 100.0, &on, Exceeded, true),
         ("soft, warning", &soft, 80.0, &on, Warning, true),
         ("rate, reached", &rate, 100.0, &on, Exceeded, false),
@@ -97,32 +84,11 @@ fn status_table_from_a_fresh_state() {
         ("inactive, far over", &inactive, 1000.0, &on, Ok, true),
         ("threshold 1, just below", &no_warning, 99.9, &on, Ok, true),
         ("threshold 1, reached", &no_warning, 100.0, &on, Grace, true),
-        (
-            "enforcement off, immediate",
-            &immediate,
-            1000.0,
-            &off,
-            Exceeded,
-            true,
-        ),
+        ("enforcement off, immediate", &immediate, 1000.0, &off, Exceeded, true),
         ("enforcement off, rate", &rate, 100.0, &off, Exceeded, true),
-        (
-            "enforcement off, hard",
-            &hard(100.0),
-            100.0,
-            &off,
-            Grace,
-            true,
-        ),
+        ("enforcement off, hard", &hard(100.0), 100.0, &off, Grace, true),
         ("negative usage", &hard(100.0), -5.0, &on, Ok, true),
-        (
-            "infinite usage",
-            &hard(100.0),
-            f64::INFINITY,
-            &on,
-            Grace,
-            true,
-        ),
+        ("infinite usage", &hard(100.0), f64::INFINITY, &on, Grace, true),
     ];
     for (name, limit, usage, settings, status, allowed) in cases {
         let (s, a, _) = check(limit, *usage, T0, GraceState::default(), settings);
