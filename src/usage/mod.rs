@@ -24,8 +24,11 @@ pub mod meter;
 pub mod period;
 pub mod settings;
 
-pub use check::{CheckError, CheckResult, CheckStatus, GraceState, LimitSettings, check_limit};
+pub use check::{
+    CheckError, CheckResult, CheckStatus, FirstExceeded, GraceState, LimitSettings, check_limit,
+    check_limit_in,
+};
 pub use limit::{LimitError, LimitStatus, LimitType, UsageLimit};
-pub use meter::{Aggregation, Contribution, Meter, MeterError};
+pub use meter::{Aggregation, BUILTIN_NAMES, Contribution, Meter, MeterError};
 pub use period::{Period, PeriodError, PeriodType, period_containing};
 pub use settings::{SettingsError, UsageSettings};
