@@ -62,6 +62,9 @@
 //!   **Architecture invariant:** nothing else calls `std::fs`.
 //! - [`clock`]: the wall clock behind a trait. Nothing else reads the time.
 //! - [`config`]: [`Options`] and their defaults.
+//! - [`usage`]: meters, limits, calendar periods and the limit check, as pure functions over
+//!   values (no I/O, no clock of their own); the spec's `USAGE_TRACKING_*` and `LIMITS_*`
+//!   settings. **Architecture invariant:** knows no engine, file or HTTP type.
 //!
 //! The on-disk format, byte by byte, and the crash-safety protocol are in `storage-format.md`.
 #![deny(unsafe_code)]
@@ -82,6 +85,7 @@ pub mod scan;
 pub mod segment;
 pub mod server;
 pub mod shard;
+pub mod usage;
 pub mod wal;
 
 pub use config::{Options, SyncPolicy};
