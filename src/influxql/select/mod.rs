@@ -175,10 +175,16 @@ fn run(
     });
     // A field absent from a batch reads as null in conditions, not as an empty tag.
     let mut fields: HashSet<String> = pushed.fields.into_iter().collect();
-    for b in &batches {
-        fields.extend(b.fields.iter().map(|f| f.key.clone()));
-        if b.event_ids.is_some() {
-            fields.insert(columns::EVENT_ID.to_owned());
+    if cond.is_some() {
+        for b in &batches {
+            for f in &b.fields {
+                if !fields.contains(&f.key) {
+                    fields.insert(f.key.clone());
+                }
+            }
+            if b.event_ids.is_some() {
+                fields.insert(columns::EVENT_ID.to_owned());
+            }
         }
     }
     let dims = plan.dims.resolve(batches.iter().flat_map(|b| {
