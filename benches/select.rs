@@ -1,0 +1,102 @@
+//! The six benchmark queries of the usage benchmark kit (`query.py`'s InfluxQL set, string for
+//! string) through `influxql::execute_all`, on the usage data set flushed to segments:
+//! Q1 hourly count, Q2 hourly sum, Q3 top-10 endpoints (subquery + `top`), Q4 daily p95,
+//! Q5 distinct users per day (subquery), Q6 all tenants' last 24 h.
+//!
+//! `cargo bench --bench select` (set METERDB_BENCH_EVENTS for another size; the later target
+//! is each query ≤ 50 ms at 10M events).
+
+#[path = "support/usage_data.rs"]
+mod usage_data;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use meterdb::influxql::{QueryOptions, execute_all, parse_query};
+use meterdb::{Engine, Options, SyncPolicy};
+
+fn events() -> usize {
+    std::env::var("METERDB_BENCH_EVENTS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1_000_000)
+}
+
+/// `influx_queries(t)` of the kit's `query.py`.
+fn queries(t: &str) -> Vec<(&'static str, String)> {
+    let (s, e, e1) = (
+        "'2026-10-25T00:00:00Z'",
+        "'2026-11-01T00:00:00Z'",
+        "'2026-10-31T00:00:00Z'",
+    );
+    let w = format!("tenant='{t}' AND time >= {s} AND time < {e}");
+    vec![
+        (
+            "Q1",
+            format!("SELECT COUNT(response_time_ms) FROM api_calls WHERE {w} GROUP BY time(1h)"),
+        ),
+        (
+            "Q2",
+            format!("SELECT SUM(bytes) FROM api_calls WHERE {w} GROUP BY time(1h)"),
+        ),
+        (
+            "Q3",
+            format!(
+                "SELECT TOP(c, endpoint, 10) FROM (SELECT COUNT(response_time_ms) AS c FROM api_calls \
+                 WHERE {w} GROUP BY endpoint) WHERE time >= {s} AND time < {e}"
+            ),
+        ),
+        (
+            "Q4",
+            format!(
+                "SELECT PERCENTILE(response_time_ms, 95) FROM api_calls WHERE {w} GROUP BY time(1d)"
+            ),
+        ),
+        (
+            "Q5",
+            format!(
+                "SELECT COUNT(c) FROM (SELECT COUNT(response_time_ms) AS c FROM api_calls WHERE {w} \
+                 GROUP BY time(1d), \"user\") WHERE time >= {s} AND time < {e} GROUP BY time(1d)"
+            ),
+        ),
+        (
+            "Q6",
+            format!(
+                "SELECT COUNT(response_time_ms) FROM api_calls WHERE time >= {e1} AND time < {e}"
+            ),
+        ),
+    ]
+}
+
+fn bench(c: &mut Criterion) {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open(
+        dir.path(),
+        Options {
+            sync: SyncPolicy::None,
+            ..Options::default()
+        },
+    )
+    .unwrap();
+    for batch in usage_data::batches(events(), 5_000, true) {
+        assert!(engine.write(batch).unwrap().rejected.is_empty());
+    }
+    engine.flush().unwrap();
+    // The generator's tenants are Zipf-ranked: t0000 is the biggest, the benchmark's tenant.
+    let options = QueryOptions::default();
+    let mut group = c.benchmark_group("select");
+    group.sample_size(10);
+    for (name, q) in queries("t0000") {
+        let statements = parse_query(&q).unwrap();
+        let check = execute_all(&engine, &statements, &options);
+        assert!(
+            check.results.iter().all(|r| r.error.is_none()),
+            "{name}: {q}"
+        );
+        group.bench_function(name, |b| {
+            b.iter(|| execute_all(&engine, &statements, &options));
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
