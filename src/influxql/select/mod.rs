@@ -22,6 +22,10 @@
 //! stored series before grouping; points tied on value and time may come in another order
 //! from `top`/`bottom`/`percentile`; `SELECT *` over a subquery keeps its rows whole, where
 //! InfluxDB splits them per column.
+//!
+//! Subqueries follow InfluxDB: the outer time range bounds the subquery, the outer `GROUP BY`
+//! tags and interval are pushed into it (a subquery without `GROUP BY time` aggregates per
+//! outer bucket), and `fill(null)` inside a subquery leaves empty buckets out.
 
 mod aggregate;
 mod columns;
@@ -47,7 +51,7 @@ use crate::Engine;
 use crate::scan::ColumnBatch;
 use condition::TimeRange;
 use filter::Cond;
-use plan::{Plan, Projection, RawColumn};
+use plan::{Dims, Plan, Projection, RawColumn};
 use series::SeriesKey;
 
 /// Runs a `SELECT`.
@@ -56,13 +60,15 @@ pub fn execute(
     statement: &SelectStatement,
     options: &QueryOptions,
 ) -> Result<Vec<Series>, QueryError> {
-    run(engine, statement, options, false, TimeRange::ALL)
+    run(engine, statement, options, &Outer::default())
 }
 
 /// What the row-producing steps share.
 pub(super) struct Context<'a> {
     /// Time range rows must fall in.
     time: TimeRange,
+    /// True when the rows come from subqueries.
+    from_subquery: bool,
     /// Residual condition.
     cond: Option<&'a Cond>,
     /// Names known to be fields.
@@ -104,7 +110,13 @@ impl Context<'_> {
     /// The rows of `batch` that pass the time range and the residual condition.
     fn mask(&self, batch: &ColumnBatch, mask: &mut Vec<bool>) {
         mask.clear();
-        mask.extend(batch.timestamps.iter().map(|&t| self.time.contains(t)));
+        if self.from_subquery {
+            // A subquery is bounded by the outer time range already, and InfluxDB keeps its
+            // bucket starts even before that range.
+            mask.resize(batch.len(), true);
+        } else {
+            mask.extend(batch.timestamps.iter().map(|&t| self.time.contains(t)));
+        }
         if let Some(c) = self.cond {
             c.apply(batch, self.fields, mask);
         }
@@ -119,16 +131,46 @@ pub(super) struct Output {
     rows: Vec<Vec<Value>>,
 }
 
-/// Runs a statement; `nested` inside a subquery, whose time range is also bounded by the
-/// outer statement's `outer`.
+/// What an outer statement imposes on its subquery.
+#[derive(Clone, Debug)]
+pub(super) struct Outer {
+    /// True inside a subquery.
+    nested: bool,
+    /// The outer time range, which also bounds the subquery's.
+    time: TimeRange,
+    /// The outer `GROUP BY` tags named (not `*` or regexes, which expand to the subquery's
+    /// own tags): InfluxDB groups the subquery by them too, so that the outer statement can
+    /// group by tags the subquery did not name.
+    dims: Dims,
+    /// The outer `GROUP BY time(...)`: a subquery without one aggregates per outer bucket,
+    /// as in InfluxDB.
+    interval: Option<(i64, i64)>,
+}
+
+impl Default for Outer {
+    fn default() -> Outer {
+        Outer {
+            nested: false,
+            time: TimeRange::ALL,
+            dims: Dims::default(),
+            interval: None,
+        }
+    }
+}
+
+/// Runs a statement, inside the bounds of an outer one when it is a subquery.
 fn run(
     engine: &Engine,
     stmt: &SelectStatement,
     options: &QueryOptions,
-    nested: bool,
-    outer: TimeRange,
+    outer: &Outer,
 ) -> Result<Vec<Series>, QueryError> {
-    let plan = Plan::new(stmt)?;
+    let mut plan = Plan::new(stmt)?;
+    plan.dims.merge(&outer.dims);
+    if plan.interval.is_none() && matches!(plan.projection, Projection::Aggregate(_)) {
+        plan.interval = outer.interval;
+    }
+    let nested = outer.nested;
     let tz = match &stmt.timezone {
         Some(z) => Some(
             z.parse::<chrono_tz::Tz>()
@@ -137,7 +179,7 @@ fn run(
         None => None,
     };
     let split = condition::split(stmt.condition.as_ref(), options.now, tz)?;
-    let mut time = split.time.intersect(&outer);
+    let mut time = split.time.intersect(&outer.time);
     if plan.interval.is_some() && !time.has_max() {
         // InfluxDB ends GROUP BY time queries without an upper bound at now().
         time.max = options.now;
@@ -155,6 +197,8 @@ fn run(
     let request = source::Request {
         tenant,
         time,
+        dims: &plan.dims,
+        interval: plan.interval,
         predicates: pushed.predicates,
         columns: needed_columns(&plan, pushed.residual.as_ref()),
     };
@@ -195,6 +239,10 @@ fn run(
     }));
     let ctx = Context {
         time,
+        from_subquery: stmt
+            .sources
+            .iter()
+            .any(|s| matches!(s, super::ast::Source::Subquery(_))),
         cond: cond.as_ref(),
         fields: &fields,
         dims: &dims,

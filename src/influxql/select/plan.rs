@@ -137,6 +137,17 @@ impl Dims {
         self.all || !self.regexes.is_empty()
     }
 
+    /// Adds the dimensions of `other` (an outer statement's, for a subquery).
+    pub(super) fn merge(&mut self, other: &Dims) {
+        for t in &other.tags {
+            if !self.tags.contains(t) {
+                self.tags.push(t.clone());
+            }
+        }
+        self.all |= other.all;
+        self.regexes.extend(other.regexes.iter().cloned());
+    }
+
     /// The sorted tag keys for the tag keys present in the data.
     pub(super) fn resolve<'a>(&self, present: impl Iterator<Item = &'a str>) -> Vec<String> {
         let mut keys = self.tags.clone();

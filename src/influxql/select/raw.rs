@@ -73,9 +73,11 @@ pub(super) fn run(
         if let Some(k) = ctx.keep() {
             keep_first(p, k, ctx.descending);
         }
-        p.sort_unstable();
         if ctx.descending {
-            p.reverse();
+            // Latest first; rows of equal time keep their order, as in InfluxDB.
+            p.sort_unstable_by(|a, b| b.0.cmp(&a.0).then((a.1, a.2).cmp(&(b.1, b.2))));
+        } else {
+            p.sort_unstable();
         }
         let p = ctx.page(p.iter().copied());
         if p.is_empty() {

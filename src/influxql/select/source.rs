@@ -10,7 +10,7 @@ use regex::Regex;
 use super::super::ast::{MeasurementName, SelectStatement, Source};
 use super::super::{QueryError, QueryOptions, Series, Value};
 use super::condition::TimeRange;
-use super::plan::compile;
+use super::plan::{Dims, compile};
 use crate::Engine;
 use crate::model::TenantId;
 use crate::scan::{
@@ -25,6 +25,10 @@ pub(super) struct Request<'a> {
     pub tenant: Option<&'a str>,
     /// Time range.
     pub time: TimeRange,
+    /// The statement's `GROUP BY` tags, passed on to its subqueries.
+    pub dims: &'a Dims,
+    /// The statement's `GROUP BY time(...)`, passed on to its subqueries.
+    pub interval: Option<(i64, i64)>,
     /// Tag conditions the scan applies.
     pub predicates: Vec<TagPredicate>,
     /// Columns; `None` means all.
@@ -54,7 +58,16 @@ pub(super) fn load(
                 );
             }
             Source::Subquery(inner) => {
-                let series = super::run(engine, inner, options, true, req.time)?;
+                let outer = super::Outer {
+                    nested: true,
+                    time: req.time,
+                    dims: Dims {
+                        tags: req.dims.tags.clone(),
+                        ..Dims::default()
+                    },
+                    interval: req.interval,
+                };
+                let series = super::run(engine, inner, options, &outer)?;
                 out.extend(to_batches(series));
             }
         }

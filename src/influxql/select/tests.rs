@@ -541,3 +541,41 @@ fn a_field_missing_from_some_rows_never_matches_a_condition() {
     let s = run(&e, "SELECT i FROM m WHERE s != 'x'");
     assert_eq!(s[0].values, [vec![Value::Time(1), Value::Integer(1)]]);
 }
+
+#[test]
+fn a_subquery_groups_by_the_outer_tags_and_interval_too() {
+    // As InfluxDB: the outer GROUP BY (tags named, time interval) is pushed into the subquery,
+    // so grouping by a tag the subquery did not name still works, per outer bucket.
+    let (_d, e) = engine(concat!(
+        "m,tenant=a,host=h1 i=1i 0\n",
+        "m,tenant=a,host=h2 i=2i 10\n",
+        "m,tenant=a,host=h1 i=4i 3600000000000\n",
+    ));
+    let s = run(
+        &e,
+        "SELECT sum(x) FROM (SELECT sum(i) AS x FROM m WHERE time >= 0 AND time < 2h) \
+         WHERE time >= 0 AND time < 2h GROUP BY time(1h), host",
+    );
+    let got: Vec<(Vec<(String, String)>, Vec<Vec<Value>>)> =
+        s.into_iter().map(|s| (s.tags, s.values)).collect();
+    let host = |h: &str| vec![("host".to_owned(), h.to_owned())];
+    assert_eq!(
+        got,
+        vec![
+            (
+                host("h1"),
+                vec![
+                    vec![Value::Time(0), Value::Integer(1)],
+                    vec![Value::Time(H), Value::Integer(4)]
+                ]
+            ),
+            (
+                host("h2"),
+                vec![
+                    vec![Value::Time(0), Value::Integer(2)],
+                    vec![Value::Time(H), Value::Null]
+                ]
+            ),
+        ]
+    );
+}

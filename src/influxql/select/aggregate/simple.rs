@@ -234,19 +234,21 @@ impl Acc for FirstLast {
             let Some(b) = self.best.get_mut(c as usize) else {
                 continue;
             };
-            let better = match b {
-                None => true,
-                Some((ct, _)) => {
-                    if self.first {
-                        t < *ct
-                    } else {
-                        t > *ct
-                    }
-                }
+            // Decided on time first, so that most rows are skipped without reading a value.
+            let (earlier, later) = match b {
+                None => (true, true),
+                Some((ct, _)) => (t < *ct, t > *ct),
             };
-            if better && let Some(v) = input.value(row) {
-                *b = Some((t, v));
+            let tie = b.as_ref().is_some_and(|(ct, _)| t == *ct);
+            if !(if self.first { earlier } else { later }) && !tie {
+                continue;
             }
+            let Some(v) = input.value(row) else { continue };
+            // On equal times InfluxDB keeps the larger value, for first and last alike.
+            if tie && !b.as_ref().is_some_and(|(_, cur)| greater(&v, cur)) {
+                continue;
+            }
+            *b = Some((t, v));
         }
         Ok(())
     }
@@ -255,5 +257,17 @@ impl Acc for FirstLast {
         if let Some(Some((t, v))) = self.best.get(cell) {
             out.push(Point::at(*t, v.clone()));
         }
+    }
+}
+
+/// `a > b` for two values of one column, as Go compares them (`true > false`).
+fn greater(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Float(x), Value::Float(y)) => x > y,
+        (Value::Integer(x), Value::Integer(y)) => x > y,
+        (Value::Unsigned(x), Value::Unsigned(y)) => x > y,
+        (Value::String(x), Value::String(y)) => x > y,
+        (Value::Bool(x), Value::Bool(y)) => x & !y,
+        _ => false,
     }
 }
