@@ -556,8 +556,8 @@ fn a_subquery_groups_by_the_outer_tags_and_interval_too() {
         "SELECT sum(x) FROM (SELECT sum(i) AS x FROM m WHERE time >= 0 AND time < 2h) \
          WHERE time >= 0 AND time < 2h GROUP BY time(1h), host",
     );
-    let got: Vec<(Vec<(String, String)>, Vec<Vec<Value>>)> =
-        s.into_iter().map(|s| (s.tags, s.values)).collect();
+    type Answer = Vec<(Vec<(String, String)>, Vec<Vec<Value>>)>;
+    let got: Answer = s.into_iter().map(|s| (s.tags, s.values)).collect();
     let host = |h: &str| vec![("host".to_owned(), h.to_owned())];
     assert_eq!(
         got,
