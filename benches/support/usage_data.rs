@@ -17,7 +17,7 @@ pub fn data_file(n: usize) -> PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join(format!("usage-{n}.lp"));
     if !file.exists() {
-        let generator = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/bench/gen_usage.py");
+        let generator = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/bench/gen_usage.py");
         let status = Command::new("python3")
             .arg(&generator)
             .args(["--events", &n.to_string(), "--out"])

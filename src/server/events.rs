@@ -20,7 +20,8 @@ use serde_json::Value as Json;
 
 use super::AppState;
 use super::body::read_write_body;
-use super::error::{ApiError, MAX_LISTED, Rejected};
+use super::error::{ApiError, Rejected};
+use super::write::answer;
 use crate::model::{FieldValueRef, Timestamp, WriteBatch};
 
 /// Query parameters of `/api/v1/events`.
@@ -45,31 +46,12 @@ pub async fn post_events(
     let decoded = read_write_body(&state, &headers, body).await?;
     let body_len = decoded.bytes.len();
     let now = state.clock.now();
-    let (batch, numbers, mut rejected) =
+    let (batch, numbers, rejected) =
         tokio::task::spawn_blocking(move || decode(&decoded.bytes, params.tenant.as_deref(), now))
             .await
             .map_err(|e| ApiError::Internal(e.to_string()))??;
     let receipt = state.engine.write_async(batch).await?;
-    for (index, reason) in &receipt.rejected {
-        rejected.push(Rejected {
-            line: numbers.get(*index).copied().unwrap_or(0),
-            error: reason.to_string(),
-        });
-    }
-    rejected.sort_by_key(|r| r.line);
-    state
-        .metrics
-        .record_write(receipt.written, body_len, rejected.len(), started.elapsed());
-    if rejected.is_empty() {
-        return Ok(StatusCode::NO_CONTENT);
-    }
-    let rejected_total = rejected.len();
-    rejected.truncate(MAX_LISTED);
-    Err(ApiError::Partial {
-        accepted: receipt.written,
-        rejected_total,
-        rejected,
-    })
+    answer(&state, &receipt, &numbers, rejected, body_len, started)
 }
 
 /// Decodes the array into a batch; returns it with the 1-based position of each event and

@@ -64,8 +64,8 @@ impl AppState {
 pub fn router(state: Arc<AppState>) -> Router {
     let timeout = state.config.request_timeout;
     Router::new()
-        .route("/write", post(write::write_v1))
-        .route("/api/v2/write", post(write::write_v2))
+        .route("/write", post(write::write))
+        .route("/api/v2/write", post(write::write))
         .route("/api/v1/events", post(events::post_events))
         .route("/query", get(query::query_get).post(query::query_post))
         .route("/ping", get(ops::ping).head(ops::ping))

@@ -1,6 +1,6 @@
 //! `POST /write` (InfluxDB 1.x) and `POST /api/v2/write` (2.x): line protocol in, 204 when
 //! every line is stored, 400 listing the refused lines when some are not (the others are
-//! stored, as InfluxDB does).
+//! stored, as InfluxDB does). [`answer`] shapes that reply for every write endpoint.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -13,8 +13,8 @@ use serde::Deserialize;
 use super::AppState;
 use super::body::read_write_body;
 use super::error::{ApiError, MAX_LISTED, Rejected};
-use crate::WriteBatch;
 use crate::ingest::lineproto::{LineOptions, Precision, append_numbered};
+use crate::{Receipt, WriteBatch};
 
 /// The query parameters both write endpoints understand. `db`, `rp`, `bucket` and `org` are
 /// accepted and ignored: MeterDB has one namespace, partitioned by tenant.
@@ -34,29 +34,11 @@ pub struct WriteParams {
     pub org: Option<String>,
 }
 
-/// `POST /write?db=&precision=&tenant=`.
-pub async fn write_v1(
+/// `POST /write?db=&precision=&tenant=` and `POST /api/v2/write?bucket=&org=&precision=&tenant=`:
+/// the two differ only in the names of parameters MeterDB ignores.
+pub async fn write(
     State(state): State<Arc<AppState>>,
     Query(params): Query<WriteParams>,
-    headers: HeaderMap,
-    body: Body,
-) -> Result<StatusCode, ApiError> {
-    write(state, params, headers, body).await
-}
-
-/// `POST /api/v2/write?bucket=&org=&precision=&tenant=`.
-pub async fn write_v2(
-    State(state): State<Arc<AppState>>,
-    Query(params): Query<WriteParams>,
-    headers: HeaderMap,
-    body: Body,
-) -> Result<StatusCode, ApiError> {
-    write(state, params, headers, body).await
-}
-
-async fn write(
-    state: Arc<AppState>,
-    params: WriteParams,
     headers: HeaderMap,
     body: Body,
 ) -> Result<StatusCode, ApiError> {
@@ -86,7 +68,7 @@ async fn write(
     })
     .await
     .map_err(|e| ApiError::Internal(e.to_string()))?;
-    let mut rejected: Vec<Rejected> = line_errors
+    let rejected: Vec<Rejected> = line_errors
         .into_iter()
         .map(|e| Rejected {
             line: e.line,
@@ -96,6 +78,19 @@ async fn write(
     let receipt = state.engine.write_async(batch).await;
     drop(decoded);
     let receipt = receipt.inspect_err(|e| tracing::warn!(error = %e, "write failed"))?;
+    answer(&state, &receipt, &numbers, rejected, body_len, started)
+}
+
+/// The answer to a write both endpoints share: 204, or 400 listing the refused lines (those
+/// the parser refused, `rejected`, and those the engine refused, by their `numbers`).
+pub fn answer(
+    state: &AppState,
+    receipt: &Receipt,
+    numbers: &[usize],
+    mut rejected: Vec<Rejected>,
+    body_len: usize,
+    started: Instant,
+) -> Result<StatusCode, ApiError> {
     for (index, reason) in &receipt.rejected {
         rejected.push(Rejected {
             line: numbers.get(*index).copied().unwrap_or(0),
