@@ -8,9 +8,9 @@ use crate::scan::{ColumnBatch, FieldValues, NO_TAG, StrColumn, TagColumn};
 use super::super::Value;
 
 /// The tag key under which InfluxQL sees a batch's tenant.
-pub(super) const TENANT: &str = "tenant";
+pub(super) const TENANT: &str = crate::catalog::TENANT_TAG;
 /// The field key under which InfluxQL sees an event's id.
-pub(super) const EVENT_ID: &str = "event_id";
+pub(super) const EVENT_ID: &str = crate::catalog::EVENT_ID_FIELD;
 
 /// What a name refers to in one batch.
 #[derive(Clone, Copy, Debug)]

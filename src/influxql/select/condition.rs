@@ -241,7 +241,11 @@ fn apply_time_bound(
 }
 
 /// The ns value of the right-hand side of a time comparison.
-pub(super) fn time_value(e: &Expr, now: i64, tz: Option<chrono_tz::Tz>) -> Result<i64, QueryError> {
+pub(in crate::influxql) fn time_value(
+    e: &Expr,
+    now: i64,
+    tz: Option<chrono_tz::Tz>,
+) -> Result<i64, QueryError> {
     match e {
         Expr::Paren(inner) => time_value(inner, now, tz),
         Expr::Literal(Literal::Integer(i)) => Ok(*i),

@@ -29,7 +29,8 @@
 
 mod aggregate;
 mod columns;
-mod condition;
+// SHOW reads its WHERE's time bounds with the same rules.
+pub(super) mod condition;
 mod fill;
 mod filter;
 mod grouped;

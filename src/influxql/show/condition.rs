@@ -8,6 +8,7 @@ use std::ops::Range;
 
 use super::super::QueryError;
 use super::super::ast::{BinaryOp, Expr, Literal};
+use super::super::select::condition::time_value;
 use super::regex;
 use crate::catalog::MeasurementInfo;
 use crate::scan::{TagOp, TagPredicate};
@@ -90,7 +91,7 @@ impl Where {
             };
             (flipped, lhs)
         };
-        let t = time_value(value, now)?;
+        let t = time_value(value, now, None)?;
         let bound = match op {
             BinaryOp::Gt => t.saturating_add(1)..i64::MAX,
             BinaryOp::GtEq => t..i64::MAX,
@@ -111,53 +112,6 @@ impl Where {
 
 fn is_time(e: &Expr) -> bool {
     matches!(e, Expr::VarRef { name, .. } if name.eq_ignore_ascii_case("time"))
-}
-
-/// A time literal in ns: an RFC 3339 string, an integer (ns), a duration literal (`1700000000s`),
-/// `now()`, or one of those plus or minus a duration.
-fn time_value(e: &Expr, now: i64) -> Result<i64, QueryError> {
-    match e {
-        Expr::Paren(inner) => time_value(inner, now),
-        Expr::Literal(Literal::Integer(ns) | Literal::Duration(ns)) => Ok(*ns),
-        Expr::Literal(Literal::String(s)) => parse_time(s),
-        Expr::Call { name, args } if name == "now" && args.is_empty() => Ok(now),
-        Expr::Binary {
-            op: op @ (BinaryOp::Add | BinaryOp::Sub),
-            lhs,
-            rhs,
-        } => {
-            let (l, r) = (time_value(lhs, now)?, time_value(rhs, now)?);
-            let sum = match op {
-                BinaryOp::Add => l.checked_add(r),
-                _ => l.checked_sub(r),
-            };
-            sum.ok_or_else(|| QueryError::Invalid("time out of range".into()))
-        }
-        other => Err(QueryError::Invalid(format!(
-            "invalid time in WHERE: {other}"
-        ))),
-    }
-}
-
-/// RFC 3339, or InfluxQL's `YYYY-MM-DD[ HH:MM:SS[.f]]` (UTC).
-fn parse_time(s: &str) -> Result<i64, QueryError> {
-    use chrono::{DateTime, NaiveDate, NaiveDateTime};
-    let naive = || {
-        NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%.f")
-            .ok()
-            .or_else(|| {
-                NaiveDate::parse_from_str(s, "%Y-%m-%d")
-                    .ok()
-                    .and_then(|d| d.and_hms_opt(0, 0, 0))
-            })
-            .map(|t| t.and_utc())
-    };
-    DateTime::parse_from_rfc3339(s)
-        .ok()
-        .map(|t| t.to_utc())
-        .or_else(naive)
-        .and_then(|t| t.timestamp_nanos_opt())
-        .ok_or_else(|| QueryError::Invalid(format!("invalid time {s:?}")))
 }
 
 fn tag_comparison(
