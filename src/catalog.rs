@@ -7,7 +7,7 @@
 //! apart from the fields, is a string field named [`EVENT_ID_FIELD`] of every measurement
 //! where some row has one.
 //!
-//! Every source (a buffer's table, a segment's table) goes through [`Catalog::table`] and the
+//! Every source (a buffer's table, a segment's table) goes through `Catalog::table` and the
 //! [`MeasurementInfo`] methods, so that merging, filtering and the mapping above live here
 //! alone.
 

@@ -3,7 +3,9 @@
 //! MeterDB stores usage events (API calls, storage operations, database queries, any custom
 //! event) per tenant, durably and compactly, and answers scans over them by tenant,
 //! measurement, time range and tag predicates. This crate is the engine, embeddable as a
-//! library; the same crate builds the `meterdb` binary.
+//! library, plus the InfluxDB-compatible HTTP server ([`server`], [`influxql`]); the same crate
+//! builds the `meterdb` binary (`serve`, `import`, `query`, `check`, `stats`; its subcommands
+//! live in `src/cli/`).
 //!
 //! ```
 //! use meterdb::{Engine, FieldValueRef, Options, ScanRequest, TagPredicate, Timestamp, WriteBatch};
@@ -62,6 +64,14 @@
 //!   **Architecture invariant:** nothing else calls `std::fs`.
 //! - [`clock`]: the wall clock behind a trait. Nothing else reads the time.
 //! - [`config`]: [`Options`] and their defaults.
+//! - [`ingest`]: wire formats in (InfluxDB line protocol) → [`WriteBatch`]; per-line errors.
+//!   No I/O.
+//! - [`influxql`]: the InfluxQL subset of `/query`: lexer and parser → syntax tree, `SELECT`
+//!   and `SHOW` execution over [`Engine::scan`] and [`Engine::catalog`], and the answer in
+//!   InfluxDB 1.x's JSON shape. No I/O of its own.
+//! - [`server`]: the HTTP server (axum): write, events, query and operational endpoints behind
+//!   one authentication layer; settings layering. **Architecture invariant:** handlers decode,
+//!   call the engine or `influxql`, and shape answers; no storage logic.
 //! - [`usage`]: meters, limits, calendar periods and the limit check, as pure functions over
 //!   values (no I/O, no clock of their own); the spec's `USAGE_TRACKING_*` and `LIMITS_*`
 //!   settings. **Architecture invariant:** knows no engine, file or HTTP type.

@@ -77,7 +77,11 @@ impl ServeArgs {
 pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let (config_file, layer) = args.layer();
     let layer = match config_file {
-        Some(path) => layer.over(Layer::from_file(&path)?),
+        Some(path) => {
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| anyhow::anyhow!("config file {}: {e}", path.display()))?;
+            layer.over(Layer::from_toml(&text, &path)?)
+        }
         None => layer,
     };
     let settings = Settings::resolve(layer)?;

@@ -71,11 +71,9 @@ pub struct Layer {
 }
 
 impl Layer {
-    /// Reads a TOML file.
-    pub fn from_file(path: &Path) -> anyhow::Result<Layer> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| anyhow::anyhow!("config file {}: {e}", path.display()))?;
-        toml::from_str(&text).map_err(|e| anyhow::anyhow!("config file {}: {e}", path.display()))
+    /// Parses the text of the TOML file at `path` (named in errors).
+    pub fn from_toml(text: &str, path: &Path) -> anyhow::Result<Layer> {
+        toml::from_str(text).map_err(|e| anyhow::anyhow!("config file {}: {e}", path.display()))
     }
 
     /// Each setting from `self`, else from `lower`.
