@@ -9,6 +9,10 @@
 #[path = "support/usage_data.rs"]
 mod usage_data;
 
+#[path = "../tests/bench/queries.rs"]
+mod bench_queries;
+use bench_queries::queries;
+
 use criterion::{Criterion, criterion_group, criterion_main};
 use meterdb::influxql::{QueryOptions, execute_all, parse_query};
 use meterdb::{Engine, Options, SyncPolicy};
@@ -18,52 +22,6 @@ fn events() -> usize {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(1_000_000)
-}
-
-/// `influx_queries(t)` of the kit's `query.py`.
-fn queries(t: &str) -> Vec<(&'static str, String)> {
-    let (s, e, e1) = (
-        "'2026-10-25T00:00:00Z'",
-        "'2026-11-01T00:00:00Z'",
-        "'2026-10-31T00:00:00Z'",
-    );
-    let w = format!("tenant='{t}' AND time >= {s} AND time < {e}");
-    vec![
-        (
-            "Q1",
-            format!("SELECT COUNT(response_time_ms) FROM api_calls WHERE {w} GROUP BY time(1h)"),
-        ),
-        (
-            "Q2",
-            format!("SELECT SUM(bytes) FROM api_calls WHERE {w} GROUP BY time(1h)"),
-        ),
-        (
-            "Q3",
-            format!(
-                "SELECT TOP(c, endpoint, 10) FROM (SELECT COUNT(response_time_ms) AS c FROM api_calls \
-                 WHERE {w} GROUP BY endpoint) WHERE time >= {s} AND time < {e}"
-            ),
-        ),
-        (
-            "Q4",
-            format!(
-                "SELECT PERCENTILE(response_time_ms, 95) FROM api_calls WHERE {w} GROUP BY time(1d)"
-            ),
-        ),
-        (
-            "Q5",
-            format!(
-                "SELECT COUNT(c) FROM (SELECT COUNT(response_time_ms) AS c FROM api_calls WHERE {w} \
-                 GROUP BY time(1d), \"user\") WHERE time >= {s} AND time < {e} GROUP BY time(1d)"
-            ),
-        ),
-        (
-            "Q6",
-            format!(
-                "SELECT COUNT(response_time_ms) FROM api_calls WHERE time >= {e1} AND time < {e}"
-            ),
-        ),
-    ]
 }
 
 fn bench(c: &mut Criterion) {

@@ -7,6 +7,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+#[path = "bench/queries.rs"]
+mod queries;
+
 use meterdb::influxql::{QueryOptions, Series, Value, execute, parse_query};
 use meterdb::ingest::lineproto::{LineOptions, Precision, append_to_batch};
 use meterdb::{Engine, Options, SyncPolicy, Timestamp, WriteBatch};
@@ -52,48 +55,7 @@ fn oracle(data: &Path) -> serde_json::Value {
 
 /// `influx_queries(t)` of the kit's `query.py`, string for string.
 fn influx_queries(t: &str) -> BTreeMap<&'static str, String> {
-    let (s, e, e1) = (
-        "'2026-10-25T00:00:00Z'",
-        "'2026-11-01T00:00:00Z'",
-        "'2026-10-31T00:00:00Z'",
-    );
-    let w = format!("tenant='{t}' AND time >= {s} AND time < {e}");
-    BTreeMap::from([
-        (
-            "Q1",
-            format!("SELECT COUNT(response_time_ms) FROM api_calls WHERE {w} GROUP BY time(1h)"),
-        ),
-        (
-            "Q2",
-            format!("SELECT SUM(bytes) FROM api_calls WHERE {w} GROUP BY time(1h)"),
-        ),
-        (
-            "Q3",
-            format!(
-                "SELECT TOP(c, endpoint, 10) FROM (SELECT COUNT(response_time_ms) AS c FROM api_calls \
-                 WHERE {w} GROUP BY endpoint) WHERE time >= {s} AND time < {e}"
-            ),
-        ),
-        (
-            "Q4",
-            format!(
-                "SELECT PERCENTILE(response_time_ms, 95) FROM api_calls WHERE {w} GROUP BY time(1d)"
-            ),
-        ),
-        (
-            "Q5",
-            format!(
-                "SELECT COUNT(c) FROM (SELECT COUNT(response_time_ms) AS c FROM api_calls WHERE {w} \
-                 GROUP BY time(1d), \"user\") WHERE time >= {s} AND time < {e} GROUP BY time(1d)"
-            ),
-        ),
-        (
-            "Q6",
-            format!(
-                "SELECT COUNT(response_time_ms) FROM api_calls WHERE time >= {e1} AND time < {e}"
-            ),
-        ),
-    ])
+    queries::queries(t).into_iter().collect()
 }
 
 fn run(engine: &Engine, q: &str) -> Vec<Series> {
