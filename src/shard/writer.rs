@@ -1,7 +1,9 @@
 //! The shard's writer thread: group commit. It takes every request waiting in its queue,
-//! checks the events against the schema, frames one WAL record per request, writes them with
-//! one `write` and makes them durable with one fsync, applies them to the active buffer, and
-//! only then answers. It also decides when the buffer is frozen and handed to the flusher.
+//! drops events whose event id is already stored (or comes earlier in the group), checks the
+//! rest against the schema, frames one WAL record per request, writes them with one `write`
+//! and makes them durable with one fsync, applies them to the active buffer and their ids to
+//! the event-id index, and only then answers. It also decides when the buffer is frozen and
+//! handed to the flusher.
 
 use std::io;
 use std::sync::atomic::Ordering;
@@ -10,6 +12,9 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 
+use std::collections::{HashMap, HashSet};
+
+use super::dedup::{self, DedupIndex, KeySet, Probe};
 use super::flush::Job;
 use super::schema::SchemaMap;
 use super::{Memtable, Request, ShardReceipt, Shared, View, bump};
@@ -29,6 +34,7 @@ pub(super) struct Writer {
     next_wal_file: u64,
     schema: SchemaMap,
     next_seq: SeqNo,
+    dedup: DedupIndex,
     flush_tx: Sender<Job>,
     frames: Vec<u8>,
     payload: Vec<u8>,
@@ -42,6 +48,7 @@ impl Writer {
         wal: WalWriter,
         schema: SchemaMap,
         next_seq: SeqNo,
+        dedup: DedupIndex,
         flush_tx: Sender<Job>,
     ) -> Writer {
         Writer {
@@ -50,6 +57,7 @@ impl Writer {
             wal: Some(wal),
             schema,
             next_seq,
+            dedup,
             flush_tx,
             frames: Vec::new(),
             payload: Vec::new(),
@@ -129,6 +137,48 @@ impl Writer {
         if (full || old) && !self.shared.flush_state().in_progress {
             self.freeze(Vec::new());
         }
+        self.dedup
+            .maintain(&self.shared.view(), self.shared.opts.clock.now());
+        self.shared.stats.dedup_index_bytes.store(
+            self.dedup.memory_bytes() as u64,
+            Ordering::Relaxed,
+        );
+    }
+
+    /// The keys of the group's event ids that are stored in segments, found by reading the
+    /// segments only for keys the filter could not rule out; one pass per tenant.
+    fn stored_in_segments(&self, writes: &[(WriteBatch, WriteReply)]) -> KeySet {
+        let mut maybe: HashMap<&str, HashSet<&str>> = HashMap::new();
+        for (batch, _) in writes {
+            for event in batch.iter() {
+                if let Some(id) = event.event_id
+                    && self.dedup.probe(&dedup::key(event.tenant, id)) == Probe::Maybe
+                {
+                    maybe.entry(event.tenant).or_default().insert(id);
+                }
+            }
+        }
+        let mut stored = KeySet::default();
+        if maybe.is_empty() {
+            return stored;
+        }
+        let view = self.shared.view();
+        for (tenant, ids) in &maybe {
+            let found =
+                dedup::confirm_in_segments(&view.segments, self.dedup.floor(), tenant, ids);
+            stored.extend(found.into_iter().map(|id| dedup::key(tenant, id)));
+        }
+        stored
+    }
+
+    /// Whether the event-id `key` is stored: in a buffer, or in a segment (`in_segments`
+    /// holds the group's keys found there).
+    fn is_stored(&self, key: &[u8], in_segments: &KeySet) -> bool {
+        match self.dedup.probe(key) {
+            Probe::Buffered => true,
+            Probe::Maybe => in_segments.contains(key),
+            Probe::Absent => false,
+        }
     }
 
     fn write_group(&mut self, writes: Vec<(WriteBatch, WriteReply)>) {
@@ -139,41 +189,54 @@ impl Writer {
             return reply_all(writes.into_iter().map(|(_, r)| r), &err);
         }
         self.frames.clear();
+        let in_segments = self.stored_in_segments(&writes);
         let mut recorded = Vec::new();
+        // Ids of the group's stored events: they enter the index only once the group's WAL
+        // write has succeeded, so that a failed write leaves its retry free to store them.
+        let mut claimed = KeySet::default();
         let mut pending = Vec::with_capacity(writes.len());
         for (batch, reply) in writes {
             let mut rejected = Vec::new();
+            let mut dropped = Vec::new();
+            let mut duplicates = 0;
             for (i, event) in batch.iter().enumerate() {
-                if let Err(reason) = self.schema.check_and_record(&event, &mut recorded) {
+                let key = event.event_id.map(|id| dedup::key(event.tenant, id));
+                if key
+                    .as_ref()
+                    .is_some_and(|k| claimed.contains(k) || self.is_stored(k, &in_segments))
+                {
+                    duplicates += 1;
+                    dropped.push(i);
+                } else if let Err(reason) = self.schema.check_and_record(&event, &mut recorded) {
+                    dropped.push(i);
                     rejected.push((i, reason));
+                } else if let Some(key) = key {
+                    claimed.insert(key);
                 }
             }
-            let stored = if rejected.is_empty() {
+            let stored = if dropped.is_empty() {
                 batch
             } else {
-                let mut bad = rejected.iter().map(|(i, _)| *i).peekable();
-                batch.select((0..batch.len()).filter(|i| bad.next_if_eq(i).is_none()))
+                let mut drop = dropped.iter().copied().peekable();
+                batch.select((0..batch.len()).filter(|i| drop.next_if_eq(i).is_none()))
             };
-            if stored.is_empty() {
-                let _ = reply.send(Ok(ShardReceipt {
-                    written: 0,
-                    rejected,
-                }));
-                continue;
-            }
-            let seq = self.next_seq;
-            self.next_seq = SeqNo(seq.0 + 1);
-            self.payload.clear();
-            stored.encode_into(&mut self.payload);
-            wal::encode_frame(&mut self.frames, seq, &self.payload);
-            pending.push((seq, stored, rejected, reply));
+            // A request whose events all repeat earlier ones waits for the group too: the
+            // events it repeats may belong to this group's WAL write, which can still fail.
+            let seq = (!stored.is_empty()).then(|| {
+                let seq = self.next_seq;
+                self.next_seq = SeqNo(seq.0 + 1);
+                self.payload.clear();
+                stored.encode_into(&mut self.payload);
+                wal::encode_frame(&mut self.frames, seq, &self.payload);
+                seq
+            });
+            pending.push((seq, stored, rejected, duplicates, reply));
         }
-        if pending.is_empty() {
-            return;
-        }
-        if let Err(err) = self.append_frames() {
+        if !self.frames.is_empty()
+            && let Err(err) = self.append_frames()
+        {
             self.schema.undo(recorded);
-            return reply_all(pending.into_iter().map(|p| p.3), &err);
+            return reply_all(pending.into_iter().map(|p| p.4), &err);
         }
         let must_sync = match self.shared.opts.sync {
             SyncPolicy::Always => true,
@@ -181,25 +244,32 @@ impl Writer {
             SyncPolicy::None => false,
         };
         if must_sync && let Err(err) = self.sync() {
-            return reply_all(pending.into_iter().map(|p| p.3), &err);
+            return reply_all(pending.into_iter().map(|p| p.4), &err);
         }
+        self.dedup.insert(claimed);
         let view = self.shared.view();
         let mut written = 0;
+        let mut duplicates = 0;
         {
             let mut mt = view.active.write().unwrap_or_else(|e| e.into_inner());
-            for (seq, stored, _, _) in &pending {
+            for (seq, stored, _, dups, _) in &pending {
                 for event in stored.iter() {
                     mt.apply(&event);
                 }
-                mt.note_seq(*seq);
+                if let Some(seq) = seq {
+                    mt.note_seq(*seq);
+                }
                 written += stored.len();
+                duplicates += dups;
             }
         }
         bump(&self.shared.stats.events_written, written as u64);
-        for (_, stored, rejected, reply) in pending {
+        bump(&self.shared.stats.duplicate_events, duplicates as u64);
+        for (_, stored, rejected, duplicates, reply) in pending {
             let _ = reply.send(Ok(ShardReceipt {
                 written: stored.len(),
                 rejected,
+                duplicates,
             }));
         }
         if self
@@ -362,6 +432,7 @@ impl Writer {
             }
         });
         let Some(memtable) = frozen else { return };
+        self.dedup.freeze();
         self.shared.flush_state().in_progress = true;
         let job = Job::Flush {
             memtable,
