@@ -51,6 +51,10 @@ impl Writer {
         dedup: DedupIndex,
         flush_tx: Sender<Job>,
     ) -> Writer {
+        shared.stats.dedup_index_bytes.store(
+            dedup.memory_bytes() as u64,
+            Ordering::Relaxed,
+        );
         Writer {
             next_wal_file: wal.file_no() + 1,
             shared,
