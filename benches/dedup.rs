@@ -67,7 +67,11 @@ fn write_throughput(c: &mut Criterion) {
         ("new_ids", Some),
         // Three events in ten repeat the id of an event written just before.
         ("ids_30pct_resent", |i| {
-            Some(if i % 10 < 3 { i.saturating_sub(BATCH as u64) } else { i })
+            Some(if i % 10 < 3 {
+                i.saturating_sub(BATCH as u64)
+            } else {
+                i
+            })
         }),
     ];
     for (name, id) in cases {

@@ -463,9 +463,19 @@ fn a_resent_event_id_is_a_duplicate_in_the_buffer_after_a_flush_and_after_a_reop
     let again = write(&engine, std::slice::from_ref(&retry));
     assert_eq!((again.written, again.duplicates), (0, 1), "in the buffer");
     engine.flush().unwrap();
-    let again = write(&engine, &[retry.clone(), event("acme", T0, "/a", 1.0, Some("e2"))]);
+    let again = write(
+        &engine,
+        &[retry.clone(), event("acme", T0, "/a", 1.0, Some("e2"))],
+    );
     assert_eq!((again.written, again.duplicates), (1, 1), "in a segment");
-    assert_eq!(engine.stats().iter().map(|s| s.duplicate_events).sum::<u64>(), 2);
+    assert_eq!(
+        engine
+            .stats()
+            .iter()
+            .map(|s| s.duplicate_events)
+            .sum::<u64>(),
+        2
+    );
     engine.close().unwrap();
     let engine = Engine::open(dir.path(), dedup_options()).unwrap();
     let e3 = event("acme", T0 + 3, "/a", 1.0, Some("e3"));
@@ -572,11 +582,7 @@ enum Step {
 fn step_strategy() -> impl Strategy<Value = Step> {
     // Ids come from a pool of 64 per tenant: over a stream of ~150 events about a third
     // repeat an earlier id; one event in five has no id.
-    let item = (
-        0..3usize,
-        prop::option::weighted(0.8, 0..64u8),
-        0..3 * DAY,
-    );
+    let item = (0..3usize, prop::option::weighted(0.8, 0..64u8), 0..3 * DAY);
     prop_oneof![
         6 => prop::collection::vec(item, 1..20).prop_map(Step::Write),
         1 => Just(Step::Flush),

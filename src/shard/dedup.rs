@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{Memtable, View};
-use crate::model::{Day, NANOS_PER_DAY, Timestamp};
+use crate::model::{Day, Timestamp};
 use crate::scan::ScanRequest;
 use crate::segment::Segment;
 
@@ -313,6 +313,7 @@ impl Bloom {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::NANOS_PER_DAY;
 
     #[test]
     fn bloom_has_no_false_negatives_and_few_false_positives() {

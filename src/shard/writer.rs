@@ -51,10 +51,10 @@ impl Writer {
         dedup: DedupIndex,
         flush_tx: Sender<Job>,
     ) -> Writer {
-        shared.stats.dedup_index_bytes.store(
-            dedup.memory_bytes() as u64,
-            Ordering::Relaxed,
-        );
+        shared
+            .stats
+            .dedup_index_bytes
+            .store(dedup.memory_bytes() as u64, Ordering::Relaxed);
         Writer {
             next_wal_file: wal.file_no() + 1,
             shared,
@@ -143,10 +143,10 @@ impl Writer {
         }
         self.dedup
             .maintain(&self.shared.view(), self.shared.opts.clock.now());
-        self.shared.stats.dedup_index_bytes.store(
-            self.dedup.memory_bytes() as u64,
-            Ordering::Relaxed,
-        );
+        self.shared
+            .stats
+            .dedup_index_bytes
+            .store(self.dedup.memory_bytes() as u64, Ordering::Relaxed);
     }
 
     /// The keys of the group's event ids that are stored in segments, found by reading the
@@ -168,8 +168,7 @@ impl Writer {
         }
         let view = self.shared.view();
         for (tenant, ids) in &maybe {
-            let found =
-                dedup::confirm_in_segments(&view.segments, self.dedup.floor(), tenant, ids);
+            let found = dedup::confirm_in_segments(&view.segments, self.dedup.floor(), tenant, ids);
             stored.extend(found.into_iter().map(|id| dedup::key(tenant, id)));
         }
         stored
