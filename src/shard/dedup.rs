@@ -136,23 +136,27 @@ impl DedupIndex {
         }
     }
 
-    /// What is known of `key` without reading segments.
-    pub(super) fn probe(&self, key: &[u8]) -> Probe {
+    /// What is known of `key` (whose [`hash`] is `hash`) without reading segments.
+    pub(super) fn probe(&self, key: &[u8], hash: u64) -> Probe {
         if self.active.contains(key) || self.frozen.contains(key) {
             Probe::Buffered
-        } else if self.filter.may_contain(hash(key)) {
+        } else if self.filter.may_contain(hash) {
             Probe::Maybe
         } else {
             Probe::Absent
         }
     }
 
-    /// Records keys whose events are now in the active buffer.
-    pub(super) fn insert(&mut self, keys: impl IntoIterator<Item = Box<[u8]>>) {
-        for k in keys {
-            self.filter.insert(hash(&k));
-            self.active_key_bytes += k.len();
-            self.active.insert(k);
+    /// Records keys whose events are now in the active buffer, with their [`hash`]es.
+    pub(super) fn insert(&mut self, keys: KeySet, hashes: &[u64]) {
+        for &h in hashes {
+            self.filter.insert(h);
+        }
+        self.active_key_bytes += keys.iter().map(|k| k.len()).sum::<usize>();
+        if self.active.is_empty() {
+            self.active = keys;
+        } else {
+            self.active.extend(keys);
         }
     }
 

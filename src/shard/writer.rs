@@ -28,6 +28,14 @@ const MAX_GROUP_BYTES: usize = 64 << 20;
 
 type WriteReply = oneshot::Sender<Result<ShardReceipt>>;
 
+/// What the event-id index says about one event's id.
+struct IdCheck {
+    key: Box<[u8]>,
+    hash: u64,
+    /// The shard stores the key already (in a buffer or a segment).
+    stored: bool,
+}
+
 pub(super) struct Writer {
     shared: Arc<Shared>,
     wal: Option<WalWriter>,
@@ -149,39 +157,55 @@ impl Writer {
             .store(self.dedup.memory_bytes() as u64, Ordering::Relaxed);
     }
 
-    /// The keys of the group's event ids that are stored in segments, found by reading the
-    /// segments only for keys the filter could not rule out; one pass per tenant.
-    fn stored_in_segments(&self, writes: &[(WriteBatch, WriteReply)]) -> KeySet {
+    /// For every event of the group, in order: `None` without an event id, else its index
+    /// key and filter hash and whether the shard stores that key already. Segments are read
+    /// only for keys the filter cannot rule out, once per tenant for the whole group.
+    fn check_ids(&self, writes: &[(WriteBatch, WriteReply)]) -> Vec<Vec<Option<IdCheck>>> {
         let mut maybe: HashMap<&str, HashSet<&str>> = HashMap::new();
-        for (batch, _) in writes {
-            for event in batch.iter() {
-                if let Some(id) = event.event_id
-                    && self.dedup.probe(&dedup::key(event.tenant, id)) == Probe::Maybe
+        let mut checks: Vec<Vec<Option<IdCheck>>> = writes
+            .iter()
+            .map(|(batch, _)| {
+                batch
+                    .iter()
+                    .map(|event| {
+                        let id = event.event_id?;
+                        let key = dedup::key(event.tenant, id);
+                        let hash = dedup::hash(&key);
+                        let probe = self.dedup.probe(&key, hash);
+                        if probe == Probe::Maybe {
+                            maybe.entry(event.tenant).or_default().insert(id);
+                        }
+                        Some(IdCheck {
+                            key,
+                            hash,
+                            stored: probe == Probe::Buffered,
+                        })
+                    })
+                    .collect()
+            })
+            .collect();
+        if maybe.is_empty() {
+            return checks;
+        }
+        let view = self.shared.view();
+        let found: HashMap<&str, HashSet<&str>> = maybe
+            .iter()
+            .map(|(tenant, ids)| {
+                let floor = self.dedup.floor();
+                let found = dedup::confirm_in_segments(&view.segments, floor, tenant, ids);
+                (*tenant, found)
+            })
+            .collect();
+        for ((batch, _), checks) in writes.iter().zip(&mut checks) {
+            for (event, check) in batch.iter().zip(checks.iter_mut()) {
+                if let (Some(check), Some(id)) = (check, event.event_id)
+                    && found.get(event.tenant).is_some_and(|ids| ids.contains(id))
                 {
-                    maybe.entry(event.tenant).or_default().insert(id);
+                    check.stored = true;
                 }
             }
         }
-        let mut stored = KeySet::default();
-        if maybe.is_empty() {
-            return stored;
-        }
-        let view = self.shared.view();
-        for (tenant, ids) in &maybe {
-            let found = dedup::confirm_in_segments(&view.segments, self.dedup.floor(), tenant, ids);
-            stored.extend(found.into_iter().map(|id| dedup::key(tenant, id)));
-        }
-        stored
-    }
-
-    /// Whether the event-id `key` is stored: in a buffer, or in a segment (`in_segments`
-    /// holds the group's keys found there).
-    fn is_stored(&self, key: &[u8], in_segments: &KeySet) -> bool {
-        match self.dedup.probe(key) {
-            Probe::Buffered => true,
-            Probe::Maybe => in_segments.contains(key),
-            Probe::Absent => false,
-        }
+        checks
     }
 
     fn write_group(&mut self, writes: Vec<(WriteBatch, WriteReply)>) {
@@ -192,29 +216,30 @@ impl Writer {
             return reply_all(writes.into_iter().map(|(_, r)| r), &err);
         }
         self.frames.clear();
-        let in_segments = self.stored_in_segments(&writes);
+        let checks = self.check_ids(&writes);
         let mut recorded = Vec::new();
         // Ids of the group's stored events: they enter the index only once the group's WAL
         // write has succeeded, so that a failed write leaves its retry free to store them.
         let mut claimed = KeySet::default();
+        let mut claimed_hashes = Vec::new();
         let mut pending = Vec::with_capacity(writes.len());
-        for (batch, reply) in writes {
+        for ((batch, reply), checks) in writes.into_iter().zip(checks) {
             let mut rejected = Vec::new();
             let mut dropped = Vec::new();
             let mut duplicates = 0;
-            for (i, event) in batch.iter().enumerate() {
-                let key = event.event_id.map(|id| dedup::key(event.tenant, id));
-                if key
+            for ((i, event), check) in batch.iter().enumerate().zip(checks) {
+                if check
                     .as_ref()
-                    .is_some_and(|k| claimed.contains(k) || self.is_stored(k, &in_segments))
+                    .is_some_and(|c| c.stored || claimed.contains(&c.key))
                 {
                     duplicates += 1;
                     dropped.push(i);
                 } else if let Err(reason) = self.schema.check_and_record(&event, &mut recorded) {
                     dropped.push(i);
                     rejected.push((i, reason));
-                } else if let Some(key) = key {
-                    claimed.insert(key);
+                } else if let Some(check) = check {
+                    claimed_hashes.push(check.hash);
+                    claimed.insert(check.key);
                 }
             }
             let stored = if dropped.is_empty() {
@@ -249,7 +274,7 @@ impl Writer {
         if must_sync && let Err(err) = self.sync() {
             return reply_all(pending.into_iter().map(|p| p.4), &err);
         }
-        self.dedup.insert(claimed);
+        self.dedup.insert(claimed, &claimed_hashes);
         let view = self.shared.view();
         let mut written = 0;
         let mut duplicates = 0;
