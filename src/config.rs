@@ -70,6 +70,11 @@ pub struct Options {
     pub max_buffer_age: Duration,
     /// A WAL file is rolled when it reaches this size. Default = 128 MiB.
     pub max_wal_file_bytes: u64,
+    /// How long an event id is remembered: an event whose id the shard stores for an event
+    /// of the same tenant dated within this window before now is not stored again (counted
+    /// in [`crate::Receipt::duplicates`]). Ids of events dated before the window are
+    /// forgotten. Default = 30 days, the raw-event retention.
+    pub dedup_window: Duration,
     /// The file layer (tests substitute a fault-injecting one). Default = the real one.
     pub fs: Arc<dyn FileSystem>,
     /// The clock. Default = the system clock.
@@ -84,6 +89,7 @@ impl Default for Options {
             max_buffer_bytes: 64 << 20,
             max_buffer_age: Duration::from_secs(600),
             max_wal_file_bytes: 128 << 20,
+            dedup_window: Duration::from_secs(30 * 86_400),
             fs: Arc::new(StdFs),
             clock: Arc::new(SystemClock),
         }
@@ -98,6 +104,7 @@ impl fmt::Debug for Options {
             .field("max_buffer_bytes", &self.max_buffer_bytes)
             .field("max_buffer_age", &self.max_buffer_age)
             .field("max_wal_file_bytes", &self.max_wal_file_bytes)
+            .field("dedup_window", &self.dedup_window)
             .finish_non_exhaustive()
     }
 }

@@ -29,6 +29,10 @@ pub struct Receipt {
     /// Events refused because a field's type conflicts with the stored schema, by index in
     /// the batch. The other events of the batch are stored, as InfluxDB does.
     pub rejected: Vec<(usize, InvalidEvent)>,
+    /// Events not stored because an event of the same tenant with the same event id is
+    /// stored already (a retry, or a repeat within the batch). They are not errors: the event
+    /// counts once, as the first copy.
+    pub duplicates: usize,
 }
 
 /// The storage engine.
@@ -102,12 +106,16 @@ impl Engine {
     /// Structurally invalid events (no tenant, empty measurement, timestamp out of range, ...)
     /// fail the whole batch with [`Error::InvalidEvent`] before anything is stored. Events
     /// whose field types conflict with stored data are refused one by one and listed in
-    /// [`Receipt::rejected`]; the rest is stored.
+    /// [`Receipt::rejected`]; the rest is stored. An event whose event id the tenant's shard
+    /// already stores (dated within [`Options::dedup_window`]), or that repeats an id earlier
+    /// in the batch, is not stored again and is counted in [`Receipt::duplicates`]; events
+    /// without an id are never deduplicated.
     ///
     /// The events of one shard are committed atomically (one WAL record). A batch whose
     /// tenants live in different shards is committed shard by shard: if one shard fails, the
     /// error is returned although other shards may have stored their part (a retry stores
-    /// it again; counting event ids once belongs to the usage layer).
+    /// it again, except the events with an event id, which are counted once). A failed
+    /// write never marks its event ids as stored.
     pub fn write(&self, batch: WriteBatch) -> Result<Receipt> {
         let pending = self.submit(batch)?;
         collect(
@@ -277,6 +285,8 @@ impl Engine {
                     wal_bytes: load(&st.wal_bytes),
                     flushes: load(&st.flushes),
                     write_stalls: load(&st.write_stalls),
+                    duplicate_events: load(&st.duplicate_events),
+                    dedup_index_bytes: load(&st.dedup_index_bytes),
                     poisoned: s.poisoned().map(|e| e.to_string()),
                 }
             })
@@ -321,6 +331,10 @@ pub struct ShardStatus {
     pub flushes: u64,
     /// Writes that waited for a flush.
     pub write_stalls: u64,
+    /// Events not stored since open because their event id was stored already.
+    pub duplicate_events: u64,
+    /// Approximate bytes of memory of the shard's event-id index.
+    pub dedup_index_bytes: u64,
     /// Why the shard refuses writes, if it does.
     pub poisoned: Option<String>,
 }
@@ -335,6 +349,7 @@ fn collect(
         match result {
             Ok(r) => {
                 receipt.written += r.written;
+                receipt.duplicates += r.duplicates;
                 receipt
                     .rejected
                     .extend(r.rejected.into_iter().map(|(i, reason)| {

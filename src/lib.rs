@@ -51,7 +51,10 @@
 //! - [`shard`]: one shard's write path (group-commit writer thread → WAL → in-memory buffer →
 //!   flusher thread → segments + manifest), its recovery, and its read views.
 //!   **Architecture invariant:** an event becomes visible only after its WAL record is
-//!   durable (per the sync policy), and a flush becomes visible in one step.
+//!   durable (per the sync policy), and a flush becomes visible in one step. Its event-id
+//!   index (`shard/dedup.rs`: exact sets of the buffers' ids, a bloom filter over the stored
+//!   ones, exact checks against segments on a filter hit) keeps a `(tenant, event_id)` pair
+//!   from being stored twice; an id enters it only after its WAL record is written.
 //! - [`wal`]: record framing (length, sequence number, CRC32C), rolled files, replay that cuts
 //!   torn tails and resynchronises past damaged records. Payload-agnostic.
 //! - [`segment`]: immutable columnar files, one shard and one UTC day each, every tenant's rows

@@ -1,13 +1,15 @@
 //! The engine's public API: round trips through the buffer, segments and a reopen; the lock;
-//! validation and schema errors; scans with predicates against a brute-force filter.
+//! validation and schema errors; scans with predicates against a brute-force filter; event ids
+//! stored once however often they are sent.
 
 mod common;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::future::Future;
 use std::sync::Arc;
 
 use common::{all_events, event, sort_events, test_options};
+use meterdb::clock::ManualClock;
 use meterdb::{
     Engine, Error, Event, FieldValue, InvalidEvent, Options, ScanRequest, TagPredicate, TenantId,
     Timestamp, WriteBatch,
@@ -66,6 +68,20 @@ fn batch_of(events: &[Event]) -> WriteBatch {
     b
 }
 
+/// Drops the events whose (tenant, event id) came earlier, so that a random stream holds no
+/// retries (the tests that compare stored events with written ones need that).
+fn without_repeated_ids(events: &[Event], seen: &mut HashSet<(TenantId, String)>) -> Vec<Event> {
+    events
+        .iter()
+        .filter(|e| {
+            e.event_id
+                .as_ref()
+                .is_none_or(|id| seen.insert((e.tenant.clone(), id.clone())))
+        })
+        .cloned()
+        .collect()
+}
+
 fn same(a: &[Event], b: &[Event]) -> bool {
     // Debug output compares NaN as equal to itself.
     format!("{a:?}") == format!("{b:?}")
@@ -78,6 +94,13 @@ proptest! {
     fn written_batches_read_back_identical_before_and_after_flush_and_reopen(
         batches in prop::collection::vec(prop::collection::vec(event_strategy(), 1..40), 1..5)
     ) {
+        let mut seen = HashSet::new();
+        let batches: Vec<Vec<Event>> = batches
+            .iter()
+            .map(|b| without_repeated_ids(b, &mut seen))
+            .filter(|b| !b.is_empty())
+            .collect();
+        prop_assume!(!batches.is_empty());
         let dir = tempfile::tempdir().unwrap();
         let mut expected: Vec<Event> = batches.iter().flatten().cloned().collect();
         sort_events(&mut expected);
@@ -117,6 +140,7 @@ proptest! {
         pred in prop::option::of((prop::sample::select(vec!["a", "b", "c"]), 0..5usize, "[a-z/]{0,2}")),
         columns in prop::option::of(prop::sample::subsequence(vec!["a", "b", "f", "i", "s", "event_id"], 0..4)),
     ) {
+        let events = without_repeated_ids(&events, &mut HashSet::new());
         let dir = tempfile::tempdir().unwrap();
         let engine = Engine::open(dir.path(), test_options()).unwrap();
         common::store(&engine, &events);
@@ -376,4 +400,245 @@ fn tenants_are_isolated_in_scans() {
         *per_tenant.entry(e.tenant.to_string()).or_insert(0) += 1;
     }
     assert_eq!(per_tenant["globex"], 66);
+}
+
+// Event ids: stored once.
+
+/// Options whose clock stands one day after `T0`, so that the dedup window covers the
+/// tests' events whatever day the tests run.
+fn dedup_options() -> Options {
+    Options {
+        clock: Arc::new(ManualClock::new(Timestamp(T0 + DAY))),
+        ..test_options()
+    }
+}
+
+fn write(engine: &Engine, events: &[Event]) -> meterdb::Receipt {
+    let receipt = engine.write(batch_of(events)).unwrap();
+    assert!(receipt.rejected.is_empty(), "{:?}", receipt.rejected);
+    receipt
+}
+
+/// The stored event ids of `tenant`, sorted, with repeats.
+fn stored_ids(engine: &Engine, tenant: &str) -> Vec<String> {
+    let req = ScanRequest {
+        tenant: Some(tenant.into()),
+        ..ScanRequest::default()
+    };
+    let mut ids: Vec<String> = all_events(engine, &req)
+        .into_iter()
+        .filter_map(|e| e.event_id)
+        .collect();
+    ids.sort();
+    ids
+}
+
+#[test]
+fn an_event_id_repeated_within_a_batch_is_stored_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open(dir.path(), dedup_options()).unwrap();
+    let receipt = write(
+        &engine,
+        &[
+            event("acme", T0, "/a", 1.0, Some("e1")),
+            event("acme", T0 + 1, "/a", 2.0, Some("e1")),
+            event("acme", T0 + 2, "/a", 3.0, Some("e2")),
+        ],
+    );
+    assert_eq!((receipt.written, receipt.duplicates), (2, 1));
+    assert_eq!(stored_ids(&engine, "acme"), ["e1", "e2"]);
+    // The first copy is the one kept.
+    let kept = all_events(&engine, &ScanRequest::default());
+    assert_eq!(kept[0].timestamp, Timestamp(T0));
+}
+
+#[test]
+fn a_resent_event_id_is_a_duplicate_in_the_buffer_after_a_flush_and_after_a_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let e1 = event("acme", T0, "/a", 1.0, Some("e1"));
+    // The retry carries another timestamp (another day, even): the id alone decides.
+    let retry = event("acme", T0 + DAY / 2 + 5, "/a", 1.0, Some("e1"));
+    let engine = Engine::open(dir.path(), dedup_options()).unwrap();
+    assert_eq!(write(&engine, std::slice::from_ref(&e1)).written, 1);
+    let again = write(&engine, std::slice::from_ref(&retry));
+    assert_eq!((again.written, again.duplicates), (0, 1), "in the buffer");
+    engine.flush().unwrap();
+    let again = write(
+        &engine,
+        &[retry.clone(), event("acme", T0, "/a", 1.0, Some("e2"))],
+    );
+    assert_eq!((again.written, again.duplicates), (1, 1), "in a segment");
+    assert_eq!(
+        engine
+            .stats()
+            .iter()
+            .map(|s| s.duplicate_events)
+            .sum::<u64>(),
+        2
+    );
+    engine.close().unwrap();
+    let engine = Engine::open(dir.path(), dedup_options()).unwrap();
+    let e3 = event("acme", T0 + 3, "/a", 1.0, Some("e3"));
+    let again = write(&engine, &[retry.clone(), e1.clone(), e3.clone()]);
+    assert_eq!((again.written, again.duplicates), (1, 2), "after a reopen");
+    // e3 is in the WAL only: a crash image (nothing flushed at close) replays it.
+    let image = common::crash_image(dir.path());
+    drop(engine);
+    let engine = Engine::open(image.path(), dedup_options()).unwrap();
+    let again = write(&engine, &[e3, retry]);
+    assert_eq!((again.written, again.duplicates), (0, 2), "after a crash");
+    assert_eq!(stored_ids(&engine, "acme"), ["e1", "e2", "e3"]);
+}
+
+#[test]
+fn the_same_event_id_in_two_tenants_is_stored_for_both() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open(dir.path(), dedup_options()).unwrap();
+    let both = [
+        event("acme", T0, "/a", 1.0, Some("e1")),
+        event("globex", T0, "/a", 1.0, Some("e1")),
+    ];
+    assert_eq!(write(&engine, &both).written, 2);
+    engine.flush().unwrap();
+    let again = write(&engine, &both);
+    assert_eq!((again.written, again.duplicates), (0, 2));
+    assert_eq!(stored_ids(&engine, "acme"), ["e1"]);
+    assert_eq!(stored_ids(&engine, "globex"), ["e1"]);
+}
+
+#[test]
+fn events_without_an_event_id_are_never_deduplicated() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open(dir.path(), dedup_options()).unwrap();
+    let e = event("acme", T0, "/a", 1.0, None);
+    assert_eq!(write(&engine, &[e.clone(), e.clone()]).written, 2);
+    engine.flush().unwrap();
+    assert_eq!(write(&engine, &[e]).written, 1);
+    assert_eq!(engine.count(&ScanRequest::default()).unwrap(), 3);
+}
+
+#[test]
+fn requests_of_one_group_commit_store_a_shared_event_id_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = Options {
+        shards: Some(1),
+        sync: meterdb::SyncPolicy::Always,
+        ..dedup_options()
+    };
+    let engine = Engine::open(dir.path(), options).unwrap();
+    // Queued without waiting (see `writes_queued_together_share_one_fsync`), so that most of
+    // them share a group with the first copy, whose WAL write is not done when they are seen.
+    let mut writes: Vec<_> = (0..50)
+        .map(|i| {
+            let e = event("acme", T0 + i, "/x", 1.0, Some("same"));
+            Box::pin(engine.write_async(batch_of(&[e])))
+        })
+        .collect();
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    for w in &mut writes {
+        let _ = w.as_mut().poll(&mut cx);
+    }
+    let (mut written, mut duplicates) = (0, 0);
+    for w in writes {
+        let r = block_on(w).unwrap();
+        written += r.written;
+        duplicates += r.duplicates;
+    }
+    assert_eq!((written, duplicates), (1, 49));
+    assert_eq!(stored_ids(&engine, "acme"), ["same"]);
+}
+
+#[test]
+fn an_event_id_is_forgotten_once_its_event_is_older_than_the_dedup_window() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(Timestamp(T0 + DAY)));
+    let options = Options {
+        clock: clock.clone(),
+        dedup_window: std::time::Duration::from_secs(2 * 86_400),
+        ..test_options()
+    };
+    let engine = Engine::open(dir.path(), options.clone()).unwrap();
+    let e = event("acme", T0, "/a", 1.0, Some("old"));
+    assert_eq!(write(&engine, std::slice::from_ref(&e)).written, 1);
+    engine.flush().unwrap();
+    assert_eq!(write(&engine, std::slice::from_ref(&e)).duplicates, 1);
+    engine.close().unwrap();
+    // Three days after the event: outside a two-day window.
+    clock.advance(2 * DAY);
+    let engine = Engine::open(dir.path(), options).unwrap();
+    let again = write(&engine, std::slice::from_ref(&e));
+    assert_eq!((again.written, again.duplicates), (1, 0));
+}
+
+/// One step of a random stream: a write of (tenant, id, day) triples (`None`: no id), a
+/// flush, or a close and reopen.
+#[derive(Debug, Clone)]
+enum Step {
+    Write(Vec<(usize, Option<u8>, i64)>),
+    Flush,
+    Reopen,
+}
+
+fn step_strategy() -> impl Strategy<Value = Step> {
+    // Ids come from a pool of 64 per tenant: over a stream of ~150 events about a third
+    // repeat an earlier id; one event in five has no id.
+    let item = (0..3usize, prop::option::weighted(0.8, 0..64u8), 0..3 * DAY);
+    prop_oneof![
+        6 => prop::collection::vec(item, 1..20).prop_map(Step::Write),
+        1 => Just(Step::Flush),
+        1 => Just(Step::Reopen),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 16, ..ProptestConfig::default() })]
+
+    #[test]
+    fn a_stream_with_resent_ids_stores_each_tenant_id_once(
+        steps in prop::collection::vec(step_strategy(), 1..20)
+    ) {
+        const TENANTS: [&str; 3] = ["acme", "globex", "initech"];
+        let dir = tempfile::tempdir().unwrap();
+        let mut engine = Some(Engine::open(dir.path(), dedup_options()).unwrap());
+        let mut distinct: HashSet<(usize, u8)> = HashSet::new();
+        let mut without_id = 0u64;
+        for step in &steps {
+            let e = engine.as_ref().unwrap();
+            match step {
+                Step::Write(items) => {
+                    let events: Vec<Event> = items
+                        .iter()
+                        .map(|&(t, id, dt)| {
+                            let id = id.map(|i| format!("id-{i}"));
+                            event(TENANTS[t], T0 + dt, "/x", 1.0, id.as_deref())
+                        })
+                        .collect();
+                    let mut new = 0;
+                    for &(t, id, _) in items {
+                        match id {
+                            Some(i) => new += usize::from(distinct.insert((t, i))),
+                            None => {
+                                new += 1;
+                                without_id += 1;
+                            }
+                        }
+                    }
+                    let receipt = write(e, &events);
+                    prop_assert_eq!(receipt.written, new);
+                    prop_assert_eq!(receipt.duplicates, items.len() - new);
+                }
+                Step::Flush => e.flush().unwrap(),
+                Step::Reopen => {
+                    engine.take().unwrap().close().unwrap();
+                    engine = Some(Engine::open(dir.path(), dedup_options()).unwrap());
+                }
+            }
+        }
+        let e = engine.take().unwrap();
+        let expected = distinct.len() as u64 + without_id;
+        prop_assert_eq!(e.count(&ScanRequest::default()).unwrap(), expected);
+        e.close().unwrap();
+        let e = Engine::open(dir.path(), dedup_options()).unwrap();
+        prop_assert_eq!(e.count(&ScanRequest::default()).unwrap(), expected);
+    }
 }

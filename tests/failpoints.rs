@@ -208,3 +208,49 @@ fn a_crash_at_each_step_of_flush_and_trim_loses_nothing_acknowledged() {
         check_store(dir.path(), crash_options(), &acked);
     }
 }
+
+/// A write that fails must not mark its event ids as stored: a peer's bug counted such events
+/// zero times, because the retry was answered as a duplicate of a write that never happened.
+#[test]
+fn a_write_that_fails_on_disk_full_claims_no_event_id_and_its_retry_is_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let (fs, options) = faulty();
+    let engine = Engine::open(dir.path(), options).unwrap();
+    let batch = || {
+        let mut b = meterdb::WriteBatch::new();
+        b.push(&event("acme", T0, "/a", 1.0, Some("r1")));
+        b.push(&event("acme", T0 + 1, "/a", 1.0, Some("r2")));
+        b
+    };
+    fs.fail(FaultKind::Write, ".wal", 0, ErrorKind::StorageFull);
+    assert!(engine.write(batch()).unwrap_err().is_disk_full());
+    fs.clear();
+    let receipt = engine.write(batch()).unwrap();
+    assert_eq!((receipt.written, receipt.duplicates), (2, 0));
+    let again = engine.write(batch()).unwrap();
+    assert_eq!((again.written, again.duplicates), (0, 2));
+    assert_eq!(engine.count(&ScanRequest::default()).unwrap(), 2);
+}
+
+/// After a failed fsync the record may or may not have reached the disk; either way, the
+/// retry after the restart leaves the event stored exactly once.
+#[test]
+fn a_write_whose_fsync_fails_is_stored_exactly_once_by_its_retry_after_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let (fs, options) = faulty();
+    let engine = Engine::open(dir.path(), options.clone()).unwrap();
+    fs.fail(FaultKind::Sync, ".wal", 0, ErrorKind::Other);
+    assert!(write_one(&engine, 1).is_err());
+    fs.clear();
+    drop(engine);
+    let engine = Engine::open(dir.path(), options.clone()).unwrap();
+    write_one(&engine, 1).unwrap();
+    write_one(&engine, 1).unwrap();
+    engine.close().unwrap();
+    let engine = Engine::open(dir.path(), options).unwrap();
+    let ids: Vec<String> = common::all_events(&engine, &ScanRequest::default())
+        .into_iter()
+        .filter_map(|e| e.event_id)
+        .collect();
+    assert_eq!(ids, ["e1"]);
+}

@@ -9,7 +9,9 @@ mod common;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use common::crash::{check_store, child_writer, crash_options, run_child};
+use common::crash::{
+    check_store, child_writer, crash_options, crash_options_fixed_clock, run_child,
+};
 use common::{event, store, test_options};
 use meterdb::{CorruptionKind, Engine, ScanRequest};
 
@@ -47,6 +49,38 @@ fn acknowledged_writes_survive_sigkill_exactly_once() {
         "only {} batches were acknowledged in {cycles} cycles",
         acked.len()
     );
+}
+
+/// Not a test on its own: the child process of `resent_batches_are_stored_once_across_sigkills`.
+#[test]
+fn child_writer_for_sigkill_with_a_fixed_clock() {
+    child_writer(crash_options_fixed_clock(), || ());
+}
+
+/// Every child starts over from batch 0, so it re-sends every batch the previous children
+/// wrote, acknowledged or cut short by the kill; `check_store` fails if an event id is
+/// stored twice.
+#[test]
+fn resent_batches_are_stored_once_across_sigkills() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut acked = BTreeSet::new();
+    let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+    let cycles = 8;
+    for _ in 0..cycles {
+        seed = seed
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        let delay = Duration::from_millis(100 + (seed >> 33) % 400);
+        acked.extend(run_child(
+            "child_writer_for_sigkill_with_a_fixed_clock",
+            dir.path(),
+            0,
+            delay,
+        ));
+        check_store(dir.path(), crash_options_fixed_clock(), &acked);
+    }
+    let present = check_store(dir.path(), crash_options_fixed_clock(), &acked);
+    assert!(present > 20, "only {present} batches were stored");
 }
 
 const T0: i64 = 1_793_491_200_000_000_000;

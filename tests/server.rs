@@ -51,6 +51,30 @@ fn write_stores_every_line_and_answers_204() {
 }
 
 #[test]
+fn a_resent_body_answers_204_and_stores_nothing_new() {
+    let s = TestServer::start();
+    let body = "api_calls,tenant=acme,endpoint=/a response_time_ms=1.5,event_id=\"r1\" 1793491200000000000\n\
+                api_calls,tenant=globex,endpoint=/a response_time_ms=2.5,event_id=\"r1\" 1793491200000000000\n";
+    assert_eq!(s.request("POST", "/write").send(body).status, 204);
+    let json = r#"[{"tenant_id": "acme", "event_type": "api_call", "event_id": "r1",
+                    "timestamp": 1793491200000000000, "metadata": {"response_time_ms": 1.5}}]"#;
+    for _ in 0..2 {
+        let r = s.request("POST", "/api/v2/write?bucket=b&org=o").send(body);
+        assert_eq!(r.status, 204, "{}", r.body);
+        // The same event through the other ingestion path.
+        let r = s.request("POST", "/api/v1/events").send(json);
+        assert_eq!(r.status, 204, "{}", r.body);
+    }
+    assert_eq!(count(&s, None), 2);
+    let m = s.request("GET", "/metrics").call();
+    assert!(
+        m.body.contains("meterdb_duplicate_events_total 6"),
+        "{}",
+        m.body
+    );
+}
+
+#[test]
 fn partial_write_stores_the_valid_lines_and_lists_the_rest() {
     let s = TestServer::start();
     assert_eq!(s.request("POST", "/write").send(LINES).status, 204);

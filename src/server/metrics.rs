@@ -113,7 +113,7 @@ impl Collector for EngineCollector {
     fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
         let stats = self.0.stats();
         let sum = |f: fn(&crate::ShardStatus) -> u64| stats.iter().map(f).sum::<u64>();
-        let counters: [(&str, &str, u64); 4] = [
+        let counters: [(&str, &str, u64); 5] = [
             ("wal_syncs", "WAL fsyncs since start", sum(|s| s.wal_syncs)),
             (
                 "wal_bytes",
@@ -130,17 +130,27 @@ impl Collector for EngineCollector {
                 "Writes that waited for a flush since start",
                 sum(|s| s.write_stalls),
             ),
+            (
+                "duplicate_events",
+                "Events not stored since start because their event id was stored already",
+                sum(|s| s.duplicate_events),
+            ),
         ];
         for (name, help, v) in counters {
             let c = ConstCounter::new(v);
             c.encode(encoder.encode_descriptor(name, help, None, c.metric_type())?)?;
         }
-        let gauges: [(&str, &str, u64); 2] = [
+        let gauges: [(&str, &str, u64); 3] = [
             ("segments", "Live segment files", sum(|s| s.segments as u64)),
             (
                 "segment_bytes",
                 "Bytes of live segment files",
                 sum(|s| s.segment_bytes),
+            ),
+            (
+                "dedup_index_bytes",
+                "Approximate memory of the event-id indexes",
+                sum(|s| s.dedup_index_bytes),
             ),
         ];
         for (name, help, v) in gauges {

@@ -101,6 +101,8 @@ pub fn answer(
     state
         .metrics
         .record_write(receipt.written, body_len, rejected.len(), started.elapsed());
+    // Duplicates (`receipt.duplicates`) are not rejections: a retried event is stored once
+    // and its retry succeeds.
     if rejected.is_empty() {
         return Ok(StatusCode::NO_CONTENT);
     }

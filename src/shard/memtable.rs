@@ -60,6 +60,19 @@ impl Memtable {
         Memtable::default()
     }
 
+    /// Calls `f(tenant, event_id)` for every event id in the buffer.
+    pub fn for_each_event_id(&self, mut f: impl FnMut(&str, &str)) {
+        for tenants in self.days.values() {
+            for (tenant, tables) in tenants {
+                for table in tables.values().filter(|t| t.has_event_ids) {
+                    for id in table.event_ids.iter().flatten() {
+                        f(tenant.as_str(), id);
+                    }
+                }
+            }
+        }
+    }
+
     /// Approximate bytes held.
     pub fn bytes(&self) -> usize {
         self.bytes

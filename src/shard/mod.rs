@@ -8,6 +8,7 @@
 //!
 //! Knows nothing of HTTP or of other shards.
 
+mod dedup;
 mod flush;
 mod memtable;
 mod recovery;
@@ -35,6 +36,9 @@ pub struct ShardReceipt {
     pub written: usize,
     /// Events refused, by index in the batch the shard received.
     pub rejected: Vec<(usize, InvalidEvent)>,
+    /// Events not stored because the shard already stores an event of the same tenant with
+    /// the same event id (a retry); they count as written once, earlier.
+    pub duplicates: usize,
 }
 
 /// A shard's data at one moment.
@@ -76,6 +80,10 @@ pub struct ShardStats {
     pub flushes: AtomicU64,
     /// Writes that waited for a flush because the buffer was full.
     pub write_stalls: AtomicU64,
+    /// Events not stored because their event id was already stored.
+    pub duplicate_events: AtomicU64,
+    /// Approximate bytes of memory of the event-id index (set by the writer).
+    pub dedup_index_bytes: AtomicU64,
 }
 
 /// Where a shard's files live.
@@ -185,6 +193,14 @@ impl Shard {
     pub fn open(id: usize, dir: PathBuf, opts: &Options) -> Result<(Shard, RecoveryReport)> {
         let paths = ShardPaths::new(dir);
         let recovered = recovery::recover(id, &paths, opts)?;
+        let started = std::time::Instant::now();
+        let dedup = dedup::DedupIndex::build(
+            opts.dedup_window,
+            opts.clock.now(),
+            &recovered.segments,
+            &recovered.memtable,
+        );
+        tracing::debug!(shard = id, took = ?started.elapsed(), "built the event-id index");
         let shared = Arc::new(Shared {
             id,
             paths,
@@ -208,6 +224,7 @@ impl Shard {
             recovered.wal,
             recovered.schema,
             recovered.next_seq,
+            dedup,
             flush_tx,
         );
         let name = |what| format!("shard{id}-{what}");

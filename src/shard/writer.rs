@@ -1,7 +1,9 @@
 //! The shard's writer thread: group commit. It takes every request waiting in its queue,
-//! checks the events against the schema, frames one WAL record per request, writes them with
-//! one `write` and makes them durable with one fsync, applies them to the active buffer, and
-//! only then answers. It also decides when the buffer is frozen and handed to the flusher.
+//! drops events whose event id is already stored (or comes earlier in the group), checks the
+//! rest against the schema, frames one WAL record per request, writes them with one `write`
+//! and makes them durable with one fsync, applies them to the active buffer and their ids to
+//! the event-id index, and only then answers. It also decides when the buffer is frozen and
+//! handed to the flusher.
 
 use std::io;
 use std::sync::atomic::Ordering;
@@ -10,6 +12,9 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 
+use std::collections::{HashMap, HashSet};
+
+use super::dedup::{self, DedupIndex, KeySet, Probe};
 use super::flush::Job;
 use super::schema::SchemaMap;
 use super::{Memtable, Request, ShardReceipt, Shared, View, bump};
@@ -23,12 +28,21 @@ const MAX_GROUP_BYTES: usize = 64 << 20;
 
 type WriteReply = oneshot::Sender<Result<ShardReceipt>>;
 
+/// What the event-id index says about one event's id.
+struct IdCheck {
+    key: Box<[u8]>,
+    hash: u64,
+    /// The shard stores the key already (in a buffer or a segment).
+    stored: bool,
+}
+
 pub(super) struct Writer {
     shared: Arc<Shared>,
     wal: Option<WalWriter>,
     next_wal_file: u64,
     schema: SchemaMap,
     next_seq: SeqNo,
+    dedup: DedupIndex,
     flush_tx: Sender<Job>,
     frames: Vec<u8>,
     payload: Vec<u8>,
@@ -42,14 +56,20 @@ impl Writer {
         wal: WalWriter,
         schema: SchemaMap,
         next_seq: SeqNo,
+        dedup: DedupIndex,
         flush_tx: Sender<Job>,
     ) -> Writer {
+        shared
+            .stats
+            .dedup_index_bytes
+            .store(dedup.memory_bytes() as u64, Ordering::Relaxed);
         Writer {
             next_wal_file: wal.file_no() + 1,
             shared,
             wal: Some(wal),
             schema,
             next_seq,
+            dedup,
             flush_tx,
             frames: Vec::new(),
             payload: Vec::new(),
@@ -129,6 +149,63 @@ impl Writer {
         if (full || old) && !self.shared.flush_state().in_progress {
             self.freeze(Vec::new());
         }
+        self.dedup
+            .maintain(&self.shared.view(), self.shared.opts.clock.now());
+        self.shared
+            .stats
+            .dedup_index_bytes
+            .store(self.dedup.memory_bytes() as u64, Ordering::Relaxed);
+    }
+
+    /// For every event of the group, in order: `None` without an event id, else its index
+    /// key and filter hash and whether the shard stores that key already. Segments are read
+    /// only for keys the filter cannot rule out, once per tenant for the whole group.
+    fn check_ids(&self, writes: &[(WriteBatch, WriteReply)]) -> Vec<Vec<Option<IdCheck>>> {
+        let mut maybe: HashMap<&str, HashSet<&str>> = HashMap::new();
+        let mut checks: Vec<Vec<Option<IdCheck>>> = writes
+            .iter()
+            .map(|(batch, _)| {
+                batch
+                    .iter()
+                    .map(|event| {
+                        let id = event.event_id?;
+                        let key = dedup::key(event.tenant, id);
+                        let hash = dedup::hash(&key);
+                        let probe = self.dedup.probe(&key, hash);
+                        if probe == Probe::Maybe {
+                            maybe.entry(event.tenant).or_default().insert(id);
+                        }
+                        Some(IdCheck {
+                            key,
+                            hash,
+                            stored: probe == Probe::Buffered,
+                        })
+                    })
+                    .collect()
+            })
+            .collect();
+        if maybe.is_empty() {
+            return checks;
+        }
+        let view = self.shared.view();
+        let found: HashMap<&str, HashSet<&str>> = maybe
+            .iter()
+            .map(|(tenant, ids)| {
+                let floor = self.dedup.floor();
+                let found = dedup::confirm_in_segments(&view.segments, floor, tenant, ids);
+                (*tenant, found)
+            })
+            .collect();
+        for ((batch, _), checks) in writes.iter().zip(&mut checks) {
+            for (event, check) in batch.iter().zip(checks.iter_mut()) {
+                if let (Some(check), Some(id)) = (check, event.event_id)
+                    && found.get(event.tenant).is_some_and(|ids| ids.contains(id))
+                {
+                    check.stored = true;
+                }
+            }
+        }
+        checks
     }
 
     fn write_group(&mut self, writes: Vec<(WriteBatch, WriteReply)>) {
@@ -139,41 +216,55 @@ impl Writer {
             return reply_all(writes.into_iter().map(|(_, r)| r), &err);
         }
         self.frames.clear();
+        let checks = self.check_ids(&writes);
         let mut recorded = Vec::new();
+        // Ids of the group's stored events: they enter the index only once the group's WAL
+        // write has succeeded, so that a failed write leaves its retry free to store them.
+        let mut claimed = KeySet::default();
+        let mut claimed_hashes = Vec::new();
         let mut pending = Vec::with_capacity(writes.len());
-        for (batch, reply) in writes {
+        for ((batch, reply), checks) in writes.into_iter().zip(checks) {
             let mut rejected = Vec::new();
-            for (i, event) in batch.iter().enumerate() {
-                if let Err(reason) = self.schema.check_and_record(&event, &mut recorded) {
+            let mut dropped = Vec::new();
+            let mut duplicates = 0;
+            for ((i, event), check) in batch.iter().enumerate().zip(checks) {
+                if check
+                    .as_ref()
+                    .is_some_and(|c| c.stored || claimed.contains(&c.key))
+                {
+                    duplicates += 1;
+                    dropped.push(i);
+                } else if let Err(reason) = self.schema.check_and_record(&event, &mut recorded) {
+                    dropped.push(i);
                     rejected.push((i, reason));
+                } else if let Some(check) = check {
+                    claimed_hashes.push(check.hash);
+                    claimed.insert(check.key);
                 }
             }
-            let stored = if rejected.is_empty() {
+            let stored = if dropped.is_empty() {
                 batch
             } else {
-                let mut bad = rejected.iter().map(|(i, _)| *i).peekable();
-                batch.select((0..batch.len()).filter(|i| bad.next_if_eq(i).is_none()))
+                let mut drop = dropped.iter().copied().peekable();
+                batch.select((0..batch.len()).filter(|i| drop.next_if_eq(i).is_none()))
             };
-            if stored.is_empty() {
-                let _ = reply.send(Ok(ShardReceipt {
-                    written: 0,
-                    rejected,
-                }));
-                continue;
-            }
-            let seq = self.next_seq;
-            self.next_seq = SeqNo(seq.0 + 1);
-            self.payload.clear();
-            stored.encode_into(&mut self.payload);
-            wal::encode_frame(&mut self.frames, seq, &self.payload);
-            pending.push((seq, stored, rejected, reply));
+            // A request whose events all repeat earlier ones waits for the group too: the
+            // events it repeats may belong to this group's WAL write, which can still fail.
+            let seq = (!stored.is_empty()).then(|| {
+                let seq = self.next_seq;
+                self.next_seq = SeqNo(seq.0 + 1);
+                self.payload.clear();
+                stored.encode_into(&mut self.payload);
+                wal::encode_frame(&mut self.frames, seq, &self.payload);
+                seq
+            });
+            pending.push((seq, stored, rejected, duplicates, reply));
         }
-        if pending.is_empty() {
-            return;
-        }
-        if let Err(err) = self.append_frames() {
+        if !self.frames.is_empty()
+            && let Err(err) = self.append_frames()
+        {
             self.schema.undo(recorded);
-            return reply_all(pending.into_iter().map(|p| p.3), &err);
+            return reply_all(pending.into_iter().map(|p| p.4), &err);
         }
         let must_sync = match self.shared.opts.sync {
             SyncPolicy::Always => true,
@@ -181,25 +272,32 @@ impl Writer {
             SyncPolicy::None => false,
         };
         if must_sync && let Err(err) = self.sync() {
-            return reply_all(pending.into_iter().map(|p| p.3), &err);
+            return reply_all(pending.into_iter().map(|p| p.4), &err);
         }
+        self.dedup.insert(claimed, &claimed_hashes);
         let view = self.shared.view();
         let mut written = 0;
+        let mut duplicates = 0;
         {
             let mut mt = view.active.write().unwrap_or_else(|e| e.into_inner());
-            for (seq, stored, _, _) in &pending {
+            for (seq, stored, _, dups, _) in &pending {
                 for event in stored.iter() {
                     mt.apply(&event);
                 }
-                mt.note_seq(*seq);
+                if let Some(seq) = seq {
+                    mt.note_seq(*seq);
+                }
                 written += stored.len();
+                duplicates += dups;
             }
         }
         bump(&self.shared.stats.events_written, written as u64);
-        for (_, stored, rejected, reply) in pending {
+        bump(&self.shared.stats.duplicate_events, duplicates as u64);
+        for (_, stored, rejected, duplicates, reply) in pending {
             let _ = reply.send(Ok(ShardReceipt {
                 written: stored.len(),
                 rejected,
+                duplicates,
             }));
         }
         if self
@@ -362,6 +460,7 @@ impl Writer {
             }
         });
         let Some(memtable) = frozen else { return };
+        self.dedup.freeze();
         self.shared.flush_state().in_progress = true;
         let job = Job::Flush {
             memtable,

@@ -31,6 +31,17 @@ pub fn crash_options() -> Options {
     }
 }
 
+/// [`crash_options`] with a clock fixed one day after the batches' first day, so that the
+/// dedup window covers them whatever day the tests run (the dedup crash test re-sends them).
+pub fn crash_options_fixed_clock() -> Options {
+    Options {
+        clock: std::sync::Arc::new(meterdb::clock::ManualClock::new(Timestamp(
+            T0 + 86_400_000_000_000,
+        ))),
+        ..crash_options()
+    }
+}
+
 /// The batch number `b` as a write batch.
 pub fn numbered_batch(b: u64) -> WriteBatch {
     let n = 1 + b % 5;
