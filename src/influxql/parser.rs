@@ -244,6 +244,22 @@ impl<'a> Parser<'a> {
         self.expect(&Tok::Keyword(keyword))
     }
 
+    /// Whether a `.` joined to the previous token (no space before it) comes next: the
+    /// separator of qualified names such as `db.rp.m`.
+    fn joined_dot_ahead(&mut self) -> Result<bool, ParseError> {
+        let token = self.peek()?;
+        Ok(token.tok == Tok::Dot && !token.spaced)
+    }
+
+    /// Consumes a joined `.` (see [`Parser::joined_dot_ahead`]) if one comes next.
+    fn eat_joined_dot(&mut self) -> Result<bool, ParseError> {
+        let hit = self.joined_dot_ahead()?;
+        if hit {
+            self.next()?;
+        }
+        Ok(hit)
+    }
+
     /// Whether the next token is the identifier `word` (any case), as InfluxQL's
     /// non-reserved words (`fill`, `tz`) are.
     fn peek_word(&mut self, word: &str) -> Result<bool, ParseError> {
@@ -456,13 +472,10 @@ impl<'a> Parser<'a> {
         let first_pos = self.peek()?.pos;
         let mut segments = vec![self.ident()?];
         loop {
-            let token = self.peek()?;
-            if token.tok != Tok::Dot || token.spaced {
+            if !self.eat_joined_dot()? {
                 break;
             }
-            self.next()?;
-            let token = self.peek()?;
-            if token.tok == Tok::Dot && !token.spaced {
+            if self.joined_dot_ahead()? {
                 segments.push(String::new());
             } else if let Some((pattern, _)) = self.regex_ahead()? {
                 if segments.len() > 2 {

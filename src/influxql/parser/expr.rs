@@ -275,13 +275,10 @@ impl Parser<'_> {
     fn var_ref(&mut self, first: String, pos: Pos) -> Result<Expr, ParseError> {
         let mut segments = vec![first];
         loop {
-            let token = self.peek()?;
-            if token.tok != Tok::Dot || token.spaced {
+            if !self.eat_joined_dot()? {
                 break;
             }
-            self.next()?;
-            let token = self.peek()?;
-            if token.tok == Tok::Dot && !token.spaced {
+            if self.joined_dot_ahead()? {
                 segments.push(String::new());
             } else {
                 segments.push(self.ident()?);
