@@ -11,9 +11,13 @@ use crate::codec::stable_hash;
 use crate::config::{Options, default_shards};
 use crate::error::{Corruption, Error, InvalidEvent, Result};
 use crate::fs::{FileSystem, LockGuard, write_atomic};
+use crate::meters::MeterRegistry;
 use crate::model::WriteBatch;
+use crate::rollup::RollupStore;
 use crate::scan::{ColumnBatch, ScanRequest};
-use crate::shard::{RecoveryReport, Shard, ShardReceipt, View};
+use crate::shard::{RecoveryReport, RollupContext, Shard, ShardReceipt, View};
+
+mod usage;
 
 /// Name of the file that fixes a data directory's format version and shard count.
 const META_FILE: &str = "META";
@@ -44,6 +48,10 @@ pub struct Engine {
     dir: PathBuf,
     shards: Vec<Shard>,
     recovery: Vec<RecoveryReport>,
+    meters: Arc<MeterRegistry>,
+    rollups: Arc<RollupStore>,
+    /// Serialises meter definitions and deletions (each takes a backfill).
+    meter_admin: std::sync::Mutex<()>,
     _lock: LockGuard,
 }
 
@@ -66,10 +74,15 @@ impl Engine {
             .map_err(|e| Error::io("lock", &lock_path, e))?
             .ok_or_else(|| Error::Locked { path: dir.clone() })?;
         let n_shards = shard_count(fs, &dir, options.shards)?;
+        let context = RollupContext {
+            registry: Arc::new(MeterRegistry::open(options.fs.clone(), &dir)?),
+            store: Arc::new(RollupStore::default()),
+        };
         let mut shards = Vec::with_capacity(n_shards);
         let mut recovery = Vec::with_capacity(n_shards);
         for id in 0..n_shards {
-            let (shard, report) = Shard::open(id, dir.join(format!("shard-{id:03}")), &options)?;
+            let (shard, report) =
+                Shard::open(id, dir.join(format!("shard-{id:03}")), &options, &context)?;
             shards.push(shard);
             recovery.push(report);
         }
@@ -77,6 +90,9 @@ impl Engine {
             dir,
             shards,
             recovery,
+            meters: context.registry,
+            rollups: context.store,
+            meter_admin: std::sync::Mutex::new(()),
             _lock: lock,
         })
     }

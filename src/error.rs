@@ -74,6 +74,25 @@ pub enum Error {
     /// A scan request is not acceptable (for example a regex that does not compile).
     #[error("invalid scan: {0}")]
     InvalidScan(String),
+    /// A meter definition is not acceptable; the text names the meter and the problem.
+    #[error(transparent)]
+    InvalidMeter(crate::usage::MeterError),
+    /// The tenant already has a meter of that name.
+    #[error("tenant {tenant:?} already has a meter named {meter:?}")]
+    MeterExists {
+        /// The tenant.
+        tenant: String,
+        /// The meter.
+        meter: String,
+    },
+    /// The tenant has no meter of that name.
+    #[error("tenant {tenant:?} has no meter named {meter:?}")]
+    UnknownMeter {
+        /// The tenant.
+        tenant: String,
+        /// The meter.
+        meter: String,
+    },
 }
 
 impl Error {
@@ -112,6 +131,15 @@ impl Error {
             Error::Closed => Error::Closed,
             Error::InvalidOptions(s) => Error::InvalidOptions(s.clone()),
             Error::InvalidScan(s) => Error::InvalidScan(s.clone()),
+            Error::InvalidMeter(e) => Error::InvalidMeter(e.clone()),
+            Error::MeterExists { tenant, meter } => Error::MeterExists {
+                tenant: tenant.clone(),
+                meter: meter.clone(),
+            },
+            Error::UnknownMeter { tenant, meter } => Error::UnknownMeter {
+                tenant: tenant.clone(),
+                meter: meter.clone(),
+            },
         }
     }
 

@@ -1,5 +1,5 @@
-//! The manifest: the durable list of a shard's live segments, and how far the WAL has been
-//! flushed into them. Replaced atomically (temporary file, fsync, rename, directory fsync), so
+//! The manifest: the durable list of a shard's live segments and rollup files, and how far
+//! the WAL has been flushed into them. Replaced atomically (temporary file, fsync, rename, directory fsync), so
 //! a crash leaves either the old list or the new one.
 //!
 //! Knows segment ids and days, not segment contents. Byte layout: storage-format.md,
@@ -17,7 +17,11 @@ use crate::segment::SegmentId;
 pub const FILE_NAME: &str = "MANIFEST";
 
 const MAGIC: [u8; 8] = *b"MTRMANIF";
-const VERSION: u16 = 1;
+const VERSION: u16 = 2;
+/// Version 1 had no rollup files; it is still read.
+const VERSION_1: u16 = 1;
+/// Bytes of one rollup file entry: id, file length.
+const ROLLUP_ENTRY_LEN: usize = 8 + 8;
 /// Bytes of one segment entry: id, day, file length.
 const ENTRY_LEN: usize = 8 + 8 + 8;
 /// Magic + version + commit + flushed_seq + next_segment_id + entry count.
@@ -46,6 +50,17 @@ pub struct Manifest {
     pub next_segment_id: u64,
     /// Live segments, ascending id.
     pub segments: Vec<ManifestEntry>,
+    /// Live rollup files (ids share the segments' counter), ascending id.
+    pub rollups: Vec<RollupEntry>,
+}
+
+/// One live rollup file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RollupEntry {
+    /// Its id (its file name).
+    pub id: u64,
+    /// File size in bytes, checked when it is read.
+    pub file_len: u64,
 }
 
 impl Manifest {
@@ -61,6 +76,11 @@ impl Manifest {
         for e in &self.segments {
             out.put_u64(e.id.0);
             out.put_i64(e.day.0);
+            out.put_u64(e.file_len);
+        }
+        out.put_u32(u32::try_from(self.rollups.len()).unwrap_or(u32::MAX));
+        for e in &self.rollups {
+            out.put_u64(e.id);
             out.put_u64(e.file_len);
         }
         let crc = crc32c(&out);
@@ -93,7 +113,7 @@ impl Manifest {
         let at = |r: &ByteReader<'_>, k| bad(r.position(), k);
         r.take(MAGIC.len()).map_err(|k| at(&r, k))?;
         let version = r.u16().map_err(|k| at(&r, k))?;
-        if version != VERSION {
+        if version != VERSION && version != VERSION_1 {
             return Err(bad(MAGIC.len(), CorruptionKind::UnknownVersion(version)));
         }
         let commit = r.u64().map_err(|k| at(&r, k))?;
@@ -116,6 +136,23 @@ impl Manifest {
             }
             segments.push(ManifestEntry { id, day, file_len });
         }
+        let mut rollups = Vec::new();
+        if version != VERSION_1 {
+            let n = r.count(ROLLUP_ENTRY_LEN).map_err(|k| at(&r, k))?;
+            for _ in 0..n {
+                let pos = r.position();
+                let id = r.u64().map_err(|k| at(&r, k))?;
+                let file_len = r.u64().map_err(|k| at(&r, k))?;
+                if id >= next_segment_id || rollups.last().is_some_and(|e: &RollupEntry| e.id >= id)
+                {
+                    return Err(bad(
+                        pos,
+                        CorruptionKind::Invalid(format!("rollup file id {id} out of order")),
+                    ));
+                }
+                rollups.push(RollupEntry { id, file_len });
+            }
+        }
         if !r.is_empty() {
             return Err(at(
                 &r,
@@ -127,6 +164,7 @@ impl Manifest {
             flushed_seq,
             next_segment_id,
             segments,
+            rollups,
         })
     }
 
@@ -166,6 +204,10 @@ mod tests {
                     file_len: 1,
                 },
             ],
+            rollups: vec![RollupEntry {
+                id: 8,
+                file_len: 77,
+            }],
         }
     }
 

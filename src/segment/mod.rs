@@ -21,7 +21,7 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)
 )]
 
-mod column;
+pub(crate) mod column;
 mod footer;
 mod header;
 mod reader;

@@ -11,10 +11,12 @@ use std::time::Duration;
 
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 
-use super::{Memtable, ShardPaths, Shared, View};
+use super::{Memtable, ShardPaths, Shared, View, rollups};
 use crate::config::Options;
 use crate::error::{Error, Result};
 use crate::manifest::{Manifest, ManifestEntry};
+use crate::rollup::RollupStore;
+use crate::rollup::file::RollupFile;
 use crate::segment::{self, Segment, SegmentId, SegmentInfo, SegmentWriter};
 use crate::wal;
 
@@ -25,6 +27,11 @@ pub(super) enum Job {
         memtable: Arc<RwLock<Memtable>>,
         wal_boundary: u64,
         replies: Vec<oneshot::Sender<Result<()>>>,
+    },
+    /// Persist a backfill's rollup file and list it in the manifest.
+    AddRollups {
+        file: RollupFile,
+        reply: oneshot::Sender<Result<()>>,
     },
     /// Answer once every job before this one is done.
     Notify(oneshot::Sender<Result<()>>),
@@ -55,12 +62,28 @@ impl Flusher {
                         break;
                     }
                 }
+                Job::AddRollups { file, reply } => {
+                    let _ = reply.send(self.add_rollups(&file));
+                }
                 Job::Notify(reply) => {
                     let _ = reply.send(Ok(()));
                 }
                 Job::Stop => break,
             }
         }
+    }
+
+    fn add_rollups(&mut self, file: &RollupFile) -> Result<()> {
+        let shared = &*self.shared;
+        let mut next = self.manifest.clone();
+        let id = next.next_segment_id;
+        next.next_segment_id += 1;
+        next.rollups
+            .push(rollups::write_file(&shared.paths, &shared.opts, id, file)?);
+        next.commit += 1;
+        next.store(&*shared.opts.fs, &shared.paths.manifest)?;
+        self.manifest = next;
+        Ok(())
     }
 
     /// Flushes until it succeeds or the shard stops (then returns false); a failed attempt
@@ -85,6 +108,7 @@ impl Flusher {
                     &shared.opts,
                     &mut self.manifest,
                     &mt,
+                    &shared.store,
                 )
             };
             match result {
@@ -129,7 +153,7 @@ impl Flusher {
                             return false;
                         }
                         match rx.recv_deadline(deadline) {
-                            Ok(Job::Notify(reply)) => {
+                            Ok(Job::Notify(reply) | Job::AddRollups { reply, .. }) => {
                                 let _ = reply.send(Err(e.duplicate()));
                             }
                             Ok(Job::Flush { replies: more, .. }) => {
@@ -150,15 +174,16 @@ impl Flusher {
     }
 }
 
-/// Writes one segment per day of `memtable`, then the manifest that makes them live; returns
-/// the opened segments. Nothing is visible until the manifest is replaced; on failure before
-/// that, the segment files written are removed again.
+/// Writes one segment per day of `memtable` and the rollup file of its events, then the
+/// manifest that makes them live; returns the opened segments. Nothing is visible until the
+/// manifest is replaced; on failure before that, the files written are removed again.
 pub(super) fn write_segments(
     shard: usize,
     paths: &ShardPaths,
     opts: &Options,
     manifest: &mut Manifest,
     memtable: &Memtable,
+    store: &RollupStore,
 ) -> Result<Vec<Arc<Segment>>> {
     let Some((seq_min, seq_max)) = memtable.seq_range() else {
         return Ok(Vec::new());
@@ -170,6 +195,7 @@ pub(super) fn write_segments(
     next.commit = commit;
     next.flushed_seq = seq_max;
     let mut written: Vec<PathBuf> = Vec::new();
+    let mut rollup_path = None;
     let result = (|| {
         for (day, tables) in memtable.tables_by_day() {
             let id = SegmentId(next.next_segment_id);
@@ -193,10 +219,26 @@ pub(super) fn write_segments(
             next.segments.push(ManifestEntry { id, day, file_len });
         }
         fs.sync_dir(&paths.segments)
-            .map_err(|e| Error::io("fsync directory", &paths.segments, e))
+            .map_err(|e| Error::io("fsync directory", &paths.segments, e))?;
+        let new_segments = next.segments[manifest.segments.len()..]
+            .iter()
+            .map(|e| e.id)
+            .collect();
+        let file = rollups::file_of(
+            memtable.rollup(),
+            store,
+            new_segments,
+            memtable.rollup_meters().to_vec(),
+        );
+        let id = next.next_segment_id;
+        next.next_segment_id += 1;
+        rollup_path = Some(crate::rollup::file::path_in(&paths.rollups, id));
+        next.rollups
+            .push(rollups::write_file(paths, opts, id, &file)?);
+        Ok(())
     })();
     if let Err(e) = result {
-        for path in &written {
+        for path in written.iter().chain(&rollup_path) {
             let _ = fs.remove_file(path);
         }
         return Err(e);

@@ -14,6 +14,7 @@ use std::time::Instant;
 
 use crate::catalog::{Catalog, CatalogRequest};
 use crate::model::{Day, EventRef, FieldValueRef, SeqNo, TenantId};
+use crate::rollup::{Delta, MeterId};
 use crate::scan::{
     ColumnBatch, FieldColumn, FieldValues, NO_TAG, ScanRequest, StrColumn, TagColumn, TagOp,
 };
@@ -27,6 +28,10 @@ pub struct Memtable {
     seq_min: Option<SeqNo>,
     seq_max: Option<SeqNo>,
     first_write: Option<Instant>,
+    /// What the buffer's events add to rollups, persisted with its segments.
+    rollup: Delta,
+    /// The meters `rollup` counts, set when the buffer is frozen.
+    rollup_meters: Vec<MeterId>,
 }
 
 /// One tenant's rows of one measurement on one day, in arrival order.
@@ -71,6 +76,26 @@ impl Memtable {
                 }
             }
         }
+    }
+
+    /// What the buffer's events add to rollups.
+    pub fn rollup(&self) -> &Delta {
+        &self.rollup
+    }
+
+    /// [`Memtable::rollup`], for the writer to add a write's buckets.
+    pub fn rollup_mut(&mut self) -> &mut Delta {
+        &mut self.rollup
+    }
+
+    /// The meters [`Memtable::rollup`] counts.
+    pub fn rollup_meters(&self) -> &[MeterId] {
+        &self.rollup_meters
+    }
+
+    /// Records which meters [`Memtable::rollup`] counts.
+    pub fn set_rollup_meters(&mut self, meters: Vec<MeterId>) {
+        self.rollup_meters = meters;
     }
 
     /// Approximate bytes held.

@@ -12,6 +12,7 @@ mod dedup;
 mod flush;
 mod memtable;
 mod recovery;
+mod rollups;
 mod schema;
 mod writer;
 
@@ -24,7 +25,9 @@ use crossbeam_channel::Sender;
 
 use crate::config::Options;
 use crate::error::{Corruption, Error, InvalidEvent, Result};
+use crate::meters::{IdMeter, MeterRegistry};
 use crate::model::WriteBatch;
+use crate::rollup::{MeterId, RollupStore};
 use crate::segment::Segment;
 
 pub use memtable::Memtable;
@@ -97,6 +100,17 @@ pub struct ShardPaths {
     pub segments: PathBuf,
     /// Its manifest.
     pub manifest: PathBuf,
+    /// Its rollup files.
+    pub rollups: PathBuf,
+}
+
+/// What the shards of an engine share for rollups.
+#[derive(Clone, Debug)]
+pub struct RollupContext {
+    /// The meters as persisted: recovery counts replayed events with them.
+    pub registry: Arc<MeterRegistry>,
+    /// The in-memory buckets.
+    pub store: Arc<RollupStore>,
 }
 
 impl ShardPaths {
@@ -105,6 +119,7 @@ impl ShardPaths {
             wal: dir.join("wal"),
             segments: dir.join("segments"),
             manifest: dir.join(crate::manifest::FILE_NAME),
+            rollups: dir.join("rollups"),
             dir,
         }
     }
@@ -124,6 +139,7 @@ struct Shared {
     id: usize,
     paths: ShardPaths,
     opts: Options,
+    store: Arc<RollupStore>,
     view: RwLock<Arc<View>>,
     flush: Mutex<FlushState>,
     flush_done: Condvar,
@@ -166,6 +182,19 @@ enum Request {
     Flush {
         reply: oneshot::Sender<Result<()>>,
     },
+    /// Start maintaining a newly defined meter; answers with the segments whose rows the
+    /// caller must backfill.
+    StartMeter {
+        tenant: String,
+        meter: IdMeter,
+        reply: oneshot::Sender<Result<Vec<Arc<Segment>>>>,
+    },
+    /// Stop maintaining a deleted meter and drop its buckets.
+    StopMeter {
+        tenant: String,
+        id: MeterId,
+        reply: oneshot::Sender<()>,
+    },
     Close,
 }
 
@@ -174,6 +203,7 @@ enum Request {
 pub struct Shard {
     shared: Arc<Shared>,
     tx: Sender<Request>,
+    flush_tx: Sender<flush::Job>,
     threads: Mutex<Vec<JoinHandle<()>>>,
 }
 
@@ -182,6 +212,8 @@ impl std::fmt::Debug for Request {
         f.write_str(match self {
             Request::Write { .. } => "Write",
             Request::Flush { .. } => "Flush",
+            Request::StartMeter { .. } => "StartMeter",
+            Request::StopMeter { .. } => "StopMeter",
             Request::Close => "Close",
         })
     }
@@ -190,9 +222,15 @@ impl std::fmt::Debug for Request {
 impl Shard {
     /// Opens (or creates) shard `id` in `dir`: recovers its state from the manifest, the
     /// segments and the WAL, then starts its writer and flusher threads.
-    pub fn open(id: usize, dir: PathBuf, opts: &Options) -> Result<(Shard, RecoveryReport)> {
+    pub fn open(
+        id: usize,
+        dir: PathBuf,
+        opts: &Options,
+        rollups: &RollupContext,
+    ) -> Result<(Shard, RecoveryReport)> {
         let paths = ShardPaths::new(dir);
-        let recovered = recovery::recover(id, &paths, opts)?;
+        let meters = rollups.registry.snapshot();
+        let recovered = recovery::recover(id, &paths, opts, &meters, &rollups.store)?;
         let started = std::time::Instant::now();
         let dedup = dedup::DedupIndex::build(
             opts.dedup_window,
@@ -205,6 +243,7 @@ impl Shard {
             id,
             paths,
             opts: opts.clone(),
+            store: rollups.store.clone(),
             view: RwLock::new(Arc::new(View {
                 active: Arc::new(RwLock::new(recovered.memtable)),
                 frozen: None,
@@ -225,7 +264,8 @@ impl Shard {
             recovered.schema,
             recovered.next_seq,
             dedup,
-            flush_tx,
+            meters,
+            flush_tx.clone(),
         );
         let name = |what| format!("shard{id}-{what}");
         let spawn_err = |e| Error::io("spawn thread", PathBuf::new(), e);
@@ -243,10 +283,66 @@ impl Shard {
             Shard {
                 shared,
                 tx,
+                flush_tx,
                 threads: Mutex::new(threads),
             },
             recovered.report,
         ))
+    }
+
+    /// Starts maintaining `tenant`'s newly defined meter: from now on its writes count for
+    /// it, the events in the buffers are counted now, and the answer lists the segments whose
+    /// rows the caller backfills (with [`Shard::add_rollups`]).
+    pub fn start_meter(&self, tenant: &str, meter: IdMeter) -> Result<Vec<Arc<Segment>>> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Request::StartMeter {
+                tenant: tenant.to_owned(),
+                meter,
+                reply,
+            })
+            .map_err(|_| Error::Closed)?;
+        rx.recv().unwrap_or(Err(Error::Closed))
+    }
+
+    /// Stops maintaining `tenant`'s meter `id` and drops its buckets from memory (its
+    /// persisted buckets are skipped from now on, since the registry no longer has it).
+    pub fn stop_meter(&self, tenant: &str, id: MeterId) -> Result<()> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Request::StopMeter {
+                tenant: tenant.to_owned(),
+                id,
+                reply,
+            })
+            .map_err(|_| Error::Closed)?;
+        rx.recv().map_err(|_| Error::Closed)
+    }
+
+    /// Backfills `meter` of `tenant` over `segments` (as [`Shard::start_meter`] listed
+    /// them): counts their rows, persists the buckets in a rollup file, then merges them
+    /// into the store. If persisting fails the buckets are still merged (the answer is
+    /// right) and the error is returned; the next open recounts what no file holds.
+    pub fn backfill(&self, tenant: &str, meter: IdMeter, segments: &[Arc<Segment>]) -> Result<()> {
+        let store = &self.shared.store;
+        let id = meter.0;
+        let cells = rollups::count_segments(tenant, &[meter], segments, store)?;
+        let mut delta = crate::rollup::Delta::default();
+        *delta.cells_mut(tenant) = cells;
+        let file = rollups::file_of(
+            &delta,
+            store,
+            segments.iter().map(|s| s.info().id).collect(),
+            vec![id],
+        );
+        let (reply, rx) = oneshot::channel();
+        let persisted = self
+            .flush_tx
+            .send(flush::Job::AddRollups { file, reply })
+            .map_err(|_| Error::Closed)
+            .and_then(|()| rx.recv().unwrap_or(Err(Error::Closed)));
+        delta.apply_to(store);
+        persisted
     }
 
     /// Queues a write; the receiver answers once it is durable (per the sync policy) and

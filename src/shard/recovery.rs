@@ -8,12 +8,14 @@ use std::sync::Arc;
 
 use super::flush::write_segments;
 use super::schema::SchemaMap;
-use super::{Memtable, RecoveryReport, ShardPaths};
+use super::{Memtable, RecoveryReport, ShardPaths, rollups};
 use crate::config::Options;
 use crate::error::{Corruption, CorruptionKind, Error, Result};
 use crate::fs::TEMP_SUFFIX;
 use crate::manifest::{Manifest, ManifestEntry};
+use crate::meters::MeterSet;
 use crate::model::{SeqNo, WriteBatch};
+use crate::rollup::RollupStore;
 use crate::segment::{self, Segment};
 use crate::wal::{self, WalWriter};
 
@@ -28,9 +30,15 @@ pub(super) struct Recovered {
     pub report: RecoveryReport,
 }
 
-pub(super) fn recover(shard: usize, paths: &ShardPaths, opts: &Options) -> Result<Recovered> {
+pub(super) fn recover(
+    shard: usize,
+    paths: &ShardPaths,
+    opts: &Options,
+    meters: &MeterSet,
+    store: &RollupStore,
+) -> Result<Recovered> {
     let fs = &*opts.fs;
-    for dir in [&paths.dir, &paths.wal, &paths.segments] {
+    for dir in [&paths.dir, &paths.wal, &paths.segments, &paths.rollups] {
         fs.create_dir_all(dir)
             .map_err(|e| Error::io("create directory", dir, e))?;
         for name in fs.list(dir).map_err(|e| Error::io("list", dir, e))? {
@@ -71,6 +79,9 @@ pub(super) fn recover(shard: usize, paths: &ShardPaths, opts: &Options) -> Resul
         }
     }
 
+    report.orphans_removed += rollups::remove_orphans(paths, opts, &manifest)?;
+    let mut coverage = rollups::load(paths, opts, &manifest, meters, store, &mut report);
+
     let mut segments = Vec::with_capacity(manifest.segments.len());
     for entry in &manifest.segments {
         match open_listed(paths, opts, entry) {
@@ -91,7 +102,12 @@ pub(super) fn recover(shard: usize, paths: &ShardPaths, opts: &Options) -> Resul
     }
 
     // Replay the WAL past what the segments hold.
-    let mut memtable = Memtable::new();
+    let new_memtable = || {
+        let mut m = Memtable::new();
+        m.set_rollup_meters(meters.ids());
+        m
+    };
+    let mut memtable = new_memtable();
     let mut last_seq = manifest.flushed_seq;
     let mut file_max_seq: HashMap<PathBuf, SeqNo> = HashMap::new();
     let mut flushed_during_replay = Vec::new();
@@ -111,13 +127,20 @@ pub(super) fn recover(shard: usize, paths: &ShardPaths, opts: &Options) -> Resul
             }
         };
         let mut recorded = Vec::new();
+        let mut applied = Vec::with_capacity(batch.len());
         for event in batch.iter() {
             // Records were checked when written; a conflict here means a damaged directory.
             match schema.check_and_record(&event, &mut recorded) {
-                Ok(()) => memtable.apply(&event),
+                Ok(()) => {
+                    memtable.apply(&event);
+                    applied.push(event);
+                }
                 Err(reason) => tracing::error!(shard, %reason, "skipping a replayed event"),
             }
         }
+        memtable
+            .rollup_mut()
+            .add_events(applied.into_iter(), meters, store);
         memtable.note_seq(seq);
         report.wal_records_replayed += 1;
         // A WAL larger than the buffer is flushed while replaying, so that memory stays bounded.
@@ -128,12 +151,27 @@ pub(super) fn recover(shard: usize, paths: &ShardPaths, opts: &Options) -> Resul
                 opts,
                 &mut manifest,
                 &memtable,
+                store,
             )?);
-            memtable = Memtable::new();
+            memtable.rollup().apply_to(store);
+            memtable = new_memtable();
         }
         Ok(())
     })?;
+    for s in &flushed_during_replay {
+        coverage.extend(meters.ids().into_iter().map(|m| (s.info().id, m)));
+    }
     segments.extend(flushed_during_replay);
+    memtable.rollup().apply_to(store);
+    rollups::backfill_missing(
+        paths,
+        opts,
+        &mut manifest,
+        &segments,
+        &coverage,
+        meters,
+        store,
+    )?;
     report.wal_truncated = replay.truncated;
     report.corruptions.extend(replay.corruptions);
 

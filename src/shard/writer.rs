@@ -20,7 +20,12 @@ use super::schema::SchemaMap;
 use super::{Memtable, Request, ShardReceipt, Shared, View, bump};
 use crate::config::SyncPolicy;
 use crate::error::{Error, Result};
-use crate::model::{SeqNo, WriteBatch};
+use crate::meters::{IdMeter, MeterSet};
+use crate::model::{SeqNo, TenantId, WriteBatch};
+use crate::rollup::Delta;
+use crate::rollup::delta::{Cells, add_batch};
+use crate::scan::ScanRequest;
+use crate::segment::Segment;
 use crate::wal::{self, WalWriter};
 
 /// Largest WAL bytes one group carries; the rest of the queue waits for the next group.
@@ -43,6 +48,9 @@ pub(super) struct Writer {
     schema: SchemaMap,
     next_seq: SeqNo,
     dedup: DedupIndex,
+    /// The meters this shard maintains: changed only by `StartMeter` and `StopMeter`, so
+    /// that a buffer's rollups count exactly the meters recorded when it is frozen.
+    meters: MeterSet,
     flush_tx: Sender<Job>,
     frames: Vec<u8>,
     payload: Vec<u8>,
@@ -57,6 +65,7 @@ impl Writer {
         schema: SchemaMap,
         next_seq: SeqNo,
         dedup: DedupIndex,
+        meters: MeterSet,
         flush_tx: Sender<Job>,
     ) -> Writer {
         shared
@@ -70,6 +79,7 @@ impl Writer {
             schema,
             next_seq,
             dedup,
+            meters,
             flush_tx,
             frames: Vec::new(),
             payload: Vec::new(),
@@ -104,6 +114,21 @@ impl Writer {
                         writes.push((*batch, reply));
                     }
                     Request::Flush { reply } => flushes.push(reply),
+                    Request::StartMeter {
+                        tenant,
+                        meter,
+                        reply,
+                    } => {
+                        // Writes queued before it are committed first, so they count.
+                        self.write_group(std::mem::take(&mut writes));
+                        let _ = reply.send(self.start_meter(&tenant, meter));
+                    }
+                    Request::StopMeter { tenant, id, reply } => {
+                        self.write_group(std::mem::take(&mut writes));
+                        self.meters.remove(&tenant, id);
+                        self.shared.store.remove_meter(&tenant, id);
+                        let _ = reply.send(());
+                    }
                     Request::Close => close = true,
                 }
                 next = if group_bytes < MAX_GROUP_BYTES {
@@ -209,6 +234,9 @@ impl Writer {
     }
 
     fn write_group(&mut self, writes: Vec<(WriteBatch, WriteReply)>) {
+        if writes.is_empty() {
+            return;
+        }
         if let Some(err) = self.shared.poisoned() {
             return reply_all(writes.into_iter().map(|(_, r)| r), &err);
         }
@@ -275,6 +303,13 @@ impl Writer {
             return reply_all(pending.into_iter().map(|p| p.4), &err);
         }
         self.dedup.insert(claimed, &claimed_hashes);
+        let mut rollup = Delta::default();
+        rollup.add_events(
+            pending.iter().flat_map(|p| p.1.iter()),
+            &self.meters,
+            &self.shared.store,
+        );
+        rollup.apply_to(&self.shared.store);
         let view = self.shared.view();
         let mut written = 0;
         let mut duplicates = 0;
@@ -290,6 +325,7 @@ impl Writer {
                 written += stored.len();
                 duplicates += dups;
             }
+            mt.rollup_mut().merge(&rollup);
         }
         bump(&self.shared.stats.events_written, written as u64);
         bump(&self.shared.stats.duplicate_events, duplicates as u64);
@@ -380,6 +416,36 @@ impl Writer {
         Ok(())
     }
 
+    /// Starts counting a newly defined meter: waits for a running flush (so that no frozen
+    /// buffer exists whose rollup file would claim the meter without counting it), counts the
+    /// active buffer's events, and returns the segments the caller backfills.
+    fn start_meter(&mut self, tenant: &str, meter: IdMeter) -> Result<Vec<Arc<Segment>>> {
+        self.wait_for_flush()?;
+        let view = self.shared.view();
+        let store = &self.shared.store;
+        let rollups = store.tenant(tenant);
+        let req = ScanRequest {
+            tenant: Some(TenantId::new(tenant)),
+            ..ScanRequest::default()
+        };
+        let mut mt = view.active.write().unwrap_or_else(|e| e.into_inner());
+        let mut batches = Vec::new();
+        mt.scan(&req, &mut batches);
+        let mut cells = Cells::new();
+        {
+            let mut dict = rollups.dict();
+            for batch in &batches {
+                add_batch(&mut cells, batch, std::slice::from_ref(&meter), &mut dict);
+            }
+        }
+        let mut delta = Delta::default();
+        *delta.cells_mut(tenant) = cells;
+        delta.apply_to(store);
+        mt.rollup_mut().merge(&delta);
+        self.meters.insert(tenant, meter);
+        Ok(view.segments.clone())
+    }
+
     /// Before writing into a full buffer: wait for a running flush (a stall), then freeze.
     /// Fails when the flush keeps failing (disk full), so that writes are refused instead of
     /// growing memory without bound.
@@ -460,6 +526,10 @@ impl Writer {
             }
         });
         let Some(memtable) = frozen else { return };
+        memtable
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .set_rollup_meters(self.meters.ids());
         self.dedup.freeze();
         self.shared.flush_state().in_progress = true;
         let job = Job::Flush {

@@ -244,6 +244,18 @@ pub enum MeterError {
         /// The meter.
         meter: String,
     },
+    /// The tenant a meter is defined for is empty or longer than 256 bytes.
+    #[error("tenant {tenant:?} is invalid: use 1 to 256 bytes")]
+    InvalidTenant {
+        /// The tenant (clipped).
+        tenant: String,
+    },
+    /// A built-in meter cannot be removed or redefined.
+    #[error("meter {name} is built in and cannot be removed or redefined")]
+    Builtin {
+        /// The meter.
+        name: String,
+    },
 }
 
 /// What one event adds to a meter: the rule rollups apply at ingest.
@@ -407,8 +419,22 @@ impl Meter {
     /// and string fields, and NaN or infinite floats, are [`Contribution::Missing`].
     pub fn contribution<'a>(&self, event: &EventRef<'a>) -> Contribution<'a> {
         // Events carry a handful of tags, so a linear lookup beats building a map.
-        let tag = |key: &str| event.tags().find(|(k, _)| *k == key).map(|(_, v)| v);
-        if !self.matches(event.measurement, tag) {
+        self.contribution_of(
+            event.measurement,
+            |key| event.tags().find(|(k, _)| *k == key).map(|(_, v)| v),
+            |key| event.fields().find(|(k, _)| *k == key).map(|(_, v)| v),
+        )
+    }
+
+    /// What an event of `measurement` adds to this meter, its tags and fields looked up by
+    /// `tag` and `field` (for rows read back column by column).
+    pub fn contribution_of<'a>(
+        &self,
+        measurement: &str,
+        tag: impl Fn(&str) -> Option<&'a str>,
+        field: impl Fn(&str) -> Option<FieldValueRef<'a>>,
+    ) -> Contribution<'a> {
+        if !self.matches(measurement, &tag) {
             return Contribution::NoMatch;
         }
         match self.aggregation {
@@ -422,16 +448,12 @@ impl Meter {
             | Aggregation::Min
             | Aggregation::Max
             | Aggregation::Avg
-            | Aggregation::Latest => {
-                let Some(field) = self.field.as_deref() else {
-                    return Contribution::Missing;
-                };
-                event
-                    .fields()
-                    .find(|(k, _)| *k == field)
-                    .and_then(|(_, v)| numeric(v))
-                    .map_or(Contribution::Missing, Contribution::Value)
-            }
+            | Aggregation::Latest => self
+                .field
+                .as_deref()
+                .and_then(field)
+                .and_then(numeric)
+                .map_or(Contribution::Missing, Contribution::Value),
         }
     }
 }

@@ -149,6 +149,36 @@ pub fn check_store(dir: &Path, options: Options, acked: &BTreeSet<u64>) -> usize
             "acknowledged batch {b} is lost"
         );
     }
+    check_rollups(&engine);
     engine.close().unwrap();
     rows.len()
+}
+
+/// Each tenant's `api_calls` usage, read from rollups, equals a count of its stored events,
+/// in total and per day.
+pub fn check_rollups(engine: &Engine) {
+    let day = 86_400_000_000_000;
+    for t in 0..7 {
+        let tenant = format!("tenant{t}");
+        for (start, end) in [
+            (T0 - day, T0 + 3 * day),
+            (T0, T0 + day),
+            (T0 + day, T0 + 2 * day),
+        ] {
+            let stored = engine
+                .count(&ScanRequest {
+                    tenant: Some(tenant.as_str().into()),
+                    measurement: Some("api_calls".into()),
+                    time: Some(start..end),
+                    ..ScanRequest::default()
+                })
+                .unwrap();
+            let usage = engine.usage(&tenant, "api_calls", start..end).unwrap();
+            assert_eq!(
+                usage.count, stored,
+                "{tenant}: rollups count {} api_calls in [{start}, {end}), the events are {stored}",
+                usage.count
+            );
+        }
+    }
 }

@@ -1,0 +1,366 @@
+//! Rollup files: the persisted minute buckets of one flush (every meter, for the rows of the
+//! segments that flush wrote) or of one backfill (one meter, for the segments that existed
+//! when it was defined). Immutable and self-describing, like segments; byte layout in
+//! storage-format.md, "Rollup files".
+
+use std::path::{Path, PathBuf};
+
+use roaring::RoaringBitmap;
+
+use super::delta::Cells;
+use super::store::Dict;
+use super::{Acc, Granularity, MeterId};
+use crate::codec::{ByteReader, PutLe, crc32c};
+use crate::error::{Corruption, CorruptionKind};
+use crate::segment::SegmentId;
+use crate::segment::column::{zstd_unwrap, zstd_wrap};
+
+const MAGIC: [u8; 8] = *b"MTRROLLU";
+const VERSION: u16 = 1;
+/// Largest decompressed body a reader accepts.
+const MAX_BODY: usize = 1 << 31;
+
+const SHAPE_COUNT: u8 = 0;
+const SHAPE_NUMERIC: u8 = 1;
+const SHAPE_DISTINCT: u8 = 2;
+
+/// The file name of rollup file `id` in `dir`.
+pub fn path_in(dir: &Path, id: u64) -> PathBuf {
+    dir.join(format!("{id:016}.rollup"))
+}
+
+/// The id in a rollup file name, if it is one.
+pub fn parse_name(name: &str) -> Option<u64> {
+    name.strip_suffix(".rollup")?.parse().ok()
+}
+
+/// A rollup file's content. Distinct values are numbered per tenant within the file
+/// (`values`), the bitmaps of its buckets refer to those numbers.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RollupFile {
+    /// The segments whose rows these buckets hold.
+    pub segments: Vec<SegmentId>,
+    /// The defined meters the file covers for those segments (built-in meters are always
+    /// covered).
+    pub meters: Vec<MeterId>,
+    /// Buckets by tenant.
+    pub tenants: Vec<TenantBuckets>,
+}
+
+/// One tenant's buckets in a file.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct TenantBuckets {
+    /// The tenant.
+    pub tenant: String,
+    /// Its distinct values, numbered from 0.
+    pub values: Vec<String>,
+    /// `(meter, minute start, aggregate)`, ascending by meter then minute.
+    pub cells: Vec<(MeterId, i64, Acc)>,
+}
+
+impl TenantBuckets {
+    /// The buckets of `cells`, whose distinct values are ids of `dict`, renumbered for a file.
+    pub fn from_cells(tenant: &str, cells: &Cells, dict: &Dict) -> TenantBuckets {
+        let mut used = RoaringBitmap::new();
+        for acc in cells.values() {
+            used |= &acc.unique;
+        }
+        let values = used
+            .iter()
+            .map(|id| dict.value(id).unwrap_or_default().to_owned())
+            .collect();
+        let mut sorted: Vec<_> = cells.iter().collect();
+        sorted.sort_unstable_by_key(|(key, _)| **key);
+        let cells = sorted
+            .into_iter()
+            .map(|(&(meter, minute), acc)| {
+                let mut acc = acc.clone();
+                // rank(id) counts the used ids up to id, so rank - 1 is id's position.
+                acc.unique = acc
+                    .unique
+                    .iter()
+                    .map(|id| (used.rank(id) - 1) as u32)
+                    .collect();
+                (meter, minute, acc)
+            })
+            .collect();
+        TenantBuckets {
+            tenant: tenant.to_owned(),
+            values,
+            cells,
+        }
+    }
+}
+
+impl RollupFile {
+    /// Encodes the file (storage-format.md, "Rollup files").
+    pub fn encode(&self) -> Vec<u8> {
+        let mut body = Vec::new();
+        body.put_varint(self.tenants.len() as u64);
+        for t in &self.tenants {
+            body.put_bytes(t.tenant.as_bytes());
+            body.put_varint(t.values.len() as u64);
+            for v in &t.values {
+                body.put_bytes(v.as_bytes());
+            }
+            let groups: Vec<&[(MeterId, i64, Acc)]> = t.cells.chunk_by(|a, b| a.0 == b.0).collect();
+            body.put_varint(groups.len() as u64);
+            for group in groups {
+                encode_group(&mut body, group);
+            }
+        }
+        let mut out = Vec::with_capacity(body.len() / 2 + 64);
+        out.extend_from_slice(&MAGIC);
+        out.put_u16(VERSION);
+        out.put_varint(self.segments.len() as u64);
+        for s in &self.segments {
+            out.put_u64(s.0);
+        }
+        out.put_varint(self.meters.len() as u64);
+        for m in &self.meters {
+            out.put_u64(*m);
+        }
+        out.put_bytes(&zstd_wrap(&body).unwrap_or_default());
+        let crc = crc32c(&out);
+        out.put_u32(crc);
+        out
+    }
+
+    /// Decodes a file, checking magic, version, checksum, every count and every id.
+    pub fn decode(bytes: &[u8], path: &Path) -> Result<RollupFile, Corruption> {
+        let bad = |offset: usize, kind| Corruption::new(path, offset as u64, kind);
+        let body_len = bytes
+            .len()
+            .checked_sub(4)
+            .filter(|&n| n >= MAGIC.len() + 2)
+            .ok_or_else(|| bad(0, CorruptionKind::Truncated))?;
+        if bytes[..MAGIC.len()] != MAGIC {
+            return Err(bad(0, CorruptionKind::BadMagic));
+        }
+        let stored = u32::from_le_bytes(bytes[body_len..].try_into().unwrap_or_default());
+        let actual = crc32c(&bytes[..body_len]);
+        if stored != actual {
+            return Err(bad(
+                body_len,
+                CorruptionKind::ChecksumMismatch {
+                    expected: stored,
+                    actual,
+                },
+            ));
+        }
+        let mut r = ByteReader::new(&bytes[MAGIC.len()..body_len]);
+        let at = |r: &ByteReader<'_>| MAGIC.len() + r.position();
+        let header = (|| {
+            let version = r.u16()?;
+            if version != VERSION {
+                return Err(CorruptionKind::UnknownVersion(version));
+            }
+            let n = bounded(&mut r, 8)?;
+            let segments = (0..n)
+                .map(|_| r.u64().map(SegmentId))
+                .collect::<Result<_, _>>()?;
+            let n = bounded(&mut r, 8)?;
+            let meters = (0..n).map(|_| r.u64()).collect::<Result<_, _>>()?;
+            let body = zstd_unwrap(r.bytes()?, MAX_BODY)?;
+            Ok((segments, meters, body))
+        })();
+        let (segments, meters, body) = header.map_err(|k| bad(at(&r), k))?;
+        let mut r = ByteReader::new(&body);
+        let tenants = decode_body(&mut r).map_err(|k| {
+            bad(
+                MAGIC.len(),
+                CorruptionKind::Invalid(format!("body at {}: {k}", r.position())),
+            )
+        })?;
+        Ok(RollupFile {
+            segments,
+            meters,
+            tenants,
+        })
+    }
+}
+
+fn encode_group(out: &mut Vec<u8>, group: &[(MeterId, i64, Acc)]) {
+    let shape = if group.iter().any(|(_, _, a)| !a.unique.is_empty()) {
+        SHAPE_DISTINCT
+    } else if group.iter().any(|(_, _, a)| a.latest.is_some()) {
+        SHAPE_NUMERIC
+    } else {
+        SHAPE_COUNT
+    };
+    out.put_u64(group[0].0);
+    out.push(shape);
+    out.put_varint(group.len() as u64);
+    let mut prev = 0i64;
+    for (_, minute, acc) in group {
+        let index = minute.div_euclid(Granularity::Minute.nanos());
+        out.put_varint(zigzag(index.wrapping_sub(prev)));
+        prev = index;
+        out.put_varint(acc.count);
+        match shape {
+            SHAPE_NUMERIC => {
+                for v in [acc.sum, acc.min, acc.max] {
+                    out.put_u64(v.to_bits());
+                }
+                let (t, v) = acc.latest.unwrap_or((*minute, f64::NAN));
+                out.put_varint(zigzag(t.wrapping_sub(*minute)));
+                out.put_u64(v.to_bits());
+            }
+            SHAPE_DISTINCT => {
+                out.put_varint(acc.unique.len());
+                let mut prev = 0u32;
+                for id in &acc.unique {
+                    out.put_varint(u64::from(id - prev));
+                    prev = id;
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+fn decode_body(r: &mut ByteReader<'_>) -> Result<Vec<TenantBuckets>, CorruptionKind> {
+    let n_tenants = bounded(r, 5)?;
+    let mut tenants = Vec::with_capacity(n_tenants);
+    for _ in 0..n_tenants {
+        let tenant = r.str()?.to_owned();
+        let n_values = bounded(r, 4)?;
+        let values = (0..n_values)
+            .map(|_| r.str().map(str::to_owned))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut cells = Vec::new();
+        for _ in 0..bounded(r, 10)? {
+            let meter = r.u64()?;
+            let shape = r.u8()?;
+            let mut index = 0i64;
+            for _ in 0..bounded(r, 2)? {
+                index = index.wrapping_add(unzigzag(r.varint()?));
+                let minute = index
+                    .checked_mul(Granularity::Minute.nanos())
+                    .ok_or_else(|| invalid("minute out of range"))?;
+                let mut acc = Acc {
+                    count: r.varint()?,
+                    ..Acc::default()
+                };
+                match shape {
+                    SHAPE_COUNT => {}
+                    SHAPE_NUMERIC => {
+                        acc.sum = f64::from_bits(r.u64()?);
+                        acc.min = f64::from_bits(r.u64()?);
+                        acc.max = f64::from_bits(r.u64()?);
+                        let t = minute.wrapping_add(unzigzag(r.varint()?));
+                        let v = f64::from_bits(r.u64()?);
+                        acc.latest = (!v.is_nan()).then_some((t, v));
+                    }
+                    SHAPE_DISTINCT => {
+                        let mut id = 0u64;
+                        for i in 0..bounded(r, 1)? {
+                            let step = r.varint()?;
+                            if i > 0 && step == 0 {
+                                return Err(invalid("distinct ids are not ascending"));
+                            }
+                            id += step;
+                            if id >= n_values as u64 {
+                                return Err(invalid("distinct id past the value table"));
+                            }
+                            acc.unique.insert(id as u32);
+                        }
+                    }
+                    other => return Err(invalid(&format!("unknown bucket shape {other}"))),
+                }
+                cells.push((meter, minute, acc));
+            }
+        }
+        tenants.push(TenantBuckets {
+            tenant,
+            values,
+            cells,
+        });
+    }
+    if !r.is_empty() {
+        return Err(invalid("bytes after the last tenant"));
+    }
+    Ok(tenants)
+}
+
+/// A varint count whose items take at least `item_size` bytes each: checked against the
+/// bytes left, so that a damaged count never causes a huge allocation or loop.
+fn bounded(r: &mut ByteReader<'_>, item_size: usize) -> Result<usize, CorruptionKind> {
+    let n = r.varint()?;
+    if n.saturating_mul(item_size as u64) > r.remaining() as u64 {
+        return Err(invalid(&format!(
+            "count {n} does not fit in the {} bytes left",
+            r.remaining()
+        )));
+    }
+    Ok(n as usize)
+}
+
+fn invalid(why: &str) -> CorruptionKind {
+    CorruptionKind::Invalid(why.to_owned())
+}
+
+fn zigzag(v: i64) -> u64 {
+    ((v << 1) ^ (v >> 63)) as u64
+}
+
+fn unzigzag(v: u64) -> i64 {
+    ((v >> 1) as i64) ^ -((v & 1) as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> RollupFile {
+        let m = Granularity::Minute.nanos();
+        let count = Acc {
+            count: 7,
+            ..Acc::default()
+        };
+        let mut numeric = Acc::default();
+        numeric.add_value(3 * m + 5, 2.5);
+        numeric.add_value(3 * m + 9, -1.0);
+        let distinct = Acc {
+            count: 3,
+            unique: [0u32, 2].into_iter().collect(),
+            ..Acc::default()
+        };
+        RollupFile {
+            segments: vec![SegmentId(4), SegmentId(5)],
+            meters: vec![16],
+            tenants: vec![TenantBuckets {
+                tenant: "acme".into(),
+                values: vec!["ann".into(), "bob".into(), "cy".into()],
+                cells: vec![
+                    (1, -2 * m, count.clone()),
+                    (1, 40 * m, count),
+                    (2, 3 * m, numeric),
+                    (4, 3 * m, distinct),
+                ],
+            }],
+        }
+    }
+
+    #[test]
+    fn rollup_files_round_trip() {
+        let f = sample();
+        assert_eq!(RollupFile::decode(&f.encode(), Path::new("x")).unwrap(), f);
+    }
+
+    #[test]
+    fn every_flipped_bit_and_cut_is_detected() {
+        let bytes = sample().encode();
+        for i in 0..bytes.len() * 8 {
+            let mut b = bytes.clone();
+            b[i / 8] ^= 1 << (i % 8);
+            assert!(RollupFile::decode(&b, Path::new("x")).is_err(), "bit {i}");
+        }
+        for n in 0..bytes.len() {
+            assert!(
+                RollupFile::decode(&bytes[..n], Path::new("x")).is_err(),
+                "cut {n}"
+            );
+        }
+    }
+}
