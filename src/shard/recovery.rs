@@ -159,7 +159,9 @@ pub(super) fn recover(
         Ok(())
     })?;
     for s in &flushed_during_replay {
-        coverage.extend(meters.ids().into_iter().map(|m| (s.info().id, m)));
+        coverage
+            .pairs
+            .extend(meters.ids().into_iter().map(|m| (s.info().id, m)));
     }
     segments.extend(flushed_during_replay);
     memtable.rollup().apply_to(store);

@@ -22,8 +22,15 @@ use crate::rollup::{Delta, MeterId, RollupStore};
 use crate::scan::ScanRequest;
 use crate::segment::{Segment, SegmentId};
 
-/// Which `(segment, meter)` pairs the live rollup files hold.
-pub(super) type Coverage = HashSet<(SegmentId, MeterId)>;
+/// What the live rollup files hold.
+#[derive(Debug, Default)]
+pub(super) struct Coverage {
+    /// The `(segment, meter)` pairs they count.
+    pub pairs: HashSet<(SegmentId, MeterId)>,
+    /// Files listed in the manifest that could not be read; their segments are recounted
+    /// and they are dropped from the manifest.
+    pub unreadable: Vec<u64>,
+}
 
 /// Reads the manifest's rollup files into `store`, keeping the buckets of the meters in
 /// `meters` (a deleted meter's buckets are skipped). A file that cannot be read is reported;
@@ -36,7 +43,7 @@ pub(super) fn load(
     store: &RollupStore,
     report: &mut RecoveryReport,
 ) -> Coverage {
-    let mut coverage = Coverage::new();
+    let mut coverage = Coverage::default();
     for entry in &manifest.rollups {
         let path = file::path_in(&paths.rollups, entry.id);
         let decoded = match opts.fs.read(&path) {
@@ -59,13 +66,14 @@ pub(super) fn load(
         match decoded {
             Ok(f) => {
                 for s in &f.segments {
-                    coverage.extend(f.meters.iter().map(|m| (*s, *m)));
+                    coverage.pairs.extend(f.meters.iter().map(|m| (*s, *m)));
                 }
                 apply_file(&f, meters, store);
             }
             Err(c) => {
                 tracing::error!(error = %c, "a rollup file cannot be read; its segments are recounted");
                 report.corruptions.push(c);
+                coverage.unreadable.push(entry.id);
             }
         }
     }
@@ -169,7 +177,7 @@ pub(super) fn count_segments(
 
 /// Backfills every `(segment, meter)` pair the rollup files lack: counts those segments'
 /// rows, writes one rollup file per set of missing meters, merges the buckets into the store
-/// and stores the manifest that lists the new files.
+/// and stores the manifest that lists the new files instead of the unreadable ones.
 pub(super) fn backfill_missing(
     paths: &ShardPaths,
     opts: &Options,
@@ -187,7 +195,7 @@ pub(super) fn backfill_missing(
         let mut missing: Vec<MeterId> = Vec::new();
         for table in segment.tables() {
             for (m, _) in meters.meters_for(table.tenant.as_str()).iter() {
-                if !coverage.contains(&(id, *m)) && !missing.contains(m) {
+                if !coverage.pairs.contains(&(id, *m)) && !missing.contains(m) {
                     missing.push(*m);
                 }
             }
@@ -197,10 +205,12 @@ pub(super) fn backfill_missing(
             groups.entry(missing).or_default().push(segment.clone());
         }
     }
-    if groups.is_empty() {
+    if groups.is_empty() && coverage.unreadable.is_empty() {
         return Ok(());
     }
     let mut next = manifest.clone();
+    next.rollups
+        .retain(|e| !coverage.unreadable.contains(&e.id));
     for (missing, group) in &groups {
         let tenants: HashSet<&str> = group
             .iter()
