@@ -303,6 +303,7 @@ impl Engine {
                     write_stalls: load(&st.write_stalls),
                     duplicate_events: load(&st.duplicate_events),
                     dedup_index_bytes: load(&st.dedup_index_bytes),
+                    rollup_file_bytes: load(&st.rollup_file_bytes),
                     poisoned: s.poisoned().map(|e| e.to_string()),
                 }
             })
@@ -333,6 +334,8 @@ pub struct ShardStatus {
     pub segments: usize,
     /// Their bytes on disk.
     pub segment_bytes: u64,
+    /// Bytes of the live rollup files on disk.
+    pub rollup_file_bytes: u64,
     /// Events in memory, not yet in a segment.
     pub buffered_events: usize,
     /// Approximate bytes of those.

@@ -168,6 +168,11 @@ impl Manifest {
         })
     }
 
+    /// Total bytes of the live rollup files.
+    pub fn rollup_bytes(&self) -> u64 {
+        self.rollups.iter().map(|e| e.file_len).sum()
+    }
+
     /// Reads the manifest at `path`; `Ok(None)` when there is none yet.
     pub fn load(fs: &dyn FileSystem, path: &Path) -> Result<Option<Manifest>> {
         match fs.read(path) {

@@ -126,6 +126,11 @@ impl Engine {
         Ok(out)
     }
 
+    /// Rollup buckets held in memory and their approximate bytes.
+    pub fn rollup_memory(&self) -> (usize, usize) {
+        self.rollups.footprint()
+    }
+
     fn known_meter(&self, tenant: &str, meter: &str) -> Result<IdMeter> {
         self.meters
             .get(tenant, meter)

@@ -140,8 +140,24 @@ impl Collector for EngineCollector {
             let c = ConstCounter::new(v);
             c.encode(encoder.encode_descriptor(name, help, None, c.metric_type())?)?;
         }
-        let gauges: [(&str, &str, u64); 3] = [
+        let (rollup_buckets, rollup_bytes) = self.0.rollup_memory();
+        let gauges: [(&str, &str, u64); 6] = [
             ("segments", "Live segment files", sum(|s| s.segments as u64)),
+            (
+                "rollup_file_bytes",
+                "Bytes of live rollup files",
+                sum(|s| s.rollup_file_bytes),
+            ),
+            (
+                "rollup_buckets",
+                "Rollup buckets (minute, hour, day) held in memory",
+                rollup_buckets as u64,
+            ),
+            (
+                "rollup_memory_bytes",
+                "Approximate memory of the rollup buckets",
+                rollup_bytes as u64,
+            ),
             (
                 "segment_bytes",
                 "Bytes of live segment files",

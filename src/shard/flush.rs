@@ -73,6 +73,13 @@ impl Flusher {
         }
     }
 
+    fn note_rollup_bytes(&self) {
+        self.shared
+            .stats
+            .rollup_file_bytes
+            .store(self.manifest.rollup_bytes(), Ordering::Relaxed);
+    }
+
     fn add_rollups(&mut self, file: &RollupFile) -> Result<()> {
         let shared = &*self.shared;
         let mut next = self.manifest.clone();
@@ -83,6 +90,7 @@ impl Flusher {
         next.commit += 1;
         next.store(&*shared.opts.fs, &shared.paths.manifest)?;
         self.manifest = next;
+        self.note_rollup_bytes();
         Ok(())
     }
 
@@ -126,6 +134,7 @@ impl Flusher {
                         tracing::warn!(shard = shared.id, error = %e, "could not remove flushed WAL files");
                     }
                     shared.stats.flushes.fetch_add(1, Ordering::Relaxed);
+                    self.note_rollup_bytes();
                     let mut state = shared.flush_state();
                     state.in_progress = false;
                     state.last_error = None;

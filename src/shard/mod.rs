@@ -87,6 +87,8 @@ pub struct ShardStats {
     pub duplicate_events: AtomicU64,
     /// Approximate bytes of memory of the event-id index (set by the writer).
     pub dedup_index_bytes: AtomicU64,
+    /// Bytes of the live rollup files (set by the flusher).
+    pub rollup_file_bytes: AtomicU64,
 }
 
 /// Where a shard's files live.
@@ -255,6 +257,10 @@ impl Shard {
             stopping: Default::default(),
             stats: ShardStats::default(),
         });
+        shared
+            .stats
+            .rollup_file_bytes
+            .store(recovered.manifest.rollup_bytes(), Ordering::Relaxed);
         let (tx, rx) = crossbeam_channel::unbounded();
         let (flush_tx, flush_rx) = crossbeam_channel::unbounded();
         let flusher = flush::Flusher::new(shared.clone(), recovered.manifest);
