@@ -37,8 +37,9 @@
 //!
 //! # Code map
 //!
-//! Dependencies flow one way: `engine → shard → wal, segment, manifest → codec, fs, clock`;
-//! `model`, `scan` and `error` are used everywhere and depend on nothing else in the crate.
+//! Dependencies flow one way: `engine → window, shard → wal, segment, manifest → codec, fs,
+//! clock`; `model`, `scan` and `error` are used everywhere and depend on nothing else in the
+//! crate.
 //!
 //! - [`model`]: events, typed field values, ids, and the columnar [`WriteBatch`] with its byte
 //!   encoding (the WAL record payload). No I/O.
@@ -48,6 +49,8 @@
 //! - [`scan`]: what a reader asks for ([`ScanRequest`]) and gets back ([`ColumnBatch`]). No I/O.
 //! - [`engine`]: [`Engine`]: the directory lock, tenant → shard routing, write, scan, flush,
 //!   close, check. **Architecture invariant:** knows no byte encodings.
+//! - [`window`]: the ingest time window (raw-event retention behind, `max_future` ahead of
+//!   the clock) the engine applies to every write before it reaches a shard. No I/O.
 //! - [`shard`]: one shard's write path (group-commit writer thread → WAL → in-memory buffer →
 //!   flusher thread → segments + manifest), its recovery, and its read views.
 //!   **Architecture invariant:** an event becomes visible only after its WAL record is
@@ -100,6 +103,7 @@ pub mod server;
 pub mod shard;
 pub mod usage;
 pub mod wal;
+pub mod window;
 
 pub use config::{Options, SyncPolicy};
 pub use engine::{Engine, Receipt, ShardStatus};

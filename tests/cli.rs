@@ -7,7 +7,7 @@ use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use common::cli::{BIN, serve_with};
+use common::cli::{BIN, LONG_RETENTION, serve_with};
 use meterdb::{Engine, Options, ScanRequest};
 
 const LINES: &str = "api_calls,tenant=acme,endpoint=/a response_time_ms=12.5,event_id=\"c1\" 1793491200000000000\n\
@@ -29,6 +29,8 @@ fn run(args: &[&str]) -> Output {
     Command::new(BIN)
         .args(args)
         .env_remove("METERDB_DATA_DIR")
+        .env_remove("METERDB_MAX_FUTURE")
+        .env(LONG_RETENTION.0, LONG_RETENTION.1)
         .output()
         .unwrap()
 }
@@ -184,6 +186,58 @@ fn import_into_a_directory_and_into_a_server() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("line 2501"));
     assert!(s.terminate().success());
     assert_eq!(stored(&served).0, 2500);
+}
+
+#[test]
+fn import_refuses_lines_older_than_the_retention_unless_the_setting_lets_them_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("old.lp");
+    // 2000-01-01T00:00:00Z: older than the default 30 days, inside 36500 until 2099.
+    std::fs::write(
+        &file,
+        "api_calls,tenant=acme,endpoint=/a response_time_ms=1 946684800000000000\n",
+    )
+    .unwrap();
+    let data = dir.path().join("data");
+    let import = |retention: Option<&str>| {
+        let mut cmd = Command::new(BIN);
+        cmd.args(["import", file.to_str().unwrap(), "--data-dir"])
+            .arg(&data)
+            .env_remove("METERDB_DATA_DIR")
+            .env_remove("METERDB_MAX_FUTURE")
+            .env_remove(LONG_RETENTION.0);
+        if let Some(days) = retention {
+            cmd.env(LONG_RETENTION.0, days);
+        }
+        cmd.output().unwrap()
+    };
+    let out = import(None);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a refused line fails the import"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(
+            "line 1: timestamp older than the raw-event retention (30 days): 2000-01-01T00:00:00Z"
+        ),
+        "{stderr}"
+    );
+    assert_eq!(stored(&data).0, 0);
+    let out = import(Some("36500"));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(stored(&data).0, 1);
+    let out = import(Some("forever"));
+    assert_eq!(out.status.code(), Some(2), "an invalid setting is an error");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("USAGE_TRACKING_EVENTS_RETENTION_DAYS"),
+        "a bad value is named"
+    );
 }
 
 #[test]
