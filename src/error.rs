@@ -228,7 +228,7 @@ fn rfc3339(t: crate::model::Timestamp) -> String {
 fn span(d: std::time::Duration) -> String {
     const DAY: u128 = 86_400_000_000_000;
     let ns = d.as_nanos();
-    if ns >= DAY && ns % DAY == 0 {
+    if ns >= DAY && ns.is_multiple_of(DAY) {
         let days = ns / DAY;
         return format!("{days} day{}", if days == 1 { "" } else { "s" });
     }
@@ -245,7 +245,10 @@ fn hours(d: std::time::Duration) -> String {
         (1_000_000, "ms"),
         (1_000, "us"),
     ];
-    match units.iter().find(|(unit, _)| ns >= *unit && ns % unit == 0) {
+    match units
+        .iter()
+        .find(|(unit, _)| ns >= *unit && ns.is_multiple_of(*unit))
+    {
         Some((unit, name)) => format!("{}{name}", ns / unit),
         None => format!("{ns}ns"),
     }

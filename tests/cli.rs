@@ -241,6 +241,62 @@ fn import_refuses_lines_older_than_the_retention_unless_the_setting_lets_them_in
 }
 
 #[test]
+fn serve_takes_its_time_window_from_the_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let s = serve_with(
+        &[
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--http-addr",
+            "127.0.0.1:0",
+        ],
+        &[(LONG_RETENTION.0, "2"), ("METERDB_MAX_FUTURE", "1h")],
+    );
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as i64;
+    let day = 86_400_000_000_000i64;
+    let body = format!(
+        "api_calls,tenant=acme response_time_ms=1 {}\n\
+         api_calls,tenant=acme response_time_ms=2 {}\n\
+         api_calls,tenant=acme response_time_ms=3 {}\n",
+        now - 3 * day,
+        now - day,
+        now + 3 * 3_600_000_000_000,
+    );
+    let r = ureq::post(format!("{}/write", s.url))
+        .config()
+        .http_status_as_error(false)
+        .build()
+        .send(&body)
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    let answer = r.into_body().read_to_string().unwrap();
+    let v: serde_json::Value = serde_json::from_str(&answer).unwrap();
+    assert_eq!(v["accepted"], 1, "{answer}");
+    assert_eq!(v["rejected"][0]["line"], 1, "{answer}");
+    assert!(
+        v["rejected"][0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("raw-event retention (2 days)"),
+        "{answer}"
+    );
+    assert_eq!(v["rejected"][1]["line"], 3, "{answer}");
+    assert!(
+        v["rejected"][1]["error"]
+            .as_str()
+            .unwrap()
+            .contains("more than 1h ahead of the server clock"),
+        "{answer}"
+    );
+    assert!(s.terminate().success());
+    assert_eq!(stored(&data).0, 1);
+}
+
+#[test]
 fn every_command_has_help() {
     for args in [
         vec!["--help"],
