@@ -125,11 +125,12 @@ impl fmt::Debug for Options {
 
 #[cfg(test)]
 impl Options {
-    /// The defaults, but accepting events of any age: unit tests write dated events and must
-    /// pass whatever day they run.
-    pub(crate) fn any_age() -> Options {
+    /// The defaults, but accepting events of any date: unit tests write dated (or random)
+    /// timestamps and must pass whatever day they run.
+    pub(crate) fn any_time() -> Options {
         Options {
             raw_retention: Duration::MAX,
+            max_future: Duration::MAX,
             ..Options::default()
         }
     }

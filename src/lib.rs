@@ -8,14 +8,17 @@
 //! live in `src/cli/`).
 //!
 //! ```
-//! use meterdb::{Engine, FieldValueRef, Options, ScanRequest, TagPredicate, Timestamp, WriteBatch};
+//! use meterdb::clock::{Clock, SystemClock};
+//! use meterdb::{Engine, FieldValueRef, Options, ScanRequest, TagPredicate, WriteBatch};
 //!
 //! # fn main() -> meterdb::Result<()> {
 //! # let dir = tempfile::tempdir().unwrap();
 //! let engine = Engine::open(dir.path(), Options::default())?;
 //! let mut batch = WriteBatch::new();
 //! batch
-//!     .add("acme", "api_calls", Timestamp(1_793_491_200_000_000_000))
+//!     // Dated now: a write refuses events older than `Options::raw_retention` (30 days) or
+//!     // more than `Options::max_future` (24 h) ahead.
+//!     .add("acme", "api_calls", SystemClock.now())
 //!     .tag("endpoint", "/api/users")
 //!     .tag("method", "GET")
 //!     .field("response_time_ms", FieldValueRef::F64(12.5))

@@ -7,8 +7,8 @@
 //! reaches a shard, so every ingest path (library, line protocol, JSON events) gets it.
 //!
 //! Bounds are inclusive: with the clock at `now`, a timestamp `t` is accepted when
-//! `now - retention <= t <= now + max_future`. A duration too long to subtract or add
-//! (beyond about 292 years, e.g. [`Duration::MAX`]) leaves that side unbounded.
+//! `now - retention <= t <= now + max_future`. A duration that takes its bound beyond the
+//! range of timestamps (such as [`Duration::MAX`]) leaves that side unbounded.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -56,10 +56,13 @@ pub struct TimeWindow {
 impl TimeWindow {
     /// The window with the clock at `now`.
     pub fn at(now: Timestamp, retention: Duration, max_future: Duration) -> TimeWindow {
-        let nanos = |d: Duration| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX);
+        // In i128, where any `Duration` fits (in nanoseconds) and a bound beyond the i64 range
+        // clamps to it, so that a long duration opens that side whatever `now` is.
+        let nanos = |d: Duration| i128::try_from(d.as_nanos()).unwrap_or(i128::MAX);
+        let clamp = |ns: i128| Timestamp(ns.clamp(i64::MIN.into(), i64::MAX.into()) as i64);
         TimeWindow {
-            oldest: Timestamp(now.0.saturating_sub(nanos(retention))),
-            latest: Timestamp(now.0.saturating_add(nanos(max_future))),
+            oldest: clamp(i128::from(now.0).saturating_sub(nanos(retention))),
+            latest: clamp(i128::from(now.0).saturating_add(nanos(max_future))),
             retention,
             max_future,
         }
@@ -129,9 +132,16 @@ mod tests {
 
     #[test]
     fn durations_beyond_the_range_leave_the_side_open() {
-        let w = TimeWindow::at(Timestamp(NOW), Duration::MAX, Duration::MAX);
-        assert_eq!(w.check(Timestamp::MIN), Ok(()));
-        assert_eq!(w.check(Timestamp::MAX), Ok(()));
+        for now in [
+            Timestamp(NOW),
+            Timestamp(-NOW),
+            Timestamp::MIN,
+            Timestamp::MAX,
+        ] {
+            let w = TimeWindow::at(now, Duration::MAX, Duration::MAX);
+            assert_eq!(w.check(Timestamp::MIN), Ok(()));
+            assert_eq!(w.check(Timestamp::MAX), Ok(()));
+        }
         let far = TimeWindow::at(Timestamp::MAX, DAY, DAY);
         assert_eq!(far.check(Timestamp::MAX), Ok(()));
     }
