@@ -113,10 +113,11 @@ impl Engine {
     /// fail the whole batch with [`Error::InvalidEvent`] before anything is stored. Events
     /// dated before now minus [`Options::raw_retention`] or after now plus
     /// [`Options::max_future`], and events whose field types conflict with stored data, are
-    /// refused one by one and listed in [`Receipt::rejected`]; the rest is stored. An event whose event id the tenant's shard
-    /// already stores (dated within [`Options::dedup_window`]), or that repeats an id earlier
-    /// in the batch, is not stored again and is counted in [`Receipt::duplicates`]; events
-    /// without an id are never deduplicated.
+    /// refused one by one and listed in [`Receipt::rejected`]; the rest is stored. An event
+    /// whose event id the tenant's shard already stores (dated within
+    /// [`Options::dedup_window`]), or that repeats an id earlier in the batch, is not stored
+    /// again and is counted in [`Receipt::duplicates`]; events without an id are never
+    /// deduplicated.
     ///
     /// The events of one shard are committed atomically (one WAL record). A batch whose
     /// tenants live in different shards is committed shard by shard: if one shard fails, the
