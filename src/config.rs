@@ -75,6 +75,16 @@ pub struct Options {
     /// in [`crate::Receipt::duplicates`]). Ids of events dated before the window are
     /// forgotten. Default = 30 days, the raw-event retention.
     pub dedup_window: Duration,
+    /// Raw-event retention: a write refuses an event dated before now minus this (listed in
+    /// [`crate::Receipt::rejected`] with [`crate::InvalidEvent::TooOld`]), as it would be
+    /// dropped as soon as stored. An event dated exactly at the bound is accepted.
+    /// [`Duration::MAX`] accepts any age. Default = 30 days.
+    pub raw_retention: Duration,
+    /// A write refuses an event dated after now plus this (listed in
+    /// [`crate::Receipt::rejected`] with [`crate::InvalidEvent::TooFarAhead`]): most likely
+    /// a client with a wrong clock or precision. An event dated exactly at the bound is
+    /// accepted. [`Duration::MAX`] accepts any date. Default = 24 hours.
+    pub max_future: Duration,
     /// The file layer (tests substitute a fault-injecting one). Default = the real one.
     pub fs: Arc<dyn FileSystem>,
     /// The clock. Default = the system clock.
@@ -90,6 +100,8 @@ impl Default for Options {
             max_buffer_age: Duration::from_secs(600),
             max_wal_file_bytes: 128 << 20,
             dedup_window: Duration::from_secs(30 * 86_400),
+            raw_retention: Duration::from_secs(30 * 86_400),
+            max_future: Duration::from_secs(24 * 3600),
             fs: Arc::new(StdFs),
             clock: Arc::new(SystemClock),
         }
@@ -105,7 +117,22 @@ impl fmt::Debug for Options {
             .field("max_buffer_age", &self.max_buffer_age)
             .field("max_wal_file_bytes", &self.max_wal_file_bytes)
             .field("dedup_window", &self.dedup_window)
+            .field("raw_retention", &self.raw_retention)
+            .field("max_future", &self.max_future)
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+impl Options {
+    /// The defaults, but accepting events of any date: unit tests write dated (or random)
+    /// timestamps and must pass whatever day they run.
+    pub(crate) fn any_time() -> Options {
+        Options {
+            raw_retention: Duration::MAX,
+            max_future: Duration::MAX,
+            ..Options::default()
+        }
     }
 }
 

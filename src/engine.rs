@@ -16,6 +16,7 @@ use crate::model::WriteBatch;
 use crate::rollup::RollupStore;
 use crate::scan::{ColumnBatch, ScanRequest};
 use crate::shard::{RecoveryReport, RollupContext, Shard, ShardReceipt, View};
+use crate::window::IngestWindow;
 
 mod usage;
 
@@ -30,8 +31,11 @@ const DIR_FORMAT: u32 = 1;
 pub struct Receipt {
     /// Events stored.
     pub written: usize,
-    /// Events refused because a field's type conflicts with the stored schema, by index in
-    /// the batch. The other events of the batch are stored, as InfluxDB does.
+    /// Events refused one by one, by index in the caller's batch, in index order: those dated
+    /// outside the ingest window ([`InvalidEvent::TooOld`], [`InvalidEvent::TooFarAhead`];
+    /// see [`crate::window`]) and those with a field whose type conflicts with the stored
+    /// schema. They are not stored and their event ids are not remembered; the other events
+    /// of the batch are stored, as InfluxDB does.
     pub rejected: Vec<(usize, InvalidEvent)>,
     /// Events not stored because an event of the same tenant with the same event id is
     /// stored already (a retry, or a repeat within the batch). They are not errors: the event
@@ -52,6 +56,7 @@ pub struct Engine {
     rollups: Arc<RollupStore>,
     /// Serialises meter definitions and deletions (each takes a backfill).
     meter_admin: std::sync::Mutex<()>,
+    window: IngestWindow,
     _lock: LockGuard,
 }
 
@@ -93,6 +98,7 @@ impl Engine {
             meters: context.registry,
             rollups: context.store,
             meter_admin: std::sync::Mutex::new(()),
+            window: IngestWindow::new(&options),
             _lock: lock,
         })
     }
@@ -121,11 +127,13 @@ impl Engine {
     ///
     /// Structurally invalid events (no tenant, empty measurement, timestamp out of range, ...)
     /// fail the whole batch with [`Error::InvalidEvent`] before anything is stored. Events
-    /// whose field types conflict with stored data are refused one by one and listed in
-    /// [`Receipt::rejected`]; the rest is stored. An event whose event id the tenant's shard
-    /// already stores (dated within [`Options::dedup_window`]), or that repeats an id earlier
-    /// in the batch, is not stored again and is counted in [`Receipt::duplicates`]; events
-    /// without an id are never deduplicated.
+    /// dated before now minus [`Options::raw_retention`] or after now plus
+    /// [`Options::max_future`], and events whose field types conflict with stored data, are
+    /// refused one by one and listed in [`Receipt::rejected`]; the rest is stored. An event
+    /// whose event id the tenant's shard already stores (dated within
+    /// [`Options::dedup_window`]), or that repeats an id earlier in the batch, is not stored
+    /// again and is counted in [`Receipt::duplicates`]; events without an id are never
+    /// deduplicated.
     ///
     /// The events of one shard are committed atomically (one WAL record). A batch whose
     /// tenants live in different shards is committed shard by shard: if one shard fails, the
@@ -133,8 +141,9 @@ impl Engine {
     /// it again, except the events with an event id, which are counted once). A failed
     /// write never marks its event ids as stored.
     pub fn write(&self, batch: WriteBatch) -> Result<Receipt> {
-        let pending = self.submit(batch)?;
+        let (refused, pending) = self.submit(batch)?;
         collect(
+            refused,
             pending
                 .into_iter()
                 .map(|(idx, rx)| (idx, rx.recv().unwrap_or(Err(Error::Closed)))),
@@ -144,25 +153,30 @@ impl Engine {
     /// [`Engine::write`] for async callers: awaits the commit without blocking the runtime's
     /// threads.
     pub async fn write_async(&self, batch: WriteBatch) -> Result<Receipt> {
-        let pending = self.submit(batch)?;
+        let (refused, pending) = self.submit(batch)?;
         let mut results = Vec::with_capacity(pending.len());
         for (idx, rx) in pending {
             results.push((idx, rx.await.unwrap_or(Err(Error::Closed))));
         }
-        collect(results.into_iter())
+        collect(refused, results.into_iter())
     }
 
-    /// Validates, splits by shard and queues a batch.
+    /// Validates a batch, refuses the events outside the ingest window, splits the rest by
+    /// shard and queues it. Returns the refused events and, per shard, the indices in `batch`
+    /// of the events sent (`None`: all of them, in order) with the shard's answer to come.
     #[allow(clippy::type_complexity)]
     fn submit(
         &self,
         batch: WriteBatch,
-    ) -> Result<Vec<(Option<Vec<usize>>, oneshot::Receiver<Result<ShardReceipt>>)>> {
+    ) -> Result<(
+        Vec<(usize, InvalidEvent)>,
+        Vec<(Option<Vec<usize>>, oneshot::Receiver<Result<ShardReceipt>>)>,
+    )> {
         if let Err((index, reason)) = batch.validate() {
             return Err(Error::InvalidEvent { index, reason });
         }
         if batch.is_empty() {
-            return Ok(Vec::new());
+            return Ok((Vec::new(), Vec::new()));
         }
         let max = crate::wal::MAX_RECORD_LEN;
         if batch.encoded_len() > max {
@@ -171,24 +185,32 @@ impl Engine {
                 max,
             });
         }
+        // Refused here, before any shard sees them, so that they are neither stored nor
+        // their event ids remembered.
+        let window = self.window.now();
+        let mut refused = Vec::new();
         let mut by_shard: Vec<Vec<usize>> = vec![Vec::new(); self.shards.len()];
         for (i, e) in batch.iter().enumerate() {
-            by_shard[self.shard_of(e.tenant)].push(i);
+            match window.check(e.timestamp) {
+                Ok(()) => by_shard[self.shard_of(e.tenant)].push(i),
+                Err(reason) => refused.push((i, reason)),
+            }
         }
         let used: Vec<usize> = (0..by_shard.len())
             .filter(|&s| !by_shard[s].is_empty())
             .collect();
-        if let [only] = used[..] {
-            return Ok(vec![(None, self.shards[only].submit(batch))]);
+        if let ([only], []) = (&used[..], &refused[..]) {
+            return Ok((refused, vec![(None, self.shards[*only].submit(batch))]));
         }
-        Ok(used
+        let pending = used
             .into_iter()
             .map(|s| {
                 let indices = std::mem::take(&mut by_shard[s]);
                 let part = batch.select(indices.iter().copied());
                 (Some(indices), self.shards[s].submit(part))
             })
-            .collect())
+            .collect();
+        Ok((refused, pending))
     }
 
     /// Rows matching `req` from every shard's buffers and segments, one batch per table and
@@ -358,11 +380,16 @@ pub struct ShardStatus {
     pub poisoned: Option<String>,
 }
 
-/// Merges the shards' receipts, mapping their indices back to the caller's batch.
+/// Merges the events refused before the shards (`refused`, by index in the caller's batch)
+/// and the shards' receipts, mapping their indices back to the caller's batch.
 fn collect(
+    refused: Vec<(usize, InvalidEvent)>,
     results: impl Iterator<Item = (Option<Vec<usize>>, Result<ShardReceipt>)>,
 ) -> Result<Receipt> {
-    let mut receipt = Receipt::default();
+    let mut receipt = Receipt {
+        rejected: refused,
+        ..Receipt::default()
+    };
     let mut first_err = None;
     for (indices, result) in results {
         match result {

@@ -212,6 +212,74 @@ pub enum InvalidEvent {
         /// The UTC day (YYYY-MM-DD) whose data fixes the type.
         day: String,
     },
+    /// The timestamp is older than the raw-event retention: the event would be dropped
+    /// as soon as it was stored.
+    #[error(
+        "timestamp older than the raw-event retention ({retention}): {time} is before {oldest} (USAGE_TRACKING_EVENTS_RETENTION_DAYS sets the retention)",
+        retention = span(*.retention),
+        time = rfc3339(*.time),
+        oldest = rfc3339(*.oldest)
+    )]
+    TooOld {
+        /// The event's timestamp.
+        time: crate::model::Timestamp,
+        /// The oldest timestamp accepted at the time of the write.
+        oldest: crate::model::Timestamp,
+        /// The raw-event retention ([`crate::Options::raw_retention`]).
+        retention: std::time::Duration,
+    },
+    /// The timestamp is further ahead of the server clock than accepted: most likely a
+    /// wrong clock or precision on the client.
+    #[error(
+        "timestamp more than {max_future} ahead of the server clock: {time} is after {latest} (METERDB_MAX_FUTURE sets the limit)",
+        max_future = hours(*.max_future),
+        time = rfc3339(*.time),
+        latest = rfc3339(*.latest)
+    )]
+    TooFarAhead {
+        /// The event's timestamp.
+        time: crate::model::Timestamp,
+        /// The latest timestamp accepted at the time of the write.
+        latest: crate::model::Timestamp,
+        /// How far ahead of the clock events may be ([`crate::Options::max_future`]).
+        max_future: std::time::Duration,
+    },
+}
+
+/// An instant as RFC 3339 in UTC, with fractional seconds only when there are some.
+fn rfc3339(t: crate::model::Timestamp) -> String {
+    chrono::DateTime::from_timestamp_nanos(t.0).to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+}
+
+/// A duration in whole days when it is some (`30 days`), else in the largest unit up to hours
+/// that divides it, as `METERDB_MAX_FUTURE` is written (`24h`, `90m`, `1500ms`).
+fn span(d: std::time::Duration) -> String {
+    const DAY: u128 = 86_400_000_000_000;
+    let ns = d.as_nanos();
+    if ns >= DAY && ns.is_multiple_of(DAY) {
+        let days = ns / DAY;
+        return format!("{days} day{}", if days == 1 { "" } else { "s" });
+    }
+    hours(d)
+}
+
+/// A duration in the largest unit up to hours that divides it: `24h`, `90m`, `1500ms`.
+fn hours(d: std::time::Duration) -> String {
+    let ns = d.as_nanos();
+    let units: [(u128, &str); 5] = [
+        (3_600_000_000_000, "h"),
+        (60_000_000_000, "m"),
+        (1_000_000_000, "s"),
+        (1_000_000, "ms"),
+        (1_000, "us"),
+    ];
+    match units
+        .iter()
+        .find(|(unit, _)| ns >= *unit && ns.is_multiple_of(*unit))
+    {
+        Some((unit, name)) => format!("{}{name}", ns / unit),
+        None => format!("{ns}ns"),
+    }
 }
 
 /// Stored bytes that failed a check, and where.

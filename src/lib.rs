@@ -8,14 +8,17 @@
 //! live in `src/cli/`).
 //!
 //! ```
-//! use meterdb::{Engine, FieldValueRef, Options, ScanRequest, TagPredicate, Timestamp, WriteBatch};
+//! use meterdb::clock::{Clock, SystemClock};
+//! use meterdb::{Engine, FieldValueRef, Options, ScanRequest, TagPredicate, WriteBatch};
 //!
 //! # fn main() -> meterdb::Result<()> {
 //! # let dir = tempfile::tempdir().unwrap();
 //! let engine = Engine::open(dir.path(), Options::default())?;
 //! let mut batch = WriteBatch::new();
 //! batch
-//!     .add("acme", "api_calls", Timestamp(1_793_491_200_000_000_000))
+//!     // Dated now: a write refuses events older than `Options::raw_retention` (30 days) or
+//!     // more than `Options::max_future` (24 h) ahead.
+//!     .add("acme", "api_calls", SystemClock.now())
 //!     .tag("endpoint", "/api/users")
 //!     .tag("method", "GET")
 //!     .field("response_time_ms", FieldValueRef::F64(12.5))
@@ -37,8 +40,9 @@
 //!
 //! # Code map
 //!
-//! Dependencies flow one way: `engine → shard → wal, segment, manifest → codec, fs, clock`;
-//! `model`, `scan` and `error` are used everywhere and depend on nothing else in the crate.
+//! Dependencies flow one way: `engine → window, shard → wal, segment, manifest → codec, fs,
+//! clock`; `model`, `scan` and `error` are used everywhere and depend on nothing else in the
+//! crate.
 //!
 //! - [`model`]: events, typed field values, ids, and the columnar [`WriteBatch`] with its byte
 //!   encoding (the WAL record payload). No I/O.
@@ -48,6 +52,8 @@
 //! - [`scan`]: what a reader asks for ([`ScanRequest`]) and gets back ([`ColumnBatch`]). No I/O.
 //! - [`engine`]: [`Engine`]: the directory lock, tenant → shard routing, write, scan, flush,
 //!   close, check. **Architecture invariant:** knows no byte encodings.
+//! - [`window`]: the ingest time window (raw-event retention behind, `max_future` ahead of
+//!   the clock) the engine applies to every write before it reaches a shard. No I/O.
 //! - [`shard`]: one shard's write path (group-commit writer thread → WAL → in-memory buffer →
 //!   flusher thread → segments + manifest), its recovery, and its read views.
 //!   **Architecture invariant:** an event becomes visible only after its WAL record is
@@ -102,6 +108,7 @@ pub mod server;
 pub mod shard;
 pub mod usage;
 pub mod wal;
+pub mod window;
 
 pub use config::{Options, SyncPolicy};
 pub use engine::{Engine, Receipt, ShardStatus};

@@ -7,7 +7,7 @@ use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use common::cli::{BIN, serve_with};
+use common::cli::{BIN, LONG_RETENTION, serve_with};
 use meterdb::{Engine, Options, ScanRequest};
 
 const LINES: &str = "api_calls,tenant=acme,endpoint=/a response_time_ms=12.5,event_id=\"c1\" 1793491200000000000\n\
@@ -29,6 +29,8 @@ fn run(args: &[&str]) -> Output {
     Command::new(BIN)
         .args(args)
         .env_remove("METERDB_DATA_DIR")
+        .env_remove("METERDB_MAX_FUTURE")
+        .env(LONG_RETENTION.0, LONG_RETENTION.1)
         .output()
         .unwrap()
 }
@@ -184,6 +186,114 @@ fn import_into_a_directory_and_into_a_server() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("line 2501"));
     assert!(s.terminate().success());
     assert_eq!(stored(&served).0, 2500);
+}
+
+#[test]
+fn import_refuses_lines_older_than_the_retention_unless_the_setting_lets_them_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("old.lp");
+    // 2000-01-01T00:00:00Z: older than the default 30 days, inside 36500 until 2099.
+    std::fs::write(
+        &file,
+        "api_calls,tenant=acme,endpoint=/a response_time_ms=1 946684800000000000\n",
+    )
+    .unwrap();
+    let data = dir.path().join("data");
+    let import = |retention: Option<&str>| {
+        let mut cmd = Command::new(BIN);
+        cmd.args(["import", file.to_str().unwrap(), "--data-dir"])
+            .arg(&data)
+            .env_remove("METERDB_DATA_DIR")
+            .env_remove("METERDB_MAX_FUTURE")
+            .env_remove(LONG_RETENTION.0);
+        if let Some(days) = retention {
+            cmd.env(LONG_RETENTION.0, days);
+        }
+        cmd.output().unwrap()
+    };
+    let out = import(None);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a refused line fails the import"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(
+            "line 1: timestamp older than the raw-event retention (30 days): 2000-01-01T00:00:00Z"
+        ),
+        "{stderr}"
+    );
+    assert_eq!(stored(&data).0, 0);
+    let out = import(Some("36500"));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(stored(&data).0, 1);
+    let out = import(Some("forever"));
+    assert_eq!(out.status.code(), Some(2), "an invalid setting is an error");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("USAGE_TRACKING_EVENTS_RETENTION_DAYS"),
+        "a bad value is named"
+    );
+}
+
+#[test]
+fn serve_takes_its_time_window_from_the_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let s = serve_with(
+        &[
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--http-addr",
+            "127.0.0.1:0",
+        ],
+        &[(LONG_RETENTION.0, "2"), ("METERDB_MAX_FUTURE", "1h")],
+    );
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as i64;
+    let day = 86_400_000_000_000i64;
+    let body = format!(
+        "api_calls,tenant=acme response_time_ms=1 {}\n\
+         api_calls,tenant=acme response_time_ms=2 {}\n\
+         api_calls,tenant=acme response_time_ms=3 {}\n",
+        now - 3 * day,
+        now - day,
+        now + 3 * 3_600_000_000_000,
+    );
+    let r = ureq::post(format!("{}/write", s.url))
+        .config()
+        .http_status_as_error(false)
+        .build()
+        .send(&body)
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    let answer = r.into_body().read_to_string().unwrap();
+    let v: serde_json::Value = serde_json::from_str(&answer).unwrap();
+    assert_eq!(v["accepted"], 1, "{answer}");
+    assert_eq!(v["rejected"][0]["line"], 1, "{answer}");
+    assert!(
+        v["rejected"][0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("raw-event retention (2 days)"),
+        "{answer}"
+    );
+    assert_eq!(v["rejected"][1]["line"], 3, "{answer}");
+    assert!(
+        v["rejected"][1]["error"]
+            .as_str()
+            .unwrap()
+            .contains("more than 1h ahead of the server clock"),
+        "{answer}"
+    );
+    assert!(s.terminate().success());
+    assert_eq!(stored(&data).0, 1);
 }
 
 #[test]

@@ -642,3 +642,192 @@ proptest! {
         prop_assert_eq!(e.count(&ScanRequest::default()).unwrap(), expected);
     }
 }
+
+// The ingest window: events dated before now minus the raw-event retention, or after now plus
+// `max_future`, are refused one by one and never reach a shard. Both bounds are inclusive.
+
+/// 2026-11-28T10:00:00Z, where the window tests' clock stands.
+const NOW: i64 = 1_795_860_000_000_000_000;
+
+/// Two shards, the default window (30 days back, 24 h ahead) around a clock fixed at `NOW`.
+fn window_options() -> Options {
+    Options {
+        shards: Some(2),
+        sync: meterdb::SyncPolicy::None,
+        clock: Arc::new(ManualClock::new(Timestamp(NOW))),
+        ..Options::default()
+    }
+}
+
+fn too_old(ts: i64) -> InvalidEvent {
+    InvalidEvent::TooOld {
+        time: Timestamp(ts),
+        oldest: Timestamp(NOW - 30 * DAY),
+        retention: std::time::Duration::from_secs(30 * 86_400),
+    }
+}
+
+fn too_far_ahead(ts: i64) -> InvalidEvent {
+    InvalidEvent::TooFarAhead {
+        time: Timestamp(ts),
+        latest: Timestamp(NOW + DAY),
+        max_future: std::time::Duration::from_secs(24 * 3600),
+    }
+}
+
+#[test]
+fn events_at_the_bounds_are_stored_and_one_nanosecond_beyond_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open(dir.path(), window_options()).unwrap();
+    let events = [
+        event("acme", NOW - 30 * DAY, "/oldest", 1.0, None),
+        event("acme", NOW - 30 * DAY - 1, "/too-old", 2.0, None),
+        event("acme", NOW + DAY, "/latest", 3.0, None),
+        event("acme", NOW + DAY + 1, "/too-far-ahead", 4.0, None),
+    ];
+    let receipt = engine.write(batch_of(&events)).unwrap();
+    assert_eq!(receipt.written, 2);
+    assert_eq!(
+        receipt.rejected,
+        vec![
+            (1, too_old(NOW - 30 * DAY - 1)),
+            (3, too_far_ahead(NOW + DAY + 1))
+        ]
+    );
+    let mut expected = vec![events[0].clone(), events[2].clone()];
+    sort_events(&mut expected);
+    assert_eq!(all_events(&engine, &ScanRequest::default()), expected);
+    // The reasons name the time, the bound and the setting.
+    let old = receipt.rejected[0].1.to_string();
+    assert!(
+        old.contains("raw-event retention (30 days)")
+            && old.contains("2026-10-29T09:59:59.999999999Z is before 2026-10-29T10:00:00Z")
+            && old.contains("USAGE_TRACKING_EVENTS_RETENTION_DAYS"),
+        "{old}"
+    );
+    let ahead = receipt.rejected[1].1.to_string();
+    assert!(
+        ahead.contains("more than 24h ahead of the server clock")
+            && ahead.contains("2026-11-29T10:00:00.000000001Z is after 2026-11-29T10:00:00Z")
+            && ahead.contains("METERDB_MAX_FUTURE"),
+        "{ahead}"
+    );
+}
+
+#[test]
+fn the_window_moves_with_the_clock_and_follows_the_options() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(Timestamp(NOW)));
+    let options = Options {
+        clock: clock.clone(),
+        raw_retention: std::time::Duration::from_secs(2 * 86_400),
+        max_future: std::time::Duration::from_secs(60),
+        ..window_options()
+    };
+    let engine = Engine::open(dir.path(), options).unwrap();
+    let e = event("acme", NOW - DAY, "/a", 1.0, None);
+    let soon = event("acme", NOW + 120_000_000_000, "/b", 1.0, None);
+    let r = engine.write(batch_of(&[e.clone(), soon.clone()])).unwrap();
+    assert_eq!(r.written, 1);
+    assert_eq!(r.rejected.len(), 1);
+    assert!(matches!(
+        r.rejected[0],
+        (1, InvalidEvent::TooFarAhead { .. })
+    ));
+    clock.advance(2 * DAY);
+    let r = engine.write(batch_of(&[e, soon])).unwrap();
+    assert_eq!(r.written, 1, "two minutes later is now in the past");
+    assert!(matches!(r.rejected[..], [(0, InvalidEvent::TooOld { .. })]));
+}
+
+#[test]
+fn a_mixed_batch_over_two_shards_lists_refusals_by_the_callers_index_and_stores_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open(dir.path(), window_options()).unwrap();
+    let tenants = ["acme", "globex", "initech", "umbrella", "t0001"];
+    let a = tenants.iter().find(|t| engine.shard_of(t) == 0).unwrap();
+    let b = tenants.iter().find(|t| engine.shard_of(t) == 1).unwrap();
+    // `b` stores `response_time_ms` as a float that day, so that a string is a conflict the
+    // shard finds: its index must merge with the window's.
+    let first = engine
+        .write(batch_of(&[event(b, NOW - DAY, "/x", 1.0, None)]))
+        .unwrap();
+    assert_eq!((first.written, first.rejected.len()), (1, 0));
+    let mut conflict = event(b, NOW - DAY + 5, "/conflict", 1.0, None);
+    conflict.fields[0].1 = FieldValue::Str("slow".into());
+    let events = [
+        event(a, NOW - DAY, "/a0", 1.0, Some("a0")),
+        event(b, NOW - 40 * DAY, "/b-old", 2.0, Some("b-old")),
+        event(a, NOW + 2 * DAY, "/a-ahead", 3.0, Some("a-ahead")),
+        event(b, NOW - DAY + 1, "/b1", 4.0, None),
+        event(a, NOW - 31 * DAY, "/a-old", 5.0, None),
+        conflict,
+        event(b, NOW, "/b2", 6.0, Some("b2")),
+        event(a, NOW + 1, "/a1", 7.0, None),
+    ];
+    let receipt = engine.write(batch_of(&events)).unwrap();
+    let indices: Vec<usize> = receipt.rejected.iter().map(|(i, _)| *i).collect();
+    assert_eq!(indices, [1, 2, 4, 5], "{:?}", receipt.rejected);
+    assert_eq!(receipt.rejected[0].1, too_old(NOW - 40 * DAY));
+    assert_eq!(receipt.rejected[1].1, too_far_ahead(NOW + 2 * DAY));
+    assert_eq!(receipt.rejected[2].1, too_old(NOW - 31 * DAY));
+    assert!(matches!(
+        receipt.rejected[3].1,
+        InvalidEvent::FieldTypeConflict { .. }
+    ));
+    assert_eq!(receipt.written, 4);
+    let mut expected: Vec<Event> = [0, 3, 6, 7].iter().map(|&i| events[i].clone()).collect();
+    expected.push(event(b, NOW - DAY, "/x", 1.0, None));
+    sort_events(&mut expected);
+    assert_eq!(all_events(&engine, &ScanRequest::default()), expected);
+}
+
+#[test]
+fn a_batch_entirely_outside_the_window_stores_nothing_and_is_not_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open(dir.path(), window_options()).unwrap();
+    let receipt = engine
+        .write(batch_of(&[
+            event("acme", T0 - 400 * DAY, "/a", 1.0, Some("x")),
+            event("globex", NOW + 3 * DAY, "/b", 1.0, Some("y")),
+        ]))
+        .unwrap();
+    assert_eq!(receipt.written, 0);
+    assert_eq!(receipt.duplicates, 0);
+    assert_eq!(
+        receipt.rejected,
+        vec![
+            (0, too_old(T0 - 400 * DAY)),
+            (1, too_far_ahead(NOW + 3 * DAY))
+        ]
+    );
+    assert_eq!(engine.count(&ScanRequest::default()).unwrap(), 0);
+}
+
+#[test]
+fn a_refused_events_id_is_not_claimed() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open(dir.path(), window_options()).unwrap();
+    let old = event("acme", NOW - 60 * DAY, "/a", 1.0, Some("late"));
+    let r = engine.write(batch_of(std::slice::from_ref(&old))).unwrap();
+    assert_eq!((r.written, r.rejected.len()), (0, 1));
+    // Sent again with a timestamp inside the window: stored, not a duplicate.
+    let fixed = event("acme", NOW - DAY, "/a", 1.0, Some("late"));
+    let r = engine
+        .write(batch_of(std::slice::from_ref(&fixed)))
+        .unwrap();
+    assert_eq!((r.written, r.duplicates, r.rejected.len()), (1, 0, 0));
+    // Within one batch too: a refused copy does not make the valid one a duplicate.
+    let r = engine
+        .write(batch_of(&[
+            event("acme", NOW + 5 * DAY, "/b", 1.0, Some("twice")),
+            event("acme", NOW, "/b", 1.0, Some("twice")),
+        ]))
+        .unwrap();
+    assert_eq!((r.written, r.duplicates), (1, 0));
+    assert!(matches!(
+        r.rejected[..],
+        [(0, InvalidEvent::TooFarAhead { .. })]
+    ));
+    assert_eq!(stored_ids(&engine, "acme"), ["late", "twice"]);
+}

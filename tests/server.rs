@@ -4,6 +4,7 @@
 mod common;
 
 use std::io::Write;
+use std::sync::Arc;
 
 use common::server::TestServer;
 use meterdb::ScanRequest;
@@ -111,6 +112,132 @@ fn partial_write_stores_the_valid_lines_and_lists_the_rest() {
         "{v}"
     );
     assert_eq!(count(&s, Some("acme")), 4);
+}
+
+/// 2026-11-28T10:00:00Z: the clock of [`window_server`].
+const NOW: i64 = 1_795_860_000_000_000_000;
+
+/// A server whose engine has the default ingest window (30 days back, 24 h ahead) around a
+/// clock fixed at [`NOW`].
+fn window_server() -> TestServer {
+    TestServer::with_options(
+        ServerConfig::default(),
+        meterdb::Options {
+            shards: Some(2),
+            sync: meterdb::SyncPolicy::None,
+            clock: Arc::new(meterdb::clock::ManualClock::new(meterdb::Timestamp(NOW))),
+            ..meterdb::Options::default()
+        },
+    )
+}
+
+/// The error texts of a 400 answer's rejected list, by line number.
+fn rejected_errors(answer: &serde_json::Value) -> Vec<(u64, String)> {
+    answer["rejected"]
+        .as_array()
+        .expect("a rejected list")
+        .iter()
+        .map(|r| {
+            let line = r["line"].as_u64().expect("a line number");
+            (line, r["error"].as_str().expect("an error").to_owned())
+        })
+        .collect()
+}
+
+#[test]
+fn lines_outside_the_time_window_are_refused_by_line_with_the_reason() {
+    let s = window_server();
+    let day = 86_400_000_000_000i64;
+    let body = format!(
+        "api_calls,tenant=acme,endpoint=/old response_time_ms=1 {}\n\
+         api_calls,tenant=globex,endpoint=/ok response_time_ms=2,event_id=\"w1\" {}\n\
+         api_calls,tenant=acme,endpoint=/ahead response_time_ms=3,event_id=\"w2\" {}\n",
+        NOW - 58 * day - 36_000_000_000_000, // 2026-10-01T00:00:00Z
+        NOW - day,
+        NOW + 2 * day,
+    );
+    // The second endpoint gets a retry: its valid line is a duplicate, not stored again.
+    for (path, accepted) in [("/write", 1), ("/api/v2/write?bucket=b&org=o", 0)] {
+        let r = s.request("POST", path).send(&body);
+        assert_eq!(r.status, 400, "{}", r.body);
+        let v = r.json();
+        assert_eq!(v["code"], "invalid");
+        assert_eq!(v["accepted"], accepted, "{v}");
+        assert_eq!(v["rejected_total"], 2, "{v}");
+        let errors = rejected_errors(&v);
+        assert_eq!(
+            errors.iter().map(|e| e.0).collect::<Vec<_>>(),
+            [1, 3],
+            "{v}"
+        );
+        assert_eq!(
+            errors[0].1,
+            "timestamp older than the raw-event retention (30 days): 2026-10-01T00:00:00Z is \
+             before 2026-10-29T10:00:00Z (USAGE_TRACKING_EVENTS_RETENTION_DAYS sets the retention)"
+        );
+        assert_eq!(
+            errors[1].1,
+            "timestamp more than 24h ahead of the server clock: 2026-11-30T10:00:00Z is after \
+             2026-11-29T10:00:00Z (METERDB_MAX_FUTURE sets the limit)"
+        );
+    }
+    // The valid line is stored once; the others not.
+    assert_eq!(count(&s, Some("globex")), 1);
+    assert_eq!(count(&s, Some("acme")), 0);
+}
+
+#[test]
+fn json_events_outside_the_time_window_are_refused_by_position_with_the_reason() {
+    let s = window_server();
+    let body = r#"[
+      {"tenant_id": "acme", "event_type": "api_call", "event_id": "j-old",
+       "timestamp": "2026-10-01T00:00:00Z", "metadata": {"response_time_ms": 1}},
+      {"tenant_id": "acme", "event_type": "api_call", "event_id": "j-ok",
+       "timestamp": "2026-11-27T00:00:00Z", "metadata": {"response_time_ms": 2}},
+      {"event_type": "api_call"},
+      {"tenant_id": "globex", "event_type": "api_call", "event_id": "j-ahead",
+       "timestamp": "2026-11-30T10:00:00Z", "metadata": {"response_time_ms": 3}},
+      {"tenant_id": "globex", "event_type": "api_call", "metadata": {"response_time_ms": 4}}
+    ]"#;
+    let r = s.request("POST", "/api/v1/events").send(body);
+    assert_eq!(r.status, 400, "{}", r.body);
+    let v = r.json();
+    assert_eq!(v["accepted"], 2, "{v}");
+    let errors = rejected_errors(&v);
+    assert_eq!(
+        errors.iter().map(|e| e.0).collect::<Vec<_>>(),
+        [1, 3, 4],
+        "{v}"
+    );
+    assert!(
+        errors[0].1.starts_with(
+            "timestamp older than the raw-event retention (30 days): 2026-10-01T00:00:00Z"
+        ),
+        "{v}"
+    );
+    assert!(
+        errors[2]
+            .1
+            .starts_with("timestamp more than 24h ahead of the server clock: 2026-11-30T10:00:00Z"),
+        "{v}"
+    );
+    // The valid event and the one without a timestamp (dated now) are stored.
+    assert_eq!(count(&s, Some("acme")), 1);
+    assert_eq!(count(&s, Some("globex")), 1);
+    let globex = s
+        .engine
+        .scan(&ScanRequest {
+            tenant: Some("globex".into()),
+            ..ScanRequest::default()
+        })
+        .unwrap();
+    assert_eq!(globex[0].timestamps, vec![NOW]);
+    // The refused ids were not claimed: sent again inside the window, they are stored.
+    let retry = r#"[{"tenant_id": "acme", "event_type": "api_call", "event_id": "j-old",
+                     "timestamp": "2026-11-28T00:00:00Z", "metadata": {"response_time_ms": 1}}]"#;
+    let r = s.request("POST", "/api/v1/events").send(retry);
+    assert_eq!(r.status, 204, "{}", r.body);
+    assert_eq!(count(&s, Some("acme")), 2);
 }
 
 #[test]

@@ -120,7 +120,7 @@ fn check_filters(engine: &Engine) {
 #[test]
 fn catalog_from_buffer_segments_both_and_after_reopen() {
     let dir = tempfile::tempdir().unwrap();
-    let engine = Engine::open(dir.path(), Options::default()).unwrap();
+    let engine = Engine::open(dir.path(), Options::any_time()).unwrap();
     assert!(
         engine
             .catalog(&all_values())
@@ -149,7 +149,7 @@ fn catalog_from_buffer_segments_both_and_after_reopen() {
     engine.close().unwrap();
 
     // After reopen (everything in segments again).
-    let engine = Engine::open(dir.path(), Options::default()).unwrap();
+    let engine = Engine::open(dir.path(), Options::any_time()).unwrap();
     assert_eq!(engine.catalog(&all_values()).unwrap(), buffered);
     check_filters(&engine);
 }
@@ -157,7 +157,7 @@ fn catalog_from_buffer_segments_both_and_after_reopen() {
 #[test]
 fn a_field_with_two_types_lists_both() {
     let dir = tempfile::tempdir().unwrap();
-    let engine = Engine::open(dir.path(), Options::default()).unwrap();
+    let engine = Engine::open(dir.path(), Options::any_time()).unwrap();
     // One type per tenant and day: another tenant may store another type.
     write(
         &engine,

@@ -10,6 +10,8 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use meterdb::clock::{Clock, SystemClock};
 use meterdb::ingest::lineproto::{LineOptions, Precision, append_numbered};
+use meterdb::server::config::apply_ingest_window;
+use meterdb::usage::UsageSettings;
 use meterdb::{Engine, Options, WriteBatch};
 
 #[derive(Args)]
@@ -92,7 +94,10 @@ pub fn run(args: ImportArgs) -> anyhow::Result<ExitCode> {
                 .clone()
                 .unwrap_or_else(|| PathBuf::from("./data"));
             std::fs::create_dir_all(&dir)?;
-            Sink::Engine(Engine::open(&dir, Options::default())?)
+            // The same window as `meterdb serve` on this directory would apply.
+            let mut options = Options::default();
+            apply_ingest_window(&mut options, &UsageSettings::from_env()?);
+            Sink::Engine(Engine::open(&dir, options)?)
         }
     };
     let bar = match size {

@@ -8,8 +8,9 @@ use std::sync::Arc;
 use clap::Args;
 use meterdb::Engine;
 use meterdb::clock::SystemClock;
-use meterdb::server::config::{Layer, Settings};
+use meterdb::server::config::{Layer, Settings, apply_ingest_window};
 use meterdb::server::{AppState, serve, shutdown_signal};
+use meterdb::usage::UsageSettings;
 
 #[derive(Args)]
 pub struct ServeArgs {
@@ -84,7 +85,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         }
         None => layer,
     };
-    let settings = Settings::resolve(layer)?;
+    let mut settings = Settings::resolve(layer)?;
+    apply_ingest_window(&mut settings.engine, &UsageSettings::from_env()?);
     super::init_logging(&settings.log)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -111,6 +113,8 @@ async fn serve_until_signal(settings: Settings) -> anyhow::Result<()> {
         shards = engine.shard_count(),
         damage,
         took_ms = opened.elapsed().as_millis() as u64,
+        raw_retention_days = settings.engine.raw_retention.as_secs() / 86_400,
+        max_future_secs = settings.engine.max_future.as_secs(),
         "data directory open"
     );
     let engine = Arc::new(engine);

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::usage::UsageSettings;
 use crate::{Options, SyncPolicy};
 
 /// Settings of the HTTP layer.
@@ -157,6 +158,17 @@ impl Settings {
     }
 }
 
+/// Sets the engine's ingest window from the spec's settings, for `meterdb serve` and
+/// `meterdb import`: events older than `USAGE_TRACKING_EVENTS_RETENTION_DAYS` or more than
+/// `METERDB_MAX_FUTURE` ahead of the clock are refused. Event ids are remembered as long as
+/// raw events are kept, so that a retry of any stored event is recognised.
+pub fn apply_ingest_window(engine: &mut Options, usage: &UsageSettings) {
+    let retention = Duration::from_secs(u64::from(usage.events_retention_days) * 86_400);
+    engine.raw_retention = retention;
+    engine.dedup_window = retention;
+    engine.max_future = usage.max_future;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -179,6 +191,25 @@ mod tests {
             SyncPolicy::Interval(Duration::from_millis(50))
         );
         assert_eq!(s.server.max_body_bytes, 32 << 20);
+    }
+
+    #[test]
+    fn the_ingest_window_follows_the_usage_settings() {
+        let mut engine = Options::default();
+        let usage = UsageSettings::from_vars([
+            ("USAGE_TRACKING_EVENTS_RETENTION_DAYS", "3650"),
+            ("METERDB_MAX_FUTURE", "90m"),
+        ])
+        .unwrap();
+        apply_ingest_window(&mut engine, &usage);
+        assert_eq!(engine.raw_retention, Duration::from_secs(3650 * 86_400));
+        assert_eq!(engine.dedup_window, engine.raw_retention);
+        assert_eq!(engine.max_future, Duration::from_secs(90 * 60));
+        let mut defaults = Options::default();
+        apply_ingest_window(&mut defaults, &UsageSettings::default());
+        assert_eq!(defaults.raw_retention, Options::default().raw_retention);
+        assert_eq!(defaults.dedup_window, Options::default().dedup_window);
+        assert_eq!(defaults.max_future, Options::default().max_future);
     }
 
     #[test]

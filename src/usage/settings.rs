@@ -2,7 +2,7 @@
 //!
 //! | variable | default | meaning |
 //! |---|---|---|
-//! | `USAGE_TRACKING_EVENTS_RETENTION_DAYS` | 30 | raw events are kept this many days |
+//! | `USAGE_TRACKING_EVENTS_RETENTION_DAYS` | 30 | raw events are kept this many days; writes refuse older ones |
 //! | `USAGE_TRACKING_METRICS_RETENTION_DAYS` | 90 | rollups are kept this many days |
 //! | `LIMITS_ENFORCEMENT_ENABLED` | true | false: limit checks report but never deny |
 //! | `LIMITS_GRACE_PERIOD_MINUTES` | 5 | a reached hard limit still allows requests this long (0: none) |
@@ -28,8 +28,8 @@ use super::meter::clip;
 /// Usage-tracking settings, with the spec's defaults.
 #[derive(Clone, Debug, PartialEq)]
 pub struct UsageSettings {
-    /// `USAGE_TRACKING_EVENTS_RETENTION_DAYS`: raw events older than this are dropped.
-    /// Default 30 days.
+    /// `USAGE_TRACKING_EVENTS_RETENTION_DAYS`: raw events older than this are dropped, and
+    /// writes refuse them (`crate::server::config::apply_ingest_window`). Default 30 days.
     pub events_retention_days: u32,
     /// `USAGE_TRACKING_METRICS_RETENTION_DAYS`: rollups older than this are dropped.
     /// Default 90 days.

@@ -8,6 +8,10 @@ use std::time::{Duration, Instant};
 /// The binary under test.
 pub const BIN: &str = env!("CARGO_BIN_EXE_meterdb");
 
+/// The longest raw-event retention `meterdb` accepts, in days (100 years): the tests' events
+/// are dated (2026) and must stay writable whatever day the tests run.
+pub const LONG_RETENTION: (&str, &str) = ("USAGE_TRACKING_EVENTS_RETENTION_DAYS", "36500");
+
 /// A `meterdb serve` child and the address it announced.
 pub struct Served {
     child: Child,
@@ -28,13 +32,16 @@ pub fn serve(dir: &Path) -> Served {
     )
 }
 
-/// `meterdb serve ARGS` with extra environment; returns once it listens.
+/// `meterdb serve ARGS` with extra environment (by default [`LONG_RETENTION`]); returns once
+/// it listens.
 pub fn serve_with(args: &[&str], envs: &[(&str, &str)]) -> Served {
     let mut cmd = Command::new(BIN);
     cmd.arg("serve")
         .args(args)
         .env_remove("METERDB_HTTP_ADDR")
         .env_remove("METERDB_DATA_DIR")
+        .env_remove("METERDB_MAX_FUTURE")
+        .env(LONG_RETENTION.0, LONG_RETENTION.1)
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
     for (k, v) in envs {

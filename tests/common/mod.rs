@@ -6,17 +6,24 @@ pub mod crash;
 pub mod server;
 
 use std::path::Path;
+use std::time::Duration;
 
 use meterdb::{
     ColumnBatch, Engine, Event, FieldValue, FieldValues, Options, ScanRequest, SyncPolicy,
     TenantId, Timestamp,
 };
 
-/// Options for tests: two shards, a small buffer so that flushes happen, no fsync.
+/// Options for tests: two shards, a small buffer so that flushes happen, no fsync, and no
+/// time bounds: the tests' events are dated (2026 and earlier, some after a fixed clock) and
+/// must be accepted, and their ids remembered, whatever day the tests run. The tests of the
+/// ingest window and of the dedup window set their own.
 pub fn test_options() -> Options {
     Options {
         shards: Some(2),
         sync: SyncPolicy::None,
+        raw_retention: Duration::MAX,
+        max_future: Duration::MAX,
+        dedup_window: Duration::MAX,
         ..Options::default()
     }
 }

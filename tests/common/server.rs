@@ -4,9 +4,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use meterdb::Engine;
-use meterdb::clock::SystemClock;
 use meterdb::server::{AppState, ServerConfig, serve};
+use meterdb::{Engine, Options};
 
 /// A running server; stops (and closes the engine) when dropped.
 pub struct TestServer {
@@ -27,11 +26,18 @@ impl TestServer {
 
     /// A server with `config`.
     pub fn with_config(config: ServerConfig) -> TestServer {
+        TestServer::with_options(config, super::test_options())
+    }
+
+    /// A server with `config` over an engine with `options`; the server reads the engine's
+    /// clock (for events without a timestamp).
+    pub fn with_options(config: ServerConfig, options: Options) -> TestServer {
         let dir = tempfile::tempdir().unwrap();
-        let engine = Arc::new(Engine::open(dir.path(), super::test_options()).unwrap());
+        let clock = options.clock.clone();
+        let engine = Arc::new(Engine::open(dir.path(), options).unwrap());
         let (addr_tx, addr_rx) = std::sync::mpsc::channel::<SocketAddr>();
         let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let state = Arc::new(AppState::new(engine.clone(), config, Arc::new(SystemClock)));
+        let state = Arc::new(AppState::new(engine.clone(), config, clock));
         let thread = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)

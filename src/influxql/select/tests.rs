@@ -19,7 +19,7 @@ fn engine(lines: &str) -> (tempfile::TempDir, Engine) {
         Options {
             sync: SyncPolicy::None,
             shards: Some(2),
-            ..Options::default()
+            ..Options::any_time()
         },
     )
     .unwrap();

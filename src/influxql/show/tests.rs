@@ -10,7 +10,7 @@ use crate::model::{Timestamp, WriteBatch};
 const T0: i64 = 1_793_491_200_000_000_000;
 
 fn engine(dir: &tempfile::TempDir) -> Engine {
-    let engine = Engine::open(dir.path(), Options::default()).unwrap();
+    let engine = Engine::open(dir.path(), Options::any_time()).unwrap();
     let body = format!(
         "api_calls,tenant=acme,endpoint=/a,region=eu rt=1.5,event_id=\"e1\" {T0}\n\
          api_calls,tenant=globex,endpoint=/b rt=2.5 {}\n\
