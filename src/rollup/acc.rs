@@ -56,11 +56,14 @@ impl Acc {
             Contribution::NoMatch | Contribution::Missing => {}
             Contribution::One => self.count += 1,
             Contribution::Value(v) => self.add_value(t, v),
-            Contribution::Distinct(_) => {
-                self.count += 1;
-                self.unique.insert(distinct);
-            }
+            Contribution::Distinct(_) => self.add_distinct(distinct),
         }
+    }
+
+    /// Adds one event carrying the distinct value numbered `id`.
+    pub fn add_distinct(&mut self, id: u32) {
+        self.count += 1;
+        self.unique.insert(id);
     }
 
     /// Adds one numeric value at time `t`.
@@ -81,7 +84,15 @@ impl Acc {
         if let Some((t, v)) = other.latest {
             self.take_latest(t, v);
         }
-        self.unique |= &other.unique;
+        // Bitmaps of a few values (most minute buckets) are merged by inserting them, which
+        // does not allocate as a union does.
+        if other.unique.len() <= 8 {
+            for id in &other.unique {
+                self.unique.insert(id);
+            }
+        } else {
+            self.unique |= &other.unique;
+        }
     }
 
     fn take_latest(&mut self, t: i64, v: f64) {

@@ -1,5 +1,7 @@
-//! What events add to rollups, minute by minute: from a write's events (the shard writer and
-//! WAL replay) or from rows read back column by column (backfilling a new meter, recounting).
+//! What events add to rollups, minute by minute: from a write's events (the shard writer:
+//! one event at a time, since the store must be current when the write is acknowledged) or
+//! from rows read back column by column (a flush's rollup file, replayed WAL records,
+//! backfilling a new meter, recounting).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -8,16 +10,21 @@ use super::store::Dict;
 use super::{Acc, Granularity, MeterId, RollupStore, TenantRollups};
 use crate::meters::{IdMeter, MeterSet};
 use crate::model::{EventRef, FieldValueRef};
-use crate::scan::{ColumnBatch, FieldValues};
-use crate::usage::Contribution;
+use crate::scan::{ColumnBatch, FieldValues, NO_TAG, TagColumn};
+use crate::usage::meter::numeric;
+use crate::usage::{Aggregation, Contribution, Meter};
+
+/// Hash maps keyed by names and times from the network: foldhash is several times faster
+/// than the default hasher and randomly seeded.
+type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
 /// One tenant's minute buckets, by meter and minute start.
-pub type Cells = HashMap<(MeterId, i64), Acc>;
+pub type Cells = Map<(MeterId, i64), Acc>;
 
 /// Minute buckets by tenant.
 #[derive(Debug, Default)]
 pub struct Delta {
-    tenants: HashMap<Box<str>, Cells>,
+    tenants: Map<Box<str>, Cells>,
 }
 
 impl Delta {
@@ -34,16 +41,9 @@ impl Delta {
     /// The buckets of `tenant`, created empty if needed.
     pub fn cells_mut(&mut self, tenant: &str) -> &mut Cells {
         if !self.tenants.contains_key(tenant) {
-            self.tenants.insert(tenant.into(), Cells::new());
+            self.tenants.insert(tenant.into(), Cells::default());
         }
         self.tenants.get_mut(tenant).expect("inserted above")
-    }
-
-    /// Folds `other` in.
-    pub fn merge(&mut self, other: &Delta) {
-        for (tenant, cells) in other.tenants() {
-            merge_cells(self.cells_mut(tenant), cells);
-        }
     }
 
     /// Merges every bucket into the store's levels, taking each tenant's bucket lock once.
@@ -57,6 +57,22 @@ impl Delta {
         }
     }
 
+    /// Adds what the rows of `batches` contribute to the meters each batch's tenant has in
+    /// `meters`; distinct values are interned in the store's tenant dictionaries.
+    pub fn add_batches(&mut self, batches: &[ColumnBatch], meters: &MeterSet, store: &RollupStore) {
+        for batch in batches {
+            let tenant = batch.tenant.as_str();
+            let rollups = store.tenant(tenant);
+            let mut dict = rollups.dict();
+            add_batch(
+                self.cells_mut(tenant),
+                batch,
+                &meters.meters_for(tenant),
+                &mut dict,
+            );
+        }
+    }
+
     /// Adds what `events` contribute to the meters of their tenants in `meters`; distinct
     /// values are interned in the store's tenant dictionaries.
     pub fn add_events<'a>(
@@ -65,66 +81,130 @@ impl Delta {
         meters: &MeterSet,
         store: &RollupStore,
     ) {
-        let mut tenants: HashMap<&'a str, (Arc<[IdMeter]>, Arc<TenantRollups>)> = HashMap::new();
+        struct Tenant {
+            meters: Arc<[IdMeter]>,
+            rollups: Arc<TenantRollups>,
+            cells: Cells,
+        }
+        let mut tenants: Map<&'a str, Tenant> = Map::default();
         for event in events {
-            let (tenant_meters, rollups) = tenants
-                .entry(event.tenant)
-                .or_insert_with(|| (meters.meters_for(event.tenant), store.tenant(event.tenant)));
+            let t = tenants.entry(event.tenant).or_insert_with(|| Tenant {
+                meters: meters.meters_for(event.tenant),
+                rollups: store.tenant(event.tenant),
+                cells: Cells::default(),
+            });
             let minute = Granularity::Minute.floor(event.timestamp.0);
-            let cells = self.cells_mut(event.tenant);
-            for (id, meter) in tenant_meters.iter() {
+            for (id, meter) in t.meters.iter() {
                 let c = meter.contribution(&event);
                 if matches!(c, Contribution::NoMatch | Contribution::Missing) {
                     continue;
                 }
                 let distinct = match c {
-                    Contribution::Distinct(v) => rollups.dict().intern(v),
+                    Contribution::Distinct(v) => t.rollups.dict().intern(v),
                     _ => 0,
                 };
-                cells
+                t.cells
                     .entry((*id, minute))
                     .or_default()
                     .add(&c, event.timestamp.0, distinct);
             }
         }
+        for (tenant, t) in tenants {
+            merge_cells(self.cells_mut(tenant), t.cells);
+        }
     }
 }
 
 /// Folds `from` into `into`.
-pub fn merge_cells(into: &mut Cells, from: &Cells) {
+pub fn merge_cells(into: &mut Cells, from: Cells) {
+    if into.is_empty() {
+        *into = from;
+        return;
+    }
     for (key, acc) in from {
-        into.entry(*key).or_default().merge(acc);
+        into.entry(key).or_default().merge(&acc);
     }
 }
 
 /// Adds what the rows of `batch` contribute to `meters` into `cells`, interning distinct
-/// values in `dict`.
+/// values in `dict`. Column by column: each meter's measurement, filter values and columns are
+/// resolved once per batch, so a row costs a few integer comparisons. Counts exactly what
+/// [`Meter::contribution`] counts event by event.
 pub fn add_batch(cells: &mut Cells, batch: &ColumnBatch, meters: &[IdMeter], dict: &mut Dict) {
-    for row in 0..batch.len() {
-        let t = batch.timestamps[row];
-        let tag = |key: &str| batch.tag(key).and_then(|c| c.value(row));
-        let field = |key: &str| batch.field(key).and_then(|c| field_at(&c.values, row));
-        for (id, meter) in meters {
-            let c = meter.contribution_of(&batch.measurement, tag, field);
-            if matches!(c, Contribution::NoMatch | Contribution::Missing) {
-                continue;
+    for (id, meter) in meters {
+        if meter
+            .measurement
+            .as_ref()
+            .is_some_and(|m| *m != batch.measurement)
+        {
+            continue;
+        }
+        let Some(filters) = resolve_filters(meter, batch) else {
+            continue;
+        };
+        let rows =
+            (0..batch.len()).filter(|&row| filters.iter().all(|(col, want)| col.ids[row] == *want));
+        let ts = &batch.timestamps;
+        match meter.aggregation {
+            Aggregation::Count => {
+                for row in rows {
+                    bucket(cells, *id, ts[row]).count += 1;
+                }
             }
-            let distinct = match c {
-                Contribution::Distinct(v) => dict.intern(v),
-                _ => 0,
-            };
-            cells
-                .entry((*id, Granularity::Minute.floor(t)))
-                .or_default()
-                .add(&c, t, distinct);
+            Aggregation::UniqueCount => {
+                let Some(col) = meter.tag.as_deref().and_then(|k| batch.tag(k)) else {
+                    continue;
+                };
+                let ids: Vec<u32> = col.dict.iter().map(|v| dict.intern(v)).collect();
+                for row in rows {
+                    if let Some(&value) = ids.get(col.ids[row] as usize) {
+                        bucket(cells, *id, ts[row]).add_distinct(value);
+                    }
+                }
+            }
+            Aggregation::Sum
+            | Aggregation::Min
+            | Aggregation::Max
+            | Aggregation::Avg
+            | Aggregation::Latest => {
+                let Some(col) = meter.field.as_deref().and_then(|k| batch.field(k)) else {
+                    continue;
+                };
+                for row in rows {
+                    if let Some(v) = field_at(&col.values, row).and_then(numeric) {
+                        bucket(cells, *id, ts[row]).add_value(ts[row], v);
+                    }
+                }
+            }
         }
     }
+}
+
+fn bucket(cells: &mut Cells, meter: MeterId, t: i64) -> &mut Acc {
+    cells
+        .entry((meter, Granularity::Minute.floor(t)))
+        .or_default()
+}
+
+/// Each filter as (tag column, dictionary index of the wanted value); `None` when no row of
+/// the batch can match (a filter tag or value the batch does not have).
+fn resolve_filters<'b>(meter: &Meter, batch: &'b ColumnBatch) -> Option<Vec<(&'b TagColumn, u32)>> {
+    meter
+        .filter
+        .iter()
+        .map(|(key, value)| {
+            let col = batch.tag(key)?;
+            let index = col.dict.iter().position(|v| v == value)?;
+            let index = u32::try_from(index).ok().filter(|&i| i != NO_TAG)?;
+            Some((col, index))
+        })
+        .collect()
 }
 
 /// The aggregate of every row of `batches` for one meter: a brute-force recount, the
 /// reference rollups are checked against and the source of sub-minute range edges.
 pub fn recount(batches: &[ColumnBatch], meter: &IdMeter, dict: &mut Dict) -> Acc {
-    let mut cells = Cells::new();
+    let mut cells = Cells::default();
     for batch in batches {
         add_batch(&mut cells, batch, std::slice::from_ref(meter), dict);
     }

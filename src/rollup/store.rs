@@ -111,7 +111,7 @@ fn split_days(start: i64, end: i64, out: &mut Vec<(Granularity, Range<i64>)>) {
 /// first-seen order; ids are never reused.
 #[derive(Debug, Default)]
 pub struct Dict {
-    ids: HashMap<Box<str>, u32>,
+    ids: HashMap<Box<str>, u32, foldhash::fast::RandomState>,
     values: Vec<Box<str>>,
 }
 

@@ -15,8 +15,8 @@ use super::{Memtable, ShardPaths, Shared, View, rollups};
 use crate::config::Options;
 use crate::error::{Error, Result};
 use crate::manifest::{Manifest, ManifestEntry};
-use crate::rollup::RollupStore;
 use crate::rollup::file::RollupFile;
+use crate::rollup::{Delta, RollupStore};
 use crate::segment::{self, Segment, SegmentId, SegmentInfo, SegmentWriter};
 use crate::wal;
 
@@ -120,7 +120,7 @@ impl Flusher {
                 )
             };
             match result {
-                Ok(segments) => {
+                Ok((segments, _)) => {
                     shared.update_view(|v| View {
                         active: v.active.clone(),
                         frozen: None,
@@ -183,9 +183,11 @@ impl Flusher {
     }
 }
 
-/// Writes one segment per day of `memtable` and the rollup file of its events, then the
-/// manifest that makes them live; returns the opened segments. Nothing is visible until the
-/// manifest is replaced; on failure before that, the files written are removed again.
+/// Writes one segment per day of `memtable` and the rollup file of its events (counted for
+/// the meters recorded in it), then the manifest that makes them live; returns the opened
+/// segments and what the events add to rollups (which the caller merges into the store if it
+/// has not counted them yet). Nothing is visible until the manifest is replaced; on failure
+/// before that, the files written are removed again.
 pub(super) fn write_segments(
     shard: usize,
     paths: &ShardPaths,
@@ -193,10 +195,12 @@ pub(super) fn write_segments(
     manifest: &mut Manifest,
     memtable: &Memtable,
     store: &RollupStore,
-) -> Result<Vec<Arc<Segment>>> {
+) -> Result<(Vec<Arc<Segment>>, Delta)> {
+    let mut delta = Delta::default();
     let Some((seq_min, seq_max)) = memtable.seq_range() else {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), delta));
     };
+    let meters = memtable.rollup_meters();
     let fs = &*opts.fs;
     let commit = manifest.commit + 1;
     let commit_parts = u32::try_from(memtable.days().count()).unwrap_or(u32::MAX);
@@ -222,6 +226,7 @@ pub(super) fn write_segments(
             for table in &tables {
                 writer.add_table(table)?;
             }
+            delta.add_batches(&tables, meters, store);
             let path = segment::path_in(&paths.segments, id);
             written.push(path.clone());
             let file_len = writer.finish(fs, &path)?;
@@ -233,12 +238,7 @@ pub(super) fn write_segments(
             .iter()
             .map(|e| e.id)
             .collect();
-        let file = rollups::file_of(
-            memtable.rollup(),
-            store,
-            new_segments,
-            memtable.rollup_meters().to_vec(),
-        );
+        let file = rollups::file_of(&delta, store, new_segments, meters.ids());
         let id = next.next_segment_id;
         next.next_segment_id += 1;
         rollup_path = Some(crate::rollup::file::path_in(&paths.rollups, id));
@@ -265,5 +265,5 @@ pub(super) fn write_segments(
             Err(e) => tracing::error!(shard, error = %e, "a flushed segment could not be opened"),
         }
     }
-    Ok(segments)
+    Ok((segments, delta))
 }

@@ -13,8 +13,8 @@ type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 use std::time::Instant;
 
 use crate::catalog::{Catalog, CatalogRequest};
+use crate::meters::MeterSet;
 use crate::model::{Day, EventRef, FieldValueRef, SeqNo, TenantId};
-use crate::rollup::{Delta, MeterId};
 use crate::scan::{
     ColumnBatch, FieldColumn, FieldValues, NO_TAG, ScanRequest, StrColumn, TagColumn, TagOp,
 };
@@ -28,10 +28,9 @@ pub struct Memtable {
     seq_min: Option<SeqNo>,
     seq_max: Option<SeqNo>,
     first_write: Option<Instant>,
-    /// What the buffer's events add to rollups, persisted with its segments.
-    rollup: Delta,
-    /// The meters `rollup` counts, set when the buffer is frozen.
-    rollup_meters: Vec<MeterId>,
+    /// The meters the flush's rollup file counts: those the writer maintained when it froze
+    /// the buffer.
+    rollup_meters: MeterSet,
 }
 
 /// One tenant's rows of one measurement on one day, in arrival order.
@@ -78,23 +77,13 @@ impl Memtable {
         }
     }
 
-    /// What the buffer's events add to rollups.
-    pub fn rollup(&self) -> &Delta {
-        &self.rollup
-    }
-
-    /// [`Memtable::rollup`], for the writer to add a write's buckets.
-    pub fn rollup_mut(&mut self) -> &mut Delta {
-        &mut self.rollup
-    }
-
-    /// The meters [`Memtable::rollup`] counts.
-    pub fn rollup_meters(&self) -> &[MeterId] {
+    /// The meters the flush of this buffer counts into its rollup file.
+    pub fn rollup_meters(&self) -> &MeterSet {
         &self.rollup_meters
     }
 
-    /// Records which meters [`Memtable::rollup`] counts.
-    pub fn set_rollup_meters(&mut self, meters: Vec<MeterId>) {
+    /// Records which meters the flush of this buffer counts.
+    pub fn set_rollup_meters(&mut self, meters: MeterSet) {
         self.rollup_meters = meters;
     }
 

@@ -15,7 +15,7 @@ use crate::fs::TEMP_SUFFIX;
 use crate::manifest::{Manifest, ManifestEntry};
 use crate::meters::MeterSet;
 use crate::model::{SeqNo, WriteBatch};
-use crate::rollup::RollupStore;
+use crate::rollup::{Delta, RollupStore};
 use crate::segment::{self, Segment};
 use crate::wal::{self, WalWriter};
 
@@ -104,7 +104,7 @@ pub(super) fn recover(
     // Replay the WAL past what the segments hold.
     let new_memtable = || {
         let mut m = Memtable::new();
-        m.set_rollup_meters(meters.ids());
+        m.set_rollup_meters(meters.clone());
         m
     };
     let mut memtable = new_memtable();
@@ -127,33 +127,21 @@ pub(super) fn recover(
             }
         };
         let mut recorded = Vec::new();
-        let mut applied = Vec::with_capacity(batch.len());
         for event in batch.iter() {
             // Records were checked when written; a conflict here means a damaged directory.
             match schema.check_and_record(&event, &mut recorded) {
-                Ok(()) => {
-                    memtable.apply(&event);
-                    applied.push(event);
-                }
+                Ok(()) => memtable.apply(&event),
                 Err(reason) => tracing::error!(shard, %reason, "skipping a replayed event"),
             }
         }
-        memtable
-            .rollup_mut()
-            .add_events(applied.into_iter(), meters, store);
         memtable.note_seq(seq);
         report.wal_records_replayed += 1;
         // A WAL larger than the buffer is flushed while replaying, so that memory stays bounded.
         if memtable.bytes() >= opts.max_buffer_bytes {
-            flushed_during_replay.extend(write_segments(
-                shard,
-                paths,
-                opts,
-                &mut manifest,
-                &memtable,
-                store,
-            )?);
-            memtable.rollup().apply_to(store);
+            let (flushed, delta) =
+                write_segments(shard, paths, opts, &mut manifest, &memtable, store)?;
+            flushed_during_replay.extend(flushed);
+            delta.apply_to(store);
             memtable = new_memtable();
         }
         Ok(())
@@ -164,7 +152,12 @@ pub(super) fn recover(
             .extend(meters.ids().into_iter().map(|m| (s.info().id, m)));
     }
     segments.extend(flushed_during_replay);
-    memtable.rollup().apply_to(store);
+    // The replayed buffer's events count in memory only; its flush persists them.
+    let mut buffered = Delta::default();
+    for (_, tables) in memtable.tables_by_day() {
+        buffered.add_batches(&tables, meters, store);
+    }
+    buffered.apply_to(store);
     rollups::backfill_missing(
         paths,
         opts,

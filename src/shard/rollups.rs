@@ -161,7 +161,7 @@ pub(super) fn count_segments(
         ..ScanRequest::default()
     };
     let rollups = store.tenant(tenant);
-    let mut cells = Cells::new();
+    let mut cells = Cells::default();
     for segment in segments {
         if !segment.tables().iter().any(|t| t.tenant.as_str() == tenant) {
             continue;

@@ -23,7 +23,7 @@ use crate::error::{Error, Result};
 use crate::meters::{IdMeter, MeterSet};
 use crate::model::{SeqNo, TenantId, WriteBatch};
 use crate::rollup::Delta;
-use crate::rollup::delta::{Cells, add_batch};
+use crate::rollup::delta::add_batch;
 use crate::scan::ScanRequest;
 use crate::segment::Segment;
 use crate::wal::{self, WalWriter};
@@ -325,7 +325,6 @@ impl Writer {
                 written += stored.len();
                 duplicates += dups;
             }
-            mt.rollup_mut().merge(&rollup);
         }
         bump(&self.shared.stats.events_written, written as u64);
         bump(&self.shared.stats.duplicate_events, duplicates as u64);
@@ -428,20 +427,18 @@ impl Writer {
             tenant: Some(TenantId::new(tenant)),
             ..ScanRequest::default()
         };
-        let mut mt = view.active.write().unwrap_or_else(|e| e.into_inner());
+        let mt = view.active.read().unwrap_or_else(|e| e.into_inner());
         let mut batches = Vec::new();
         mt.scan(&req, &mut batches);
-        let mut cells = Cells::new();
+        let mut delta = Delta::default();
         {
+            let cells = delta.cells_mut(tenant);
             let mut dict = rollups.dict();
             for batch in &batches {
-                add_batch(&mut cells, batch, std::slice::from_ref(&meter), &mut dict);
+                add_batch(cells, batch, std::slice::from_ref(&meter), &mut dict);
             }
         }
-        let mut delta = Delta::default();
-        *delta.cells_mut(tenant) = cells;
         delta.apply_to(store);
-        mt.rollup_mut().merge(&delta);
         self.meters.insert(tenant, meter);
         Ok(view.segments.clone())
     }
@@ -529,7 +526,7 @@ impl Writer {
         memtable
             .write()
             .unwrap_or_else(|e| e.into_inner())
-            .set_rollup_meters(self.meters.ids());
+            .set_rollup_meters(self.meters.clone());
         self.dedup.freeze();
         self.shared.flush_state().in_progress = true;
         let job = Job::Flush {

@@ -473,7 +473,7 @@ pub fn validate_meter_name(name: &str) -> Result<(), MeterError> {
     }
 }
 
-fn numeric(value: FieldValueRef<'_>) -> Option<f64> {
+pub(crate) fn numeric(value: FieldValueRef<'_>) -> Option<f64> {
     let v = match value {
         FieldValueRef::F64(v) => v,
         FieldValueRef::I64(v) => v as f64,
