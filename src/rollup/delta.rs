@@ -72,57 +72,46 @@ impl Delta {
             );
         }
     }
-
-    /// Adds what `events` contribute to the meters of their tenants in `meters`; distinct
-    /// values are interned in the store's tenant dictionaries.
-    pub fn add_events<'a>(
-        &mut self,
-        events: impl Iterator<Item = EventRef<'a>>,
-        meters: &MeterSet,
-        store: &RollupStore,
-    ) {
-        struct Tenant {
-            meters: Arc<[IdMeter]>,
-            rollups: Arc<TenantRollups>,
-            cells: Cells,
-        }
-        let mut tenants: Map<&'a str, Tenant> = Map::default();
-        for event in events {
-            let t = tenants.entry(event.tenant).or_insert_with(|| Tenant {
-                meters: meters.meters_for(event.tenant),
-                rollups: store.tenant(event.tenant),
-                cells: Cells::default(),
-            });
-            let minute = Granularity::Minute.floor(event.timestamp.0);
-            for (id, meter) in t.meters.iter() {
-                let c = meter.contribution(&event);
-                if matches!(c, Contribution::NoMatch | Contribution::Missing) {
-                    continue;
-                }
-                let distinct = match c {
-                    Contribution::Distinct(v) => t.rollups.dict().intern(v),
-                    _ => 0,
-                };
-                t.cells
-                    .entry((*id, minute))
-                    .or_default()
-                    .add(&c, event.timestamp.0, distinct);
-            }
-        }
-        for (tenant, t) in tenants {
-            merge_cells(self.cells_mut(tenant), t.cells);
-        }
-    }
 }
 
-/// Folds `from` into `into`.
-pub fn merge_cells(into: &mut Cells, from: Cells) {
-    if into.is_empty() {
-        *into = from;
-        return;
+/// Counts what `events` contribute to the meters of their tenants in `meters` straight into
+/// the store: the shard writer's path, so that usage is current when a write is acknowledged.
+/// Events are first summed per tenant, meter and minute (a batch holds several events per
+/// minute), then each tenant's bucket lock is taken once.
+pub fn count_events<'a>(
+    events: impl Iterator<Item = EventRef<'a>>,
+    meters: &MeterSet,
+    store: &RollupStore,
+) {
+    struct Tenant {
+        meters: Arc<[IdMeter]>,
+        rollups: Arc<TenantRollups>,
+        cells: Cells,
     }
-    for (key, acc) in from {
-        into.entry(key).or_default().merge(&acc);
+    let mut tenants: Map<&'a str, Tenant> = Map::default();
+    for event in events {
+        let t = tenants.entry(event.tenant).or_insert_with(|| Tenant {
+            meters: meters.meters_for(event.tenant),
+            rollups: store.tenant(event.tenant),
+            cells: Cells::default(),
+        });
+        for (id, meter) in t.meters.iter() {
+            let c = meter.contribution(&event);
+            if matches!(c, Contribution::NoMatch | Contribution::Missing) {
+                continue;
+            }
+            let distinct = match c {
+                Contribution::Distinct(v) => t.rollups.dict().intern(v),
+                _ => 0,
+            };
+            bucket(&mut t.cells, *id, event.timestamp.0).add(&c, event.timestamp.0, distinct);
+        }
+    }
+    for t in tenants.into_values() {
+        let mut levels = t.rollups.meters();
+        for ((meter, minute), acc) in &t.cells {
+            levels.entry(*meter).or_default().add_minute(*minute, acc);
+        }
     }
 }
 

@@ -23,7 +23,7 @@ use crate::error::{Error, Result};
 use crate::meters::{IdMeter, MeterSet};
 use crate::model::{SeqNo, TenantId, WriteBatch};
 use crate::rollup::Delta;
-use crate::rollup::delta::add_batch;
+use crate::rollup::delta::{add_batch, count_events};
 use crate::scan::ScanRequest;
 use crate::segment::Segment;
 use crate::wal::{self, WalWriter};
@@ -303,13 +303,11 @@ impl Writer {
             return reply_all(pending.into_iter().map(|p| p.4), &err);
         }
         self.dedup.insert(claimed, &claimed_hashes);
-        let mut rollup = Delta::default();
-        rollup.add_events(
+        count_events(
             pending.iter().flat_map(|p| p.1.iter()),
             &self.meters,
             &self.shared.store,
         );
-        rollup.apply_to(&self.shared.store);
         let view = self.shared.view();
         let mut written = 0;
         let mut duplicates = 0;
