@@ -17,6 +17,7 @@ use crate::rollup::RollupStore;
 use crate::scan::{ColumnBatch, ScanRequest};
 use crate::shard::{RecoveryReport, RollupContext, Shard, ShardReceipt, View};
 
+mod tracker_support;
 mod usage;
 
 /// Name of the file that fixes a data directory's format version and shard count.
@@ -52,6 +53,8 @@ pub struct Engine {
     rollups: Arc<RollupStore>,
     /// Serialises meter definitions and deletions (each takes a backfill).
     meter_admin: std::sync::Mutex<()>,
+    /// The file layer, for files kept next to the engine's (the usage tracker's limits).
+    fs: Arc<dyn FileSystem>,
     _lock: LockGuard,
 }
 
@@ -93,6 +96,7 @@ impl Engine {
             meters: context.registry,
             rollups: context.store,
             meter_admin: std::sync::Mutex::new(()),
+            fs: options.fs.clone(),
             _lock: lock,
         })
     }

@@ -78,6 +78,12 @@
 //! - [`usage`]: meters, limits, calendar periods and the limit check, as pure functions over
 //!   values (no I/O, no clock of their own); the spec's `USAGE_TRACKING_*` and `LIMITS_*`
 //!   settings. **Architecture invariant:** knows no engine, file or HTTP type.
+//! - [`tracker`]: [`tracker::UsageTracker`], the spec's usage-tracking API in Rust over an
+//!   [`Engine`]: recording events (`record_api_call`, ...), current usage and metrics from
+//!   rollups, meters, limits (CRUD, persisted in the data directory's `LIMITS` file) and
+//!   `check_limit`, the per-request decision. Its [`tracker::UsageEvent`] is the one mapping
+//!   of the spec's events onto stored events, which the JSON events endpoint shares.
+//!   **Architecture invariant:** `check_limit` reads memory only (limits, rollups).
 //!
 //! The on-disk format, byte by byte, and the crash-safety protocol are in `storage-format.md`.
 #![deny(unsafe_code)]
@@ -100,6 +106,7 @@ pub mod scan;
 pub mod segment;
 pub mod server;
 pub mod shard;
+pub mod tracker;
 pub mod usage;
 pub mod wal;
 

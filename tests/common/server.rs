@@ -7,6 +7,8 @@ use std::time::Duration;
 use meterdb::Engine;
 use meterdb::clock::SystemClock;
 use meterdb::server::{AppState, ServerConfig, serve};
+use meterdb::tracker::UsageTracker;
+use meterdb::usage::UsageSettings;
 
 /// A running server; stops (and closes the engine) when dropped.
 pub struct TestServer {
@@ -27,11 +29,23 @@ impl TestServer {
 
     /// A server with `config`.
     pub fn with_config(config: ServerConfig) -> TestServer {
+        TestServer::with_usage_settings(config, UsageSettings::default())
+    }
+
+    /// A server with `config` whose usage tracker has `usage` settings (grace period,
+    /// enforcement).
+    pub fn with_usage_settings(config: ServerConfig, usage: UsageSettings) -> TestServer {
         let dir = tempfile::tempdir().unwrap();
         let engine = Arc::new(Engine::open(dir.path(), super::test_options()).unwrap());
         let (addr_tx, addr_rx) = std::sync::mpsc::channel::<SocketAddr>();
         let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let state = Arc::new(AppState::new(engine.clone(), config, Arc::new(SystemClock)));
+        let tracker = UsageTracker::new(engine.clone(), usage, Arc::new(SystemClock)).unwrap();
+        let state = Arc::new(AppState::new(
+            engine.clone(),
+            config,
+            Arc::new(SystemClock),
+            Arc::new(tracker),
+        ));
         let thread = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
