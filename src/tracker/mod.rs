@@ -292,7 +292,9 @@ impl UsageTracker {
 
     // ---- recording ----
 
-    /// Records one event (timestamp now if it has none); returns once it is durable.
+    /// Records one event (timestamp now if it has none); returns once it is durable. As
+    /// every stored event, it needs a field (a number in `metadata`, `quantity`) or an
+    /// `event_id`.
     ///
     /// # Errors
     /// [`Error::InvalidEvent`] when the event is invalid or a field's type conflicts with the
