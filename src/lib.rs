@@ -104,7 +104,7 @@
 //! let quota = UsageLimit::new("Storage", LimitType::SoftLimit, "storage_bytes", 1e9, PeriodType::Month);
 //! let quota = tracker.create_limit("acme", quota)?; // persisted; has its id now
 //! let upload = StorageUsage { tenant: "acme", operation: "write", size_bytes: 1024, ..StorageUsage::default() };
-//! tracker.record_storage_usage(&upload)?;
+//! assert_eq!(tracker.record_storage_usage(&upload)?.written, 1);
 //! let check = tracker.check_limit("acme", "storage_bytes")?; // memory only: microseconds
 //! assert!(check.allowed());
 //! assert_eq!(check.result.unwrap().usage, 1024.0);

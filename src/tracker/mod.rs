@@ -26,7 +26,7 @@
 //! assert!(limit.id.is_some());
 //! for _ in 0..2 {
 //!     let call = ApiCall { tenant: "acme", endpoint: "/api/users", method: "GET", status_code: Some(200), ..ApiCall::default() };
-//!     tracker.record_api_call(&call)?;
+//!     assert_eq!(tracker.record_api_call(&call)?.written, 1);
 //! }
 //! let check = tracker.check_limit("acme", "api_calls")?;
 //! // Reached: the hard limit's grace period (LIMITS_GRACE_PERIOD_MINUTES) starts.
@@ -298,8 +298,9 @@ impl UsageTracker {
     ///
     /// # Errors
     /// [`Error::InvalidEvent`] when the event is invalid or a field's type conflicts with the
-    /// stored data; the engine's write errors. A repeat of a stored `event_id` is not an
-    /// error: it counts once ([`Receipt::duplicates`] is 1).
+    /// stored data (so the receipt's `rejected` is always empty); the engine's write errors.
+    /// A repeat of a stored `event_id` is not an error: it counts once
+    /// ([`Receipt::duplicates`] is 1, `written` 0).
     pub fn record_event(&self, event: &UsageEvent) -> Result<Receipt> {
         let mut batch = WriteBatch::new();
         event.add_to(&mut batch, self.clock.now());

@@ -60,7 +60,7 @@ fn calls(t: &UsageTracker, tenant: &str, n: usize) {
             response_time_ms: Some(12.5),
             ..ApiCall::default()
         };
-        t.record_api_call(&call).unwrap();
+        assert_eq!(t.record_api_call(&call).unwrap().written, 1);
     }
 }
 
@@ -365,7 +365,7 @@ fn limits_survive_a_restart() {
             file_type: Some("image/jpeg"),
             ..StorageUsage::default()
         };
-        t.record_storage_usage(&op).unwrap();
+        assert_eq!(t.record_storage_usage(&op).unwrap().written, 1);
     }
     assert!(!t.check_limit("acme", "uploads").unwrap().allowed());
     close(t);
@@ -402,7 +402,7 @@ fn metrics_per_bucket_and_a_backfilled_meter() {
             rows: Some(3),
             ..DatabaseQuery::default()
         };
-        t.record_database_query(&q).unwrap();
+        assert_eq!(t.record_database_query(&q).unwrap().written, 1);
     }
     let m = t
         .get_usage_metrics(
@@ -476,12 +476,12 @@ fn an_event_id_counts_once() {
     assert_eq!(usage.value, 1.0);
     // A field of another type than the stored one is an error, not a silent drop.
     let bad = UsageEvent::new("acme", "api_call").meta("response_time_ms", MetaValue::Bool(true));
-    t.record_api_call(&ApiCall {
+    let typed = ApiCall {
         response_time_ms: Some(3.0),
         event_id: None,
         ..call
-    })
-    .unwrap();
+    };
+    assert_eq!(t.record_api_call(&typed).unwrap().written, 1);
     assert!(matches!(
         t.record_event(&bad),
         Err(Error::InvalidEvent { .. })
