@@ -18,6 +18,7 @@ use crate::scan::{ColumnBatch, ScanRequest};
 use crate::shard::{RecoveryReport, RollupContext, Shard, ShardReceipt, View};
 use crate::window::IngestWindow;
 
+mod tracker_support;
 mod usage;
 
 /// Name of the file that fixes a data directory's format version and shard count.
@@ -57,6 +58,8 @@ pub struct Engine {
     /// Serialises meter definitions and deletions (each takes a backfill).
     meter_admin: std::sync::Mutex<()>,
     window: IngestWindow,
+    /// The file layer, for files kept next to the engine's (the usage tracker's limits).
+    fs: Arc<dyn FileSystem>,
     _lock: LockGuard,
 }
 
@@ -99,6 +102,7 @@ impl Engine {
             rollups: context.store,
             meter_admin: std::sync::Mutex::new(()),
             window: IngestWindow::new(&options),
+            fs: options.fs.clone(),
             _lock: lock,
         })
     }

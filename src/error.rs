@@ -93,6 +93,17 @@ pub enum Error {
         /// The meter.
         meter: String,
     },
+    /// A usage limit is not acceptable; the text names the JSON key and the problem.
+    #[error(transparent)]
+    InvalidLimit(crate::usage::LimitError),
+    /// The tenant has no limit with that id.
+    #[error("tenant {tenant:?} has no limit with id {id:?}")]
+    UnknownLimit {
+        /// The tenant.
+        tenant: String,
+        /// The limit id asked for.
+        id: String,
+    },
 }
 
 impl Error {
@@ -139,6 +150,11 @@ impl Error {
             Error::UnknownMeter { tenant, meter } => Error::UnknownMeter {
                 tenant: tenant.clone(),
                 meter: meter.clone(),
+            },
+            Error::InvalidLimit(e) => Error::InvalidLimit(e.clone()),
+            Error::UnknownLimit { tenant, id } => Error::UnknownLimit {
+                tenant: tenant.clone(),
+                id: id.clone(),
             },
         }
     }

@@ -78,12 +78,46 @@
 //! - [`influxql`]: the InfluxQL subset of `/query`: lexer and parser → syntax tree, `SELECT`
 //!   and `SHOW` execution over [`Engine::scan`] and [`Engine::catalog`], and the answer in
 //!   InfluxDB 1.x's JSON shape. No I/O of its own.
-//! - [`server`]: the HTTP server (axum): write, events, query and operational endpoints behind
-//!   one authentication layer; settings layering. **Architecture invariant:** handlers decode,
-//!   call the engine or `influxql`, and shape answers; no storage logic.
+//! - [`server`]: the HTTP server (axum): write, events, query, usage (`/api/v1/tenants/...`)
+//!   and operational endpoints behind one authentication layer; settings layering.
+//!   **Architecture invariant:** handlers decode, call the engine, `influxql` or the usage
+//!   tracker, and shape answers; no storage logic.
 //! - [`usage`]: meters, limits, calendar periods and the limit check, as pure functions over
 //!   values (no I/O, no clock of their own); the spec's `USAGE_TRACKING_*` and `LIMITS_*`
 //!   settings. **Architecture invariant:** knows no engine, file or HTTP type.
+//! - [`tracker`]: [`tracker::UsageTracker`], the spec's usage-tracking API in Rust over an
+//!   [`Engine`]: recording events (`record_api_call`, ...), current usage and metrics from
+//!   rollups, meters, limits (CRUD, persisted in the data directory's `LIMITS` file) and
+//!   `check_limit`, the per-request decision. Its [`tracker::UsageEvent`] is the one mapping
+//!   of the spec's events onto stored events, which the JSON events endpoint shares.
+//!   **Architecture invariant:** `check_limit` reads memory only (limits, rollups).
+//!
+//! The usage tracker, the spec's API over the engine ([`tracker`]):
+//!
+//! ```
+//! use std::sync::Arc;
+//! use meterdb::tracker::{StorageUsage, UsageTracker};
+//! use meterdb::usage::{LimitType, PeriodType, UsageLimit, UsageSettings};
+//! use meterdb::{Engine, Options};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let dir = tempfile::tempdir().unwrap();
+//! let options = Options::default();
+//! let clock = options.clock.clone();
+//! let engine = Arc::new(Engine::open(dir.path(), options)?);
+//! // LIMITS_ENFORCEMENT_ENABLED, LIMITS_GRACE_PERIOD_MINUTES, ... from the environment.
+//! let tracker = UsageTracker::new(engine, UsageSettings::from_env()?, clock)?;
+//! let quota = UsageLimit::new("Storage", LimitType::SoftLimit, "storage_bytes", 1e9, PeriodType::Month);
+//! let quota = tracker.create_limit("acme", quota)?; // persisted; has its id now
+//! let upload = StorageUsage { tenant: "acme", operation: "write", size_bytes: 1024, ..StorageUsage::default() };
+//! assert_eq!(tracker.record_storage_usage(&upload)?.written, 1);
+//! let check = tracker.check_limit("acme", "storage_bytes")?; // memory only: microseconds
+//! assert!(check.allowed());
+//! assert_eq!(check.result.unwrap().usage, 1024.0);
+//! assert_eq!(check.limit.unwrap().id, quota.id);
+//! # Ok(())
+//! # }
+//! ```
 //!
 //! The on-disk format, byte by byte, and the crash-safety protocol are in `storage-format.md`.
 #![deny(unsafe_code)]
@@ -106,6 +140,7 @@ pub mod scan;
 pub mod segment;
 pub mod server;
 pub mod shard;
+pub mod tracker;
 pub mod usage;
 pub mod wal;
 pub mod window;

@@ -123,10 +123,15 @@ async fn serve_until_signal(settings: Settings) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("listen on {}: {e}", settings.http_addr))?;
     tracing::info!(addr = %listener.local_addr()?, sync = %settings.engine.sync, "MeterDB listening");
     let grace = settings.server.shutdown_grace;
+    // The spec's USAGE_TRACKING_* and LIMITS_* variables; the tracker loads the limits file.
+    let usage_settings = meterdb::usage::UsageSettings::from_env()?;
+    let tracker =
+        meterdb::tracker::UsageTracker::new(engine.clone(), usage_settings, Arc::new(SystemClock))?;
     let state = Arc::new(AppState::new(
         engine.clone(),
         settings.server,
         Arc::new(SystemClock),
+        Arc::new(tracker),
     ));
     serve(listener, state, shutdown_signal(), grace).await?;
     tracing::info!("flushing buffers to segments");

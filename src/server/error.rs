@@ -35,6 +35,8 @@ pub enum ApiError {
     Unauthorized(String),
     /// 404.
     NotFound(String),
+    /// 409: the request conflicts with what exists (a meter name already taken).
+    Conflict(String),
     /// 413: the body is over the limit.
     TooLarge(usize),
     /// 415: a content encoding other than gzip or identity.
@@ -85,6 +87,7 @@ impl ApiError {
             ApiError::BadRequest(m) => (StatusCode::BAD_REQUEST, "invalid", m.clone()),
             ApiError::Unauthorized(m) => (StatusCode::UNAUTHORIZED, "unauthorized", m.clone()),
             ApiError::NotFound(m) => (StatusCode::NOT_FOUND, "not found", m.clone()),
+            ApiError::Conflict(m) => (StatusCode::CONFLICT, "conflict", m.clone()),
             ApiError::TooLarge(limit) => (
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "request too large",
@@ -128,6 +131,11 @@ impl From<crate::Error> for ApiError {
                 ApiError::BadRequest(e.to_string())
             }
             Error::BatchTooLarge { .. } => ApiError::BadRequest(e.to_string()),
+            Error::InvalidMeter(_) | Error::InvalidLimit(_) => ApiError::BadRequest(e.to_string()),
+            Error::UnknownMeter { .. } | Error::UnknownLimit { .. } => {
+                ApiError::NotFound(e.to_string())
+            }
+            Error::MeterExists { .. } => ApiError::Conflict(e.to_string()),
             _ => ApiError::Internal(e.to_string()),
         }
     }

@@ -1,5 +1,6 @@
-//! The HTTP server: InfluxDB-compatible writes and queries, the JSON events endpoint, and the
-//! operational endpoints, all behind one authentication layer ([`auth`]).
+//! The HTTP server: InfluxDB-compatible writes and queries, the JSON events endpoint, the
+//! usage API ([`usage`]) and the operational endpoints, all behind one authentication layer
+//! ([`auth`]).
 //!
 //! Handlers stay thin: they decode the request ([`body`]), call the engine or the InfluxQL
 //! executor, and shape the answer ([`error::ApiError`] for every failure). Blocking engine
@@ -14,6 +15,7 @@ pub mod events;
 pub mod metrics;
 pub mod ops;
 pub mod query;
+pub mod usage;
 pub mod write;
 
 use std::future::Future;
@@ -27,6 +29,7 @@ use tokio::sync::Semaphore;
 
 use crate::Engine;
 use crate::clock::Clock;
+use crate::tracker::UsageTracker;
 pub use config::ServerConfig;
 use metrics::Metrics;
 
@@ -44,11 +47,18 @@ pub struct AppState {
     /// Decompressed write bytes in flight, in KiB permits: a flood of writes is answered with
     /// 429 instead of growing memory without bound.
     pub write_budget: Arc<Semaphore>,
+    /// The usage tracker behind `/api/v1/tenants/{tenant}/...` (limits, usage, meters).
+    pub tracker: Arc<UsageTracker>,
 }
 
 impl AppState {
-    /// State for `engine` with `config`.
-    pub fn new(engine: Arc<Engine>, config: ServerConfig, clock: Arc<dyn Clock>) -> AppState {
+    /// State for `engine` with `config`; `tracker` must be over the same engine.
+    pub fn new(
+        engine: Arc<Engine>,
+        config: ServerConfig,
+        clock: Arc<dyn Clock>,
+        tracker: Arc<UsageTracker>,
+    ) -> AppState {
         let permits = (config.max_in_flight_write_bytes / 1024).max(1);
         AppState {
             metrics: Metrics::new(engine.clone()),
@@ -56,6 +66,7 @@ impl AppState {
             config,
             clock,
             write_budget: Arc::new(Semaphore::new(permits)),
+            tracker,
         }
     }
 }
@@ -71,6 +82,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/ping", get(ops::ping).head(ops::ping))
         .route("/health", get(ops::health))
         .route("/metrics", get(ops::metrics))
+        .nest("/api/v1/tenants/{tenant}", usage_routes())
         .fallback(error::not_found)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -86,6 +98,26 @@ pub fn router(state: Arc<AppState>) -> Router {
             error::panic_response,
         ))
         .with_state(state)
+}
+
+/// The usage API's routes, relative to `/api/v1/tenants/{tenant}` (see [`usage`]).
+fn usage_routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/usage", get(usage::usage))
+        .route("/metrics", get(usage::metrics))
+        .route("/meters", get(usage::list_meters).post(usage::create_meter))
+        .route(
+            "/meters/{name}",
+            get(usage::get_meter).delete(usage::delete_meter),
+        )
+        .route("/limits", get(usage::list_limits).post(usage::create_limit))
+        .route("/limits/check", get(usage::check_limit))
+        .route(
+            "/limits/{id}",
+            get(usage::get_limit)
+                .put(usage::update_limit)
+                .delete(usage::delete_limit),
+        )
 }
 
 /// Serves `state` on `listener` until `shutdown` completes, then stops accepting, lets the

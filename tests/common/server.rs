@@ -5,6 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use meterdb::server::{AppState, ServerConfig, serve};
+use meterdb::tracker::UsageTracker;
+use meterdb::usage::UsageSettings;
 use meterdb::{Engine, Options};
 
 /// A running server; stops (and closes the engine) when dropped.
@@ -26,18 +28,39 @@ impl TestServer {
 
     /// A server with `config`.
     pub fn with_config(config: ServerConfig) -> TestServer {
-        TestServer::with_options(config, super::test_options())
+        TestServer::with_usage_settings(config, UsageSettings::default())
     }
 
-    /// A server with `config` over an engine with `options`; the server reads the engine's
-    /// clock (for events without a timestamp).
+    /// A server with `config` whose usage tracker has `usage` settings (grace period,
+    /// enforcement).
+    pub fn with_usage_settings(config: ServerConfig, usage: UsageSettings) -> TestServer {
+        TestServer::with_options_and_usage(config, super::test_options(), usage)
+    }
+
+    /// A server with `config` over an engine with `options`; the server and its usage tracker
+    /// read the engine's clock (for events without a timestamp, and for limit periods).
     pub fn with_options(config: ServerConfig, options: Options) -> TestServer {
+        TestServer::with_options_and_usage(config, options, UsageSettings::default())
+    }
+
+    /// A server with `config`, engine `options` and usage-tracker settings `usage`.
+    pub fn with_options_and_usage(
+        config: ServerConfig,
+        options: Options,
+        usage: UsageSettings,
+    ) -> TestServer {
         let dir = tempfile::tempdir().unwrap();
         let clock = options.clock.clone();
         let engine = Arc::new(Engine::open(dir.path(), options).unwrap());
         let (addr_tx, addr_rx) = std::sync::mpsc::channel::<SocketAddr>();
         let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let state = Arc::new(AppState::new(engine.clone(), config, clock));
+        let tracker = UsageTracker::new(engine.clone(), usage, clock.clone()).unwrap();
+        let state = Arc::new(AppState::new(
+            engine.clone(),
+            config,
+            clock,
+            Arc::new(tracker),
+        ));
         let thread = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
