@@ -85,6 +85,10 @@ pub struct Options {
     /// a client with a wrong clock or precision. An event dated exactly at the bound is
     /// accepted. [`Duration::MAX`] accepts any date. Default = 24 hours.
     pub max_future: Duration,
+    /// How long minute rollup buckets stay in memory: usage at minute precision older than
+    /// this (a range edge off the hour, minute-granularity metrics) is recounted from raw
+    /// events; hour and day buckets are always in memory. Default = 24 hours.
+    pub rollup_minute_window: Duration,
     /// The file layer (tests substitute a fault-injecting one). Default = the real one.
     pub fs: Arc<dyn FileSystem>,
     /// The clock. Default = the system clock.
@@ -102,6 +106,7 @@ impl Default for Options {
             dedup_window: Duration::from_secs(30 * 86_400),
             raw_retention: Duration::from_secs(30 * 86_400),
             max_future: Duration::from_secs(24 * 3600),
+            rollup_minute_window: Duration::from_secs(86_400),
             fs: Arc::new(StdFs),
             clock: Arc::new(SystemClock),
         }
@@ -117,6 +122,7 @@ impl fmt::Debug for Options {
             .field("max_buffer_age", &self.max_buffer_age)
             .field("max_wal_file_bytes", &self.max_wal_file_bytes)
             .field("dedup_window", &self.dedup_window)
+            .field("rollup_minute_window", &self.rollup_minute_window)
             .field("raw_retention", &self.raw_retention)
             .field("max_future", &self.max_future)
             .finish_non_exhaustive()

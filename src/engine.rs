@@ -84,7 +84,10 @@ impl Engine {
         let n_shards = shard_count(fs, &dir, options.shards)?;
         let context = RollupContext {
             registry: Arc::new(MeterRegistry::open(options.fs.clone(), &dir)?),
-            store: Arc::new(RollupStore::default()),
+            store: Arc::new(RollupStore::new(
+                options.rollup_minute_window,
+                options.clock.now(),
+            )),
         };
         let mut shards = Vec::with_capacity(n_shards);
         let mut recovery = Vec::with_capacity(n_shards);

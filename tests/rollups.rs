@@ -27,6 +27,15 @@ fn options() -> Options {
     }
 }
 
+/// [`options`] keeping minute buckets in memory for `hours` before the clock (the events lie
+/// 1 to 4 days before it): older minutes are answered from raw events.
+fn options_with_minutes(hours: u64) -> Options {
+    Options {
+        rollup_minute_window: std::time::Duration::from_secs(hours * 3600),
+        ..options()
+    }
+}
+
 /// Meters of every aggregation over the test's events; `None` measurement counts all.
 fn defined_meters() -> Vec<Meter> {
     let m = |name: &str,
@@ -298,9 +307,11 @@ proptest! {
         define_at in 0usize..300,
         reopen_at in 0usize..300,
         ranges in proptest::collection::vec((0..3 * DAY, 0..3 * DAY), 4),
+        minute_hours in proptest::sample::select(vec![1u64, 60, 2400]),
     ) {
         let dir = tempfile::tempdir().unwrap();
         let events: Vec<Event> = specs.iter().map(to_event).collect();
+        let options = || options_with_minutes(minute_hours);
         let mut engine = Engine::open(dir.path(), options()).unwrap();
         let defined = defined_meters();
         let mut at = 0;
@@ -527,5 +538,65 @@ fn a_redefined_meter_does_not_inherit_buckets() {
         engine.delete_meter("acme", "api_calls"),
         Err(meterdb::Error::InvalidMeter(_))
     ));
+    engine.close().unwrap();
+}
+
+/// Minute buckets older than the window leave memory as the clock moves on; minute-precise
+/// usage over them is then recounted from raw events, and stays exact.
+#[test]
+fn minute_buckets_past_the_window_leave_memory_and_stay_exact() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(Timestamp(T0 + DAY)));
+    let options = Options {
+        clock: clock.clone(),
+        rollup_minute_window: std::time::Duration::from_secs(6 * 3600),
+        ..options()
+    };
+    let engine = Engine::open(dir.path(), options).unwrap();
+    // 300 calls over the 5 hours before the clock, 7 users.
+    let events = calls("acme", 300, T0 + DAY - 5 * 60 * MINUTE, MINUTE + 7);
+    write(&engine, &events);
+    let (before, _) = engine.rollup_memory();
+    let series = |engine: &Engine| {
+        engine
+            .usage_series(
+                "acme",
+                "api_calls",
+                T0 + DAY - 6 * 60 * MINUTE..T0 + DAY,
+                Granularity::Minute,
+            )
+            .unwrap()
+            .into_iter()
+            .map(|(t, u)| (t, u.count))
+            .collect::<Vec<_>>()
+    };
+    let minutes_before = series(&engine);
+    assert_eq!(minutes_before.iter().map(|(_, n)| n).sum::<u64>(), 300);
+
+    clock.set(Timestamp(T0 + 3 * DAY));
+    // Any write runs the writer's housekeeping, which moves the horizon.
+    write(&engine, &calls("acme", 1, T0 + 3 * DAY - MINUTE, 1));
+    let (after, _) = engine.rollup_memory();
+    assert!(
+        after < before,
+        "minute buckets were not dropped: {before} buckets before, {after} after"
+    );
+    assert_eq!(series(&engine), minutes_before);
+    let odd_range = T0 + DAY - 5 * 60 * MINUTE + 17..T0 + DAY - 2 * 60 * MINUTE - 3 * MINUTE;
+    let want = events
+        .iter()
+        .filter(|e| odd_range.contains(&e.timestamp.0))
+        .count() as u64;
+    assert_eq!(
+        engine.usage("acme", "api_calls", odd_range).unwrap().count,
+        want
+    );
+    assert_eq!(
+        engine
+            .usage("acme", "active_users", T0..T0 + 4 * DAY)
+            .unwrap()
+            .unique,
+        7
+    );
     engine.close().unwrap();
 }

@@ -7,10 +7,10 @@ use super::Engine;
 use crate::error::{Error, Result};
 use crate::meters::IdMeter;
 use crate::model::{TenantId, limits};
-use crate::rollup::delta::recount;
-use crate::rollup::store::Dict;
+use crate::rollup::delta::{Cells, add_batch, recount};
+use crate::rollup::store::{Dict, decompose};
 use crate::rollup::{Acc, Granularity, Usage};
-use crate::scan::ScanRequest;
+use crate::scan::{ColumnBatch, ScanRequest};
 use crate::usage::Meter;
 
 /// Most buckets one [`Engine::usage_series`] answers.
@@ -96,7 +96,8 @@ impl Engine {
         range: Range<i64>,
         granularity: Granularity,
     ) -> Result<Vec<(i64, Usage)>> {
-        let (id, _) = self.known_meter(tenant, meter)?;
+        let id_meter = self.known_meter(tenant, meter)?;
+        let id = id_meter.0;
         let (first, end) = (granularity.floor(range.start), granularity.ceil(range.end));
         if range.start >= range.end {
             return Err(Error::InvalidScan(format!(
@@ -113,11 +114,28 @@ impl Engine {
         let mut out: Vec<(i64, Usage)> = (0..n)
             .map(|i| (first + i * granularity.nanos(), Usage::default()))
             .collect();
-        if let Some(t) = self.rollups.get(tenant)
+        let rollups = self.rollups.get(tenant);
+        if let Some(t) = &rollups
             && let Some(levels) = t.meters().get(&id)
         {
             for (start, acc) in levels.buckets(granularity, first..end) {
                 let i = ((start - first) / granularity.nanos()) as usize;
+                if let Some(slot) = out.get_mut(i) {
+                    slot.1 = acc.usage();
+                }
+            }
+        }
+        // Minute buckets older than the horizon are no longer in memory: recount them.
+        let horizon = self.rollups.minute_horizon();
+        if granularity == Granularity::Minute && first < horizon {
+            let batches = self.raw_rows(tenant, &id_meter.1, first..end.min(horizon))?;
+            let mut cells = Cells::default();
+            match &rollups {
+                Some(t) => add_all(&mut cells, &batches, &id_meter, &mut t.dict()),
+                None => add_all(&mut cells, &batches, &id_meter, &mut Dict::default()),
+            }
+            for ((_, minute), acc) in cells {
+                let i = ((minute - first) / granularity.nanos()) as usize;
                 if let Some(slot) = out.get_mut(i) {
                     slot.1 = acc.usage();
                 }
@@ -140,43 +158,69 @@ impl Engine {
             })
     }
 
-    fn usage_acc(&self, tenant: &str, (id, meter): &IdMeter, range: Range<i64>) -> Result<Acc> {
+    fn usage_acc(&self, tenant: &str, meter: &IdMeter, range: Range<i64>) -> Result<Acc> {
         let mut acc = Acc::default();
         if range.start >= range.end {
             return Ok(acc);
         }
+        // Whole buckets from rollups; raw events for what they cannot answer exactly: the
+        // parts of the range off minute boundaries, and minutes older than the minute horizon
+        // that are not inside a whole hour.
         let minute = Granularity::Minute;
         let (a, b) = (minute.ceil(range.start), minute.floor(range.end));
-        let rollups = self.rollups.get(tenant);
-        if a < b
-            && let Some(t) = &rollups
-            && let Some(levels) = t.meters().get(id)
-        {
-            levels.sum(a, b, &mut acc);
-        }
-        let edges = if a < b {
-            [range.start..a, b..range.end]
+        let mut raw = Vec::new();
+        let mut pieces = Vec::new();
+        if a < b {
+            raw.extend([range.start..a, b..range.end]);
+            let horizon = self.rollups.minute_horizon();
+            for (g, piece) in decompose(a, b) {
+                if g == Granularity::Minute && piece.start < horizon {
+                    raw.push(piece.start..piece.end.min(horizon));
+                    if piece.end > horizon {
+                        pieces.push((g, horizon..piece.end));
+                    }
+                } else {
+                    pieces.push((g, piece));
+                }
+            }
         } else {
-            [range.clone(), 0..0]
-        };
-        for edge in edges.into_iter().filter(|r| r.start < r.end) {
-            let batches = self.scan(&ScanRequest {
-                tenant: Some(TenantId::new(tenant)),
-                measurement: meter.measurement.clone(),
-                time: Some(edge),
-                ..ScanRequest::default()
-            })?;
+            raw.push(range);
+        }
+        let rollups = self.rollups.get(tenant);
+        if let Some(t) = &rollups
+            && let Some(levels) = t.meters().get(&meter.0)
+        {
+            levels.sum_pieces(&pieces, &mut acc);
+        }
+        for piece in raw.into_iter().filter(|r| r.start < r.end) {
+            let batches = self.raw_rows(tenant, &meter.1, piece)?;
             if batches.is_empty() {
                 continue;
             }
             // Distinct values must be numbered like the rollups' to be merged with them.
             let part = match &rollups {
-                Some(t) => recount(&batches, &(*id, meter.clone()), &mut t.dict()),
-                None => recount(&batches, &(*id, meter.clone()), &mut Dict::default()),
+                Some(t) => recount(&batches, meter, &mut t.dict()),
+                None => recount(&batches, meter, &mut Dict::default()),
             };
             acc.merge(&part);
         }
         Ok(acc)
+    }
+
+    /// The tenant's rows a meter may count in `range`.
+    fn raw_rows(&self, tenant: &str, meter: &Meter, range: Range<i64>) -> Result<Vec<ColumnBatch>> {
+        self.scan(&ScanRequest {
+            tenant: Some(TenantId::new(tenant)),
+            measurement: meter.measurement.clone(),
+            time: Some(range),
+            ..ScanRequest::default()
+        })
+    }
+}
+
+fn add_all(cells: &mut Cells, batches: &[ColumnBatch], meter: &IdMeter, dict: &mut Dict) {
+    for batch in batches {
+        add_batch(cells, batch, std::slice::from_ref(meter), dict);
     }
 }
 

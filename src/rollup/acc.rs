@@ -84,15 +84,7 @@ impl Acc {
         if let Some((t, v)) = other.latest {
             self.take_latest(t, v);
         }
-        // Bitmaps of a few values (most minute buckets) are merged by inserting them, which
-        // does not allocate as a union does.
-        if other.unique.len() <= 8 {
-            for id in &other.unique {
-                self.unique.insert(id);
-            }
-        } else {
-            self.unique |= &other.unique;
-        }
+        union_into(&mut self.unique, &other.unique);
     }
 
     fn take_latest(&mut self, t: i64, v: f64) {
@@ -116,6 +108,18 @@ impl Acc {
             latest: self.latest,
             unique: self.unique.len(),
         }
+    }
+}
+
+/// Adds the values of `from` to `into`. Bitmaps of a few values (most minute buckets) are
+/// merged by inserting them, which does not allocate as a union does.
+pub fn union_into(into: &mut RoaringBitmap, from: &RoaringBitmap) {
+    if from.len() <= 8 {
+        for id in from {
+            into.insert(id);
+        }
+    } else {
+        *into |= from;
     }
 }
 

@@ -50,9 +50,13 @@ impl Delta {
     pub fn apply_to(&self, store: &RollupStore) {
         for (tenant, cells) in self.tenants() {
             let t = store.tenant(tenant);
+            let horizon = store.minute_horizon();
             let mut meters = t.meters();
             for (&(meter, minute), acc) in cells {
-                meters.entry(meter).or_default().add_minute(minute, acc);
+                meters
+                    .entry(meter)
+                    .or_default()
+                    .add_minute(minute, acc, horizon);
             }
         }
     }
@@ -107,10 +111,14 @@ pub fn count_events<'a>(
             bucket(&mut t.cells, *id, event.timestamp.0).add(&c, event.timestamp.0, distinct);
         }
     }
+    let horizon = store.minute_horizon();
     for t in tenants.into_values() {
         let mut levels = t.rollups.meters();
         for ((meter, minute), acc) in &t.cells {
-            levels.entry(*meter).or_default().add_minute(*minute, acc);
+            levels
+                .entry(*meter)
+                .or_default()
+                .add_minute(*minute, acc, horizon);
         }
     }
 }

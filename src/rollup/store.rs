@@ -5,33 +5,156 @@
 //! hour and its day, so that a month is read as about 30 day buckets plus the hour and minute
 //! buckets at its edges instead of 43,200 minutes.
 
+use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Range;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::time::Duration;
 
 use super::{Acc, Granularity, MeterId};
+use crate::model::Timestamp;
 
-/// Bucket levels of one meter of one tenant.
+/// Bucket levels of one meter of one tenant, stored in the shape its aggregation needs (a
+/// count bucket is 8 bytes, not a full [`Acc`]); the shape is set by the first bucket added.
 #[derive(Clone, Debug, Default)]
-pub struct Levels {
-    minute: BTreeMap<i64, Acc>,
-    hour: BTreeMap<i64, Acc>,
-    day: BTreeMap<i64, Acc>,
+pub enum Levels {
+    /// No bucket yet.
+    #[default]
+    Empty,
+    /// Count meters.
+    Count(Tiers<u64>),
+    /// Sum, min, max, avg and latest meters.
+    Numeric(Tiers<Numeric>),
+    /// Unique-count meters.
+    Distinct(Tiers<Distinct>),
 }
 
-impl Levels {
-    /// Merges a minute bucket (`minute` is its start, ns) into every level.
-    pub fn add_minute(&mut self, minute: i64, acc: &Acc) {
-        for (level, g) in [
+/// Minute, hour and day buckets of one shape. Minute buckets older than the store's horizon
+/// are not kept (the hour and day buckets hold them).
+#[derive(Clone, Debug)]
+pub struct Tiers<B> {
+    minute: BTreeMap<i64, B>,
+    hour: BTreeMap<i64, B>,
+    day: BTreeMap<i64, B>,
+}
+
+/// A numeric meter's bucket.
+#[derive(Clone, Copy, Debug)]
+pub struct Numeric {
+    count: u64,
+    sum: f64,
+    min: f64,
+    max: f64,
+    latest: (i64, f64),
+}
+
+/// A unique-count meter's bucket.
+#[derive(Clone, Debug, Default)]
+pub struct Distinct {
+    count: u64,
+    ids: roaring::RoaringBitmap,
+}
+
+/// How a bucket shape takes in and gives back an [`Acc`].
+pub trait Shape: Sized {
+    /// A bucket holding `acc`.
+    fn from_acc(acc: &Acc) -> Self;
+    /// Adds `acc` to the bucket.
+    fn absorb(&mut self, acc: &Acc);
+    /// Adds the bucket to `acc`.
+    fn merge_into(&self, acc: &mut Acc);
+}
+
+impl Shape for u64 {
+    fn from_acc(acc: &Acc) -> u64 {
+        acc.count
+    }
+    fn absorb(&mut self, acc: &Acc) {
+        *self += acc.count;
+    }
+    fn merge_into(&self, acc: &mut Acc) {
+        acc.count += self;
+    }
+}
+
+impl Shape for Numeric {
+    fn from_acc(acc: &Acc) -> Numeric {
+        Numeric {
+            count: acc.count,
+            sum: acc.sum,
+            min: acc.min,
+            max: acc.max,
+            latest: acc.latest.unwrap_or((i64::MIN, f64::NEG_INFINITY)),
+        }
+    }
+    fn absorb(&mut self, acc: &Acc) {
+        let mut merged = Acc::default();
+        self.merge_into(&mut merged);
+        merged.merge(acc);
+        *self = Numeric::from_acc(&merged);
+    }
+    fn merge_into(&self, acc: &mut Acc) {
+        let part = Acc {
+            count: self.count,
+            sum: self.sum,
+            min: self.min,
+            max: self.max,
+            latest: (self.latest.0 != i64::MIN).then_some(self.latest),
+            unique: roaring::RoaringBitmap::new(),
+        };
+        acc.merge(&part);
+    }
+}
+
+impl Shape for Distinct {
+    fn from_acc(acc: &Acc) -> Distinct {
+        Distinct {
+            count: acc.count,
+            ids: acc.unique.clone(),
+        }
+    }
+    fn absorb(&mut self, acc: &Acc) {
+        self.count += acc.count;
+        crate::rollup::acc::union_into(&mut self.ids, &acc.unique);
+    }
+    fn merge_into(&self, acc: &mut Acc) {
+        acc.count += self.count;
+        crate::rollup::acc::union_into(&mut acc.unique, &self.ids);
+    }
+}
+
+impl<B> Default for Tiers<B> {
+    fn default() -> Tiers<B> {
+        Tiers {
+            minute: BTreeMap::new(),
+            hour: BTreeMap::new(),
+            day: BTreeMap::new(),
+        }
+    }
+}
+
+impl<B: Shape> Tiers<B> {
+    fn add(&mut self, minute: i64, acc: &Acc, horizon: i64) {
+        let tiers = [
             (&mut self.minute, Granularity::Minute),
             (&mut self.hour, Granularity::Hour),
             (&mut self.day, Granularity::Day),
-        ] {
-            level.entry(g.floor(minute)).or_default().merge(acc);
+        ];
+        for (level, g) in tiers {
+            if g == Granularity::Minute && minute < horizon {
+                continue;
+            }
+            match level.entry(g.floor(minute)) {
+                Entry::Occupied(mut e) => e.get_mut().absorb(acc),
+                Entry::Vacant(e) => {
+                    e.insert(B::from_acc(acc));
+                }
+            }
         }
     }
 
-    fn level(&self, g: Granularity) -> &BTreeMap<i64, Acc> {
+    fn level(&self, g: Granularity) -> &BTreeMap<i64, B> {
         match g {
             Granularity::Minute => &self.minute,
             Granularity::Hour => &self.hour,
@@ -39,24 +162,108 @@ impl Levels {
         }
     }
 
-    /// The aggregate of `[start, end)`, both on minute boundaries, from the coarsest buckets
-    /// that fit.
-    pub fn sum(&self, start: i64, end: i64, out: &mut Acc) {
-        for (g, piece) in decompose(start, end) {
-            for (_, acc) in self.level(g).range(piece) {
-                out.merge(acc);
+    fn sum(&self, pieces: &[(Granularity, Range<i64>)], out: &mut Acc) {
+        for (g, piece) in pieces {
+            for b in self.level(*g).range(piece.clone()).map(|(_, b)| b) {
+                b.merge_into(out);
             }
         }
     }
 
-    /// The buckets of level `g` in `[start, end)`, with their start times.
-    pub fn buckets(&self, g: Granularity, range: Range<i64>) -> impl Iterator<Item = (i64, &Acc)> {
-        self.level(g).range(range).map(|(t, a)| (*t, a))
+    fn buckets(&self, g: Granularity, range: Range<i64>) -> Vec<(i64, Acc)> {
+        self.level(g)
+            .range(range)
+            .map(|(t, b)| {
+                let mut acc = Acc::default();
+                b.merge_into(&mut acc);
+                (*t, acc)
+            })
+            .collect()
     }
 
-    /// Minute buckets, for writing them out.
-    pub fn minutes(&self) -> impl Iterator<Item = (i64, &Acc)> {
-        self.minute.iter().map(|(t, a)| (*t, a))
+    fn evict_minutes(&mut self, horizon: i64) {
+        self.minute = self.minute.split_off(&horizon);
+    }
+
+    fn len(&self) -> usize {
+        self.minute.len() + self.hour.len() + self.day.len()
+    }
+}
+
+impl Levels {
+    /// Merges a minute bucket (`minute` is its start, ns) into the hour and day buckets, and
+    /// into the minute buckets unless it is older than `horizon`.
+    pub fn add_minute(&mut self, minute: i64, acc: &Acc, horizon: i64) {
+        if let Levels::Empty = self {
+            *self = if !acc.unique.is_empty() {
+                Levels::Distinct(Tiers::default())
+            } else if acc.latest.is_some() {
+                Levels::Numeric(Tiers::default())
+            } else {
+                Levels::Count(Tiers::default())
+            };
+        }
+        match self {
+            Levels::Empty => {}
+            Levels::Count(t) => t.add(minute, acc, horizon),
+            Levels::Numeric(t) => t.add(minute, acc, horizon),
+            Levels::Distinct(t) => t.add(minute, acc, horizon),
+        }
+    }
+
+    /// The aggregate of `[start, end)`, both on minute boundaries and `start` at or after the
+    /// minute horizon, from the coarsest buckets that fit.
+    pub fn sum(&self, start: i64, end: i64, out: &mut Acc) {
+        self.sum_pieces(&decompose(start, end), out);
+    }
+
+    /// The aggregate of whole buckets: each piece is a range of one level's buckets (as
+    /// [`decompose`] gives them).
+    pub fn sum_pieces(&self, pieces: &[(Granularity, Range<i64>)], out: &mut Acc) {
+        match self {
+            Levels::Empty => {}
+            Levels::Count(t) => t.sum(pieces, out),
+            Levels::Numeric(t) => t.sum(pieces, out),
+            Levels::Distinct(t) => t.sum(pieces, out),
+        }
+    }
+
+    /// The buckets of level `g` in `[start, end)`, with their start times.
+    pub fn buckets(&self, g: Granularity, range: Range<i64>) -> Vec<(i64, Acc)> {
+        match self {
+            Levels::Empty => Vec::new(),
+            Levels::Count(t) => t.buckets(g, range),
+            Levels::Numeric(t) => t.buckets(g, range),
+            Levels::Distinct(t) => t.buckets(g, range),
+        }
+    }
+
+    /// Drops the minute buckets older than `horizon`.
+    pub fn evict_minutes(&mut self, horizon: i64) {
+        match self {
+            Levels::Empty => {}
+            Levels::Count(t) => t.evict_minutes(horizon),
+            Levels::Numeric(t) => t.evict_minutes(horizon),
+            Levels::Distinct(t) => t.evict_minutes(horizon),
+        }
+    }
+
+    /// Buckets held, and their approximate bytes.
+    pub fn footprint(&self) -> (usize, usize) {
+        // A B-tree entry costs its key and value plus about a third for the node structure.
+        match self {
+            Levels::Empty => (0, 0),
+            Levels::Count(t) => (t.len(), t.len() * 22),
+            Levels::Numeric(t) => (t.len(), t.len() * 75),
+            Levels::Distinct(t) => {
+                let bitmaps: usize = [&t.minute, &t.hour, &t.day]
+                    .iter()
+                    .flat_map(|l| l.values())
+                    .map(|d| d.ids.serialized_size())
+                    .sum();
+                (t.len(), t.len() * 56 + bitmaps)
+            }
+        }
     }
 }
 
@@ -160,12 +367,67 @@ impl TenantRollups {
 }
 
 /// Every tenant's rollups.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct RollupStore {
     tenants: RwLock<HashMap<Box<str>, Arc<TenantRollups>>>,
+    /// How long minute buckets are kept in memory (ns).
+    minute_window: i64,
+    /// Start of the oldest minute whose bucket is kept in memory: every minute bucket at or
+    /// after it is complete; before it, only hour and day buckets are.
+    horizon: AtomicI64,
+}
+
+impl Default for RollupStore {
+    fn default() -> RollupStore {
+        RollupStore::new(Duration::MAX, Timestamp(0))
+    }
 }
 
 impl RollupStore {
+    /// An empty store that keeps minute buckets for `minute_window` before `now` (and after
+    /// it), hour and day buckets for ever.
+    pub fn new(minute_window: Duration, now: Timestamp) -> RollupStore {
+        let minute_window = i64::try_from(minute_window.as_nanos()).unwrap_or(i64::MAX);
+        RollupStore {
+            tenants: RwLock::default(),
+            minute_window,
+            horizon: AtomicI64::new(horizon_at(now, minute_window)),
+        }
+    }
+
+    /// Start of the oldest minute whose bucket is in memory (see [`RollupStore::new`]).
+    pub fn minute_horizon(&self) -> i64 {
+        self.horizon.load(Ordering::Relaxed)
+    }
+
+    /// Moves the minute horizon to `now` minus the window and drops the minute buckets before
+    /// it; does nothing until the horizon has moved by at least ten minutes, so that callers
+    /// can call it often.
+    pub fn evict_minutes(&self, now: Timestamp) {
+        let next = horizon_at(now, self.minute_window);
+        let current = self.horizon.load(Ordering::Relaxed);
+        if next < current.saturating_add(10 * Granularity::Minute.nanos())
+            || self
+                .horizon
+                .compare_exchange(current, next, Ordering::Relaxed, Ordering::Relaxed)
+                .is_err()
+        {
+            return;
+        }
+        let tenants: Vec<Arc<TenantRollups>> = self
+            .tenants
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        for t in tenants {
+            for levels in t.meters().values_mut() {
+                levels.evict_minutes(next);
+            }
+        }
+    }
+
     /// The rollups of `tenant`, if it has any.
     pub fn get(&self, tenant: &str) -> Option<Arc<TenantRollups>> {
         let map = self.tenants.read().unwrap_or_else(|e| e.into_inner());
@@ -195,17 +457,17 @@ impl RollupStore {
         for t in map.values() {
             bytes += t.dict().bytes();
             for levels in t.meters().values() {
-                for level in [&levels.minute, &levels.hour, &levels.day] {
-                    buckets += level.len();
-                    bytes += level
-                        .values()
-                        .map(|a| 96 + a.unique.serialized_size())
-                        .sum::<usize>();
-                }
+                let (n, b) = levels.footprint();
+                buckets += n;
+                bytes += b;
             }
         }
         (buckets, bytes)
     }
+}
+
+fn horizon_at(now: Timestamp, window: i64) -> i64 {
+    Granularity::Minute.floor(now.0.saturating_sub(window))
 }
 
 #[cfg(test)]
@@ -261,7 +523,7 @@ mod tests {
         let mut minutes = Vec::new();
         for i in 0..5000 {
             let minute = (i * 7919 % 4000) * M;
-            levels.add_minute(minute, &one);
+            levels.add_minute(minute, &one, i64::MIN);
             minutes.push(minute);
         }
         for (start, end) in [

@@ -90,6 +90,7 @@ pub(super) fn apply_file(f: &RollupFile, meters: &MeterSet, store: &RollupStore)
             let mut dict = rollups.dict();
             t.values.iter().map(|v| dict.intern(v)).collect()
         };
+        let horizon = store.minute_horizon();
         let mut levels = rollups.meters();
         for (meter, minute, acc) in &t.cells {
             if !known.iter().any(|(id, _)| id == meter) {
@@ -103,7 +104,10 @@ pub(super) fn apply_file(f: &RollupFile, meters: &MeterSet, store: &RollupStore)
                     .filter_map(|i| ids.get(i as usize).copied())
                     .collect();
             }
-            levels.entry(*meter).or_default().add_minute(*minute, &acc);
+            levels
+                .entry(*meter)
+                .or_default()
+                .add_minute(*minute, &acc, horizon);
         }
     }
 }

@@ -155,8 +155,12 @@ impl Writer {
         }
     }
 
-    /// Work that is due by time or size: an interval fsync, freezing a full or old buffer.
+    /// Work that is due by time or size: an interval fsync, freezing a full or old buffer,
+    /// dropping minute rollup buckets past the window.
     fn housekeeping(&mut self) {
+        self.shared
+            .store
+            .evict_minutes(self.shared.opts.clock.now());
         if let SyncPolicy::Interval(d) = self.shared.opts.sync
             && self.unsynced
             && self.last_sync.elapsed() >= d
