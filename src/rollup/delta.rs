@@ -93,6 +93,10 @@ pub fn count_events<'a>(
         cells: Cells,
     }
     let mut tenants: Map<&'a str, Tenant> = Map::default();
+    // Events older than the minute horizon only reach hour and day buckets: summing them per
+    // hour rather than per minute makes far fewer buckets to merge (a backlog or a replayed
+    // file is mostly such events).
+    let horizon = store.minute_horizon();
     for event in events {
         let t = tenants.entry(event.tenant).or_insert_with(|| Tenant {
             meters: meters.meters_for(event.tenant),
@@ -108,10 +112,18 @@ pub fn count_events<'a>(
                 Contribution::Distinct(v) => t.rollups.dict().intern(v),
                 _ => 0,
             };
-            bucket(&mut t.cells, *id, event.timestamp.0).add(&c, event.timestamp.0, distinct);
+            let t_ns = event.timestamp.0;
+            let start = if t_ns >= horizon {
+                Granularity::Minute.floor(t_ns)
+            } else {
+                Granularity::Hour.floor(t_ns)
+            };
+            t.cells
+                .entry((*id, start))
+                .or_default()
+                .add(&c, t_ns, distinct);
         }
     }
-    let horizon = store.minute_horizon();
     for t in tenants.into_values() {
         let mut levels = t.rollups.meters();
         for ((meter, minute), acc) in &t.cells {

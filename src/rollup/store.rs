@@ -192,7 +192,8 @@ impl<B: Shape> Tiers<B> {
 
 impl Levels {
     /// Merges a minute bucket (`minute` is its start, ns) into the hour and day buckets, and
-    /// into the minute buckets unless it is older than `horizon`.
+    /// into the minute buckets unless it is older than `horizon`. A bucket older than the
+    /// horizon may also be a whole hour (`minute` is then the hour's start).
     pub fn add_minute(&mut self, minute: i64, acc: &Acc, horizon: i64) {
         if let Levels::Empty = self {
             *self = if !acc.unique.is_empty() {
