@@ -134,7 +134,7 @@ impl Engine {
                 Some(t) => add_all(&mut cells, &batches, &id_meter, &mut t.dict()),
                 None => add_all(&mut cells, &batches, &id_meter, &mut Dict::default()),
             }
-            for ((_, minute), acc) in cells {
+            for ((_, _, minute), acc) in cells {
                 let i = ((minute - first) / granularity.nanos()) as usize;
                 if let Some(slot) = out.get_mut(i) {
                     slot.1 = acc.usage();
@@ -220,7 +220,7 @@ impl Engine {
 
 fn add_all(cells: &mut Cells, batches: &[ColumnBatch], meter: &IdMeter, dict: &mut Dict) {
     for batch in batches {
-        add_batch(cells, batch, std::slice::from_ref(meter), dict);
+        add_batch(i64::MIN, cells, batch, std::slice::from_ref(meter), dict);
     }
 }
 

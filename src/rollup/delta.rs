@@ -18,8 +18,9 @@ use crate::usage::{Aggregation, Contribution, Meter};
 /// than the default hasher and randomly seeded.
 type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
-/// One tenant's minute buckets, by meter and minute start.
-pub type Cells = Map<(MeterId, i64), Acc>;
+/// One tenant's buckets by meter, size and start: minute buckets, or hour buckets for
+/// events older than the store's minute horizon (which only hour and day buckets keep).
+pub type Cells = Map<(MeterId, Granularity, i64), Acc>;
 
 /// Minute buckets by tenant.
 #[derive(Debug, Default)]
@@ -52,11 +53,11 @@ impl Delta {
             let t = store.tenant(tenant);
             let horizon = store.minute_horizon();
             let mut meters = t.meters();
-            for (&(meter, minute), acc) in cells {
+            for (&(meter, unit, start), acc) in cells {
                 meters
                     .entry(meter)
                     .or_default()
-                    .add_minute(minute, acc, horizon);
+                    .add(unit, start, acc, horizon);
             }
         }
     }
@@ -69,6 +70,7 @@ impl Delta {
             let rollups = store.tenant(tenant);
             let mut dict = rollups.dict();
             add_batch(
+                store.minute_horizon(),
                 self.cells_mut(tenant),
                 batch,
                 &meters.meters_for(tenant),
@@ -113,24 +115,19 @@ pub fn count_events<'a>(
                 _ => 0,
             };
             let t_ns = event.timestamp.0;
-            let start = if t_ns >= horizon {
-                Granularity::Minute.floor(t_ns)
-            } else {
-                Granularity::Hour.floor(t_ns)
-            };
             t.cells
-                .entry((*id, start))
+                .entry(cell_key(*id, t_ns, horizon))
                 .or_default()
                 .add(&c, t_ns, distinct);
         }
     }
     for t in tenants.into_values() {
         let mut levels = t.rollups.meters();
-        for ((meter, minute), acc) in &t.cells {
+        for ((meter, unit, start), acc) in &t.cells {
             levels
                 .entry(*meter)
                 .or_default()
-                .add_minute(*minute, acc, horizon);
+                .add(*unit, *start, acc, horizon);
         }
     }
 }
@@ -139,7 +136,16 @@ pub fn count_events<'a>(
 /// values in `dict`. Column by column: each meter's measurement, filter values and columns are
 /// resolved once per batch, so a row costs a few integer comparisons. Counts exactly what
 /// [`Meter::contribution`] counts event by event.
-pub fn add_batch(cells: &mut Cells, batch: &ColumnBatch, meters: &[IdMeter], dict: &mut Dict) {
+///
+/// Rows at or after `horizon` go to minute buckets, older ones to hour buckets (`i64::MIN`:
+/// all minutes; `i64::MAX`: all hours).
+pub fn add_batch(
+    horizon: i64,
+    cells: &mut Cells,
+    batch: &ColumnBatch,
+    meters: &[IdMeter],
+    dict: &mut Dict,
+) {
     for (id, meter) in meters {
         if meter
             .measurement
@@ -157,7 +163,7 @@ pub fn add_batch(cells: &mut Cells, batch: &ColumnBatch, meters: &[IdMeter], dic
         match meter.aggregation {
             Aggregation::Count => {
                 for row in rows {
-                    bucket(cells, *id, ts[row]).count += 1;
+                    bucket(cells, *id, ts[row], horizon).count += 1;
                 }
             }
             Aggregation::UniqueCount => {
@@ -167,7 +173,7 @@ pub fn add_batch(cells: &mut Cells, batch: &ColumnBatch, meters: &[IdMeter], dic
                 let ids: Vec<u32> = col.dict.iter().map(|v| dict.intern(v)).collect();
                 for row in rows {
                     if let Some(&value) = ids.get(col.ids[row] as usize) {
-                        bucket(cells, *id, ts[row]).add_distinct(value);
+                        bucket(cells, *id, ts[row], horizon).add_distinct(value);
                     }
                 }
             }
@@ -181,7 +187,7 @@ pub fn add_batch(cells: &mut Cells, batch: &ColumnBatch, meters: &[IdMeter], dic
                 };
                 for row in rows {
                     if let Some(v) = field_at(&col.values, row).and_then(numeric) {
-                        bucket(cells, *id, ts[row]).add_value(ts[row], v);
+                        bucket(cells, *id, ts[row], horizon).add_value(ts[row], v);
                     }
                 }
             }
@@ -189,10 +195,18 @@ pub fn add_batch(cells: &mut Cells, batch: &ColumnBatch, meters: &[IdMeter], dic
     }
 }
 
-fn bucket(cells: &mut Cells, meter: MeterId, t: i64) -> &mut Acc {
-    cells
-        .entry((meter, Granularity::Minute.floor(t)))
-        .or_default()
+fn bucket(cells: &mut Cells, meter: MeterId, t: i64, horizon: i64) -> &mut Acc {
+    cells.entry(cell_key(meter, t, horizon)).or_default()
+}
+
+/// The bucket of an event at `t`: its minute, or its hour when older than `horizon`.
+fn cell_key(meter: MeterId, t: i64, horizon: i64) -> (MeterId, Granularity, i64) {
+    let unit = if t >= horizon {
+        Granularity::Minute
+    } else {
+        Granularity::Hour
+    };
+    (meter, unit, unit.floor(t))
 }
 
 /// Each filter as (tag column, dictionary index of the wanted value); `None` when no row of
@@ -215,7 +229,13 @@ fn resolve_filters<'b>(meter: &Meter, batch: &'b ColumnBatch) -> Option<Vec<(&'b
 pub fn recount(batches: &[ColumnBatch], meter: &IdMeter, dict: &mut Dict) -> Acc {
     let mut cells = Cells::default();
     for batch in batches {
-        add_batch(&mut cells, batch, std::slice::from_ref(meter), dict);
+        add_batch(
+            i64::MAX,
+            &mut cells,
+            batch,
+            std::slice::from_ref(meter),
+            dict,
+        );
     }
     let mut total = Acc::default();
     for acc in cells.values() {

@@ -24,6 +24,16 @@ const SHAPE_COUNT: u8 = 0;
 const SHAPE_NUMERIC: u8 = 1;
 const SHAPE_DISTINCT: u8 = 2;
 
+const UNIT_MINUTE: u8 = 0;
+const UNIT_HOUR: u8 = 1;
+
+fn unit_code(unit: Granularity) -> u8 {
+    match unit {
+        Granularity::Minute => UNIT_MINUTE,
+        _ => UNIT_HOUR,
+    }
+}
+
 /// The file name of rollup file `id` in `dir`.
 pub fn path_in(dir: &Path, id: u64) -> PathBuf {
     dir.join(format!("{id:016}.rollup"))
@@ -54,8 +64,9 @@ pub struct TenantBuckets {
     pub tenant: String,
     /// Its distinct values, numbered from 0.
     pub values: Vec<String>,
-    /// `(meter, minute start, aggregate)`, ascending by meter then minute.
-    pub cells: Vec<(MeterId, i64, Acc)>,
+    /// `(meter, bucket size, bucket start, aggregate)`, ascending; the size is a minute, or
+    /// an hour for events that were older than the minute horizon when the file was written.
+    pub cells: Vec<(MeterId, Granularity, i64, Acc)>,
 }
 
 impl TenantBuckets {
@@ -70,10 +81,10 @@ impl TenantBuckets {
             .map(|id| dict.value(id).unwrap_or_default().to_owned())
             .collect();
         let mut sorted: Vec<_> = cells.iter().collect();
-        sorted.sort_unstable_by_key(|(key, _)| **key);
+        sorted.sort_unstable_by_key(|((meter, unit, start), _)| (*meter, unit_code(*unit), *start));
         let cells = sorted
             .into_iter()
-            .map(|(&(meter, minute), acc)| {
+            .map(|(&(meter, unit, start), acc)| {
                 let mut acc = acc.clone();
                 // rank(id) counts the used ids up to id, so rank - 1 is id's position.
                 acc.unique = acc
@@ -81,7 +92,7 @@ impl TenantBuckets {
                     .iter()
                     .map(|id| (used.rank(id) - 1) as u32)
                     .collect();
-                (meter, minute, acc)
+                (meter, unit, start, acc)
             })
             .collect();
         TenantBuckets {
@@ -103,7 +114,8 @@ impl RollupFile {
             for v in &t.values {
                 body.put_bytes(v.as_bytes());
             }
-            let groups: Vec<&[(MeterId, i64, Acc)]> = t.cells.chunk_by(|a, b| a.0 == b.0).collect();
+            let groups: Vec<&[(MeterId, Granularity, i64, Acc)]> =
+                t.cells.chunk_by(|a, b| (a.0, a.1) == (b.0, b.1)).collect();
             body.put_varint(groups.len() as u64);
             for group in groups {
                 encode_group(&mut body, group);
@@ -180,20 +192,22 @@ impl RollupFile {
     }
 }
 
-fn encode_group(out: &mut Vec<u8>, group: &[(MeterId, i64, Acc)]) {
-    let shape = if group.iter().any(|(_, _, a)| !a.unique.is_empty()) {
+fn encode_group(out: &mut Vec<u8>, group: &[(MeterId, Granularity, i64, Acc)]) {
+    let shape = if group.iter().any(|(.., a)| !a.unique.is_empty()) {
         SHAPE_DISTINCT
-    } else if group.iter().any(|(_, _, a)| a.latest.is_some()) {
+    } else if group.iter().any(|(.., a)| a.latest.is_some()) {
         SHAPE_NUMERIC
     } else {
         SHAPE_COUNT
     };
+    let unit = group[0].1;
     out.put_u64(group[0].0);
     out.push(shape);
+    out.push(unit_code(unit));
     out.put_varint(group.len() as u64);
     let mut prev = 0i64;
-    for (_, minute, acc) in group {
-        let index = minute.div_euclid(Granularity::Minute.nanos());
+    for (_, _, minute, acc) in group {
+        let index = minute.div_euclid(unit.nanos());
         out.put_varint(zigzag(index.wrapping_sub(prev)));
         prev = index;
         out.put_varint(acc.count);
@@ -232,12 +246,17 @@ fn decode_body(r: &mut ByteReader<'_>) -> Result<Vec<TenantBuckets>, CorruptionK
         for _ in 0..bounded(r, 10)? {
             let meter = r.u64()?;
             let shape = r.u8()?;
+            let unit = match r.u8()? {
+                UNIT_MINUTE => Granularity::Minute,
+                UNIT_HOUR => Granularity::Hour,
+                other => return Err(invalid(&format!("unknown bucket size {other}"))),
+            };
             let mut index = 0i64;
             for _ in 0..bounded(r, 2)? {
                 index = index.wrapping_add(unzigzag(r.varint()?));
                 let minute = index
-                    .checked_mul(Granularity::Minute.nanos())
-                    .ok_or_else(|| invalid("minute out of range"))?;
+                    .checked_mul(unit.nanos())
+                    .ok_or_else(|| invalid("bucket start out of range"))?;
                 let mut acc = Acc {
                     count: r.varint()?,
                     ..Acc::default()
@@ -268,7 +287,7 @@ fn decode_body(r: &mut ByteReader<'_>) -> Result<Vec<TenantBuckets>, CorruptionK
                     }
                     other => return Err(invalid(&format!("unknown bucket shape {other}"))),
                 }
-                cells.push((meter, minute, acc));
+                cells.push((meter, unit, minute, acc));
             }
         }
         tenants.push(TenantBuckets {
@@ -333,10 +352,11 @@ mod tests {
                 tenant: "acme".into(),
                 values: vec!["ann".into(), "bob".into(), "cy".into()],
                 cells: vec![
-                    (1, -2 * m, count.clone()),
-                    (1, 40 * m, count),
-                    (2, 3 * m, numeric),
-                    (4, 3 * m, distinct),
+                    (1, Granularity::Minute, -2 * m, count.clone()),
+                    (1, Granularity::Minute, 40 * m, count.clone()),
+                    (1, Granularity::Hour, -120 * m, count),
+                    (2, Granularity::Minute, 3 * m, numeric),
+                    (4, Granularity::Minute, 3 * m, distinct),
                 ],
             }],
         }

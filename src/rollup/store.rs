@@ -135,17 +135,17 @@ impl<B> Default for Tiers<B> {
 }
 
 impl<B: Shape> Tiers<B> {
-    fn add(&mut self, minute: i64, acc: &Acc, horizon: i64) {
+    fn add(&mut self, unit: Granularity, start: i64, acc: &Acc, horizon: i64) {
         let tiers = [
             (&mut self.minute, Granularity::Minute),
             (&mut self.hour, Granularity::Hour),
             (&mut self.day, Granularity::Day),
         ];
         for (level, g) in tiers {
-            if g == Granularity::Minute && minute < horizon {
+            if g == Granularity::Minute && (unit != Granularity::Minute || start < horizon) {
                 continue;
             }
-            match level.entry(g.floor(minute)) {
+            match level.entry(g.floor(start)) {
                 Entry::Occupied(mut e) => e.get_mut().absorb(acc),
                 Entry::Vacant(e) => {
                     e.insert(B::from_acc(acc));
@@ -191,10 +191,10 @@ impl<B: Shape> Tiers<B> {
 }
 
 impl Levels {
-    /// Merges a minute bucket (`minute` is its start, ns) into the hour and day buckets, and
-    /// into the minute buckets unless it is older than `horizon`. A bucket older than the
-    /// horizon may also be a whole hour (`minute` is then the hour's start).
-    pub fn add_minute(&mut self, minute: i64, acc: &Acc, horizon: i64) {
+    /// Merges a bucket of size `unit` (minute or hour) starting at `start` (ns) into the hour
+    /// and day buckets, and a minute bucket also into the minute buckets unless it is older
+    /// than `horizon`.
+    pub fn add(&mut self, unit: Granularity, start: i64, acc: &Acc, horizon: i64) {
         if let Levels::Empty = self {
             *self = if !acc.unique.is_empty() {
                 Levels::Distinct(Tiers::default())
@@ -206,9 +206,9 @@ impl Levels {
         }
         match self {
             Levels::Empty => {}
-            Levels::Count(t) => t.add(minute, acc, horizon),
-            Levels::Numeric(t) => t.add(minute, acc, horizon),
-            Levels::Distinct(t) => t.add(minute, acc, horizon),
+            Levels::Count(t) => t.add(unit, start, acc, horizon),
+            Levels::Numeric(t) => t.add(unit, start, acc, horizon),
+            Levels::Distinct(t) => t.add(unit, start, acc, horizon),
         }
     }
 
@@ -401,6 +401,13 @@ impl RollupStore {
         self.horizon.load(Ordering::Relaxed)
     }
 
+    /// Moves the minute horizon to at least `t` (a bucket read from a file holds a whole hour
+    /// from there on, so minutes before `t` are no longer complete in memory).
+    pub fn raise_horizon(&self, t: i64) {
+        self.horizon
+            .fetch_max(Granularity::Minute.ceil(t), Ordering::Relaxed);
+    }
+
     /// Moves the minute horizon to `now` minus the window and drops the minute buckets before
     /// it; does nothing until the horizon has moved by at least ten minutes, so that callers
     /// can call it often.
@@ -524,7 +531,7 @@ mod tests {
         let mut minutes = Vec::new();
         for i in 0..5000 {
             let minute = (i * 7919 % 4000) * M;
-            levels.add_minute(minute, &one, i64::MIN);
+            levels.add(Granularity::Minute, minute, &one, i64::MIN);
             minutes.push(minute);
         }
         for (start, end) in [

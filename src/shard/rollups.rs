@@ -18,7 +18,7 @@ use crate::meters::{IdMeter, MeterSet};
 use crate::model::TenantId;
 use crate::rollup::delta::{Cells, add_batch};
 use crate::rollup::file::{self, RollupFile, TenantBuckets};
-use crate::rollup::{Delta, MeterId, RollupStore};
+use crate::rollup::{Delta, Granularity, MeterId, RollupStore};
 use crate::scan::ScanRequest;
 use crate::segment::{Segment, SegmentId};
 
@@ -92,7 +92,7 @@ pub(super) fn apply_file(f: &RollupFile, meters: &MeterSet, store: &RollupStore)
         };
         let horizon = store.minute_horizon();
         let mut levels = rollups.meters();
-        for (meter, minute, acc) in &t.cells {
+        for (meter, unit, start, acc) in &t.cells {
             if !known.iter().any(|(id, _)| id == meter) {
                 continue;
             }
@@ -104,10 +104,14 @@ pub(super) fn apply_file(f: &RollupFile, meters: &MeterSet, store: &RollupStore)
                     .filter_map(|i| ids.get(i as usize).copied())
                     .collect();
             }
+            if *unit != Granularity::Minute && start + unit.nanos() > horizon {
+                // Minutes after the horizon are inside this hour bucket only.
+                store.raise_horizon(start + unit.nanos());
+            }
             levels
                 .entry(*meter)
                 .or_default()
-                .add_minute(*minute, &acc, horizon);
+                .add(*unit, *start, &acc, store.minute_horizon());
         }
     }
 }
@@ -173,7 +177,7 @@ pub(super) fn count_segments(
         let batches = segment.scan(&req)?;
         let mut dict = rollups.dict();
         for batch in &batches {
-            add_batch(&mut cells, batch, meters, &mut dict);
+            add_batch(store.minute_horizon(), &mut cells, batch, meters, &mut dict);
         }
     }
     Ok(cells)

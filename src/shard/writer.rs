@@ -241,6 +241,10 @@ impl Writer {
         if writes.is_empty() {
             return;
         }
+        // The horizon decides whether the group's events make minute or hour buckets.
+        self.shared
+            .store
+            .evict_minutes(self.shared.opts.clock.now());
         if let Some(err) = self.shared.poisoned() {
             return reply_all(writes.into_iter().map(|(_, r)| r), &err);
         }
@@ -437,7 +441,13 @@ impl Writer {
             let cells = delta.cells_mut(tenant);
             let mut dict = rollups.dict();
             for batch in &batches {
-                add_batch(cells, batch, std::slice::from_ref(&meter), &mut dict);
+                add_batch(
+                    store.minute_horizon(),
+                    cells,
+                    batch,
+                    std::slice::from_ref(&meter),
+                    &mut dict,
+                );
             }
         }
         delta.apply_to(store);
