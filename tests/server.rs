@@ -359,6 +359,8 @@ fn ping_health_metrics() {
     assert_eq!(r.json()["status"], "pass");
     assert_eq!(s.request("POST", "/write").send(LINES).status, 204);
     let _ = s.request("POST", "/write").send("garbage\n");
+    let check = "/api/v1/tenants/acme/limits/check?meter=api_calls";
+    assert_eq!(s.request("GET", check).call().status, 200);
     let m = s.request("GET", "/metrics").call();
     assert_eq!(m.status, 200);
     let metric = |name: &str| -> f64 {
@@ -372,6 +374,7 @@ fn ping_health_metrics() {
     assert_eq!(metric("meterdb_ingested_events_total"), 3.0);
     assert_eq!(metric("meterdb_rejected_lines_total"), 1.0);
     assert_eq!(metric("meterdb_write_duration_seconds_count"), 2.0);
+    assert_eq!(metric("meterdb_usage_request_duration_seconds_count"), 1.0);
     // Engine figures are read at scrape time: present even before any flush.
     for name in [
         "meterdb_wal_syncs_total",

@@ -23,6 +23,7 @@ pub struct Metrics {
     lines_rejected: Counter,
     write_seconds: Histogram,
     query_seconds: Histogram,
+    usage_seconds: Histogram,
     queries: Family<Vec<(&'static str, &'static str)>, Counter>,
 }
 
@@ -36,6 +37,8 @@ impl Metrics {
         // 50 µs .. ~26 s: a group-committed write takes a few ms, a large scan seconds.
         let write_seconds = Histogram::new(exponential_buckets(50e-6, 2.0, 20));
         let query_seconds = Histogram::new(exponential_buckets(50e-6, 2.0, 20));
+        // 1 µs .. ~1.4 s in steps of 1.5x: a limit check's handler takes a few µs.
+        let usage_seconds = Histogram::new(exponential_buckets(1e-6, 1.5, 36));
         let queries = Family::default();
         registry.register(
             "ingested_events",
@@ -62,6 +65,11 @@ impl Metrics {
             "Time to answer a query request",
             query_seconds.clone(),
         );
+        registry.register(
+            "usage_request_duration_seconds",
+            "Time to answer a usage API request (/api/v1/tenants/{tenant}/...), in the handler",
+            usage_seconds.clone(),
+        );
         registry.register("queries", "Query requests by outcome", queries.clone());
         registry.register_collector(Box::new(EngineCollector(engine)));
         Metrics {
@@ -71,6 +79,7 @@ impl Metrics {
             lines_rejected,
             write_seconds,
             query_seconds,
+            usage_seconds,
             queries,
         }
     }
@@ -90,6 +99,11 @@ impl Metrics {
         self.queries
             .get_or_create(&vec![("outcome", outcome)])
             .inc();
+    }
+
+    /// Times one usage API request.
+    pub fn record_usage(&self, took: Duration) {
+        self.usage_seconds.observe(took.as_secs_f64());
     }
 
     /// The text exposition.

@@ -82,7 +82,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/ping", get(ops::ping).head(ops::ping))
         .route("/health", get(ops::health))
         .route("/metrics", get(ops::metrics))
-        .nest("/api/v1/tenants/{tenant}", usage_routes())
+        .nest("/api/v1/tenants/{tenant}", usage_routes(state.clone()))
         .fallback(error::not_found)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -100,8 +100,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         .with_state(state)
 }
 
-/// The usage API's routes, relative to `/api/v1/tenants/{tenant}` (see [`usage`]).
-fn usage_routes() -> Router<Arc<AppState>> {
+/// The usage API's routes, relative to `/api/v1/tenants/{tenant}` (see [`usage`]), each
+/// timed into `meterdb_usage_request_duration_seconds`.
+fn usage_routes(state: Arc<AppState>) -> Router<Arc<AppState>> {
     Router::new()
         .route("/usage", get(usage::usage))
         .route("/metrics", get(usage::metrics))
@@ -118,6 +119,7 @@ fn usage_routes() -> Router<Arc<AppState>> {
                 .put(usage::update_limit)
                 .delete(usage::delete_limit),
         )
+        .route_layer(axum::middleware::from_fn_with_state(state, usage::timed))
 }
 
 /// Serves `state` on `listener` until `shutdown` completes, then stops accepting, lets the

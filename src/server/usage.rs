@@ -233,6 +233,19 @@ pub async fn check_limit(
     Ok(Json(state.tracker.check_limit(&tenant, &meter)?))
 }
 
+/// Times a usage route's handler (from the matched route to the response, without the
+/// connection's reading and writing) into the usage latency histogram.
+pub async fn timed(
+    State(state): State<Arc<AppState>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let started = std::time::Instant::now();
+    let response = next.run(req).await;
+    state.metrics.record_usage(started.elapsed());
+    response
+}
+
 /// Runs a tracker call that may block (file writes, backfills, scans of raw events) on the
 /// blocking pool.
 async fn blocking<T: Send + 'static>(
