@@ -85,9 +85,9 @@ fn write_throughput(c: &mut Criterion) {
     g.finish();
 }
 
-/// Loads the data set, flushes, and reports bytes per event on disk (segments only: the WAL
-/// is empty after a flush).
-fn footprint(with_ids: bool) -> (f64, Engine, tempfile::TempDir) {
+/// Loads the data set, flushes, and reports bytes per event on disk: segments and rollup
+/// files (the WAL is empty after a flush), and the rollup files' share.
+fn footprint(with_ids: bool) -> (f64, f64, Engine, tempfile::TempDir) {
     let n = events();
     let dir = tempfile::tempdir().unwrap();
     let engine = Engine::open(
@@ -105,15 +105,22 @@ fn footprint(with_ids: bool) -> (f64, Engine, tempfile::TempDir) {
         assert!(receipt.rejected.is_empty());
     }
     engine.flush().unwrap();
-    let bytes: u64 = engine.stats().iter().map(|s| s.segment_bytes).sum();
-    (bytes as f64 / n as f64, engine, dir)
+    let segments: u64 = engine.stats().iter().map(|s| s.segment_bytes).sum();
+    let rollups: u64 = engine.stats().iter().map(|s| s.rollup_file_bytes).sum();
+    let per_event = |b: u64| b as f64 / n as f64;
+    (
+        per_event(segments + rollups),
+        per_event(rollups),
+        engine,
+        dir,
+    )
 }
 
 fn scan_count(c: &mut Criterion) {
     let (without_ids, ..) = footprint(false);
-    let (with_ids, engine, _dir) = footprint(true);
+    let (with_ids, rollups, engine, _dir) = footprint(true);
     eprintln!(
-        "\non-disk bytes per event after flush: {with_ids:.2} with event ids, {without_ids:.2} without\n"
+        "\non-disk bytes per event after flush (segments and rollup files): {with_ids:.2} with event ids, {without_ids:.2} without; rollup files {rollups:.2}\n"
     );
     let n = events() as u64;
     let mut g = c.benchmark_group("scan");

@@ -19,7 +19,7 @@ use crate::shard::{RecoveryReport, RollupContext, Shard, ShardReceipt, View};
 use crate::window::IngestWindow;
 
 mod tracker_support;
-mod usage;
+pub mod usage;
 
 /// Name of the file that fixes a data directory's format version and shard count.
 const META_FILE: &str = "META";

@@ -40,9 +40,9 @@
 //!
 //! # Code map
 //!
-//! Dependencies flow one way: `engine → window, shard → wal, segment, manifest → codec, fs,
-//! clock`; `model`, `scan` and `error` are used everywhere and depend on nothing else in the
-//! crate.
+//! Dependencies flow one way: `tracker → engine → window, meters, shard → rollup, wal,
+//! segment, manifest → codec, fs, clock`; `model`, `scan`, `usage` and `error` are used
+//! everywhere and depend on nothing else in the crate (but `model`).
 //!
 //! - [`model`]: events, typed field values, ids, and the columnar [`WriteBatch`] with its byte
 //!   encoding (the WAL record payload). No I/O.
@@ -66,7 +66,16 @@
 //! - [`segment`]: immutable columnar files, one shard and one UTC day each, every tenant's rows
 //!   contiguous; per-column encodings; checksummed blocks; memory-mapped reads.
 //!   **Architecture invariant:** never writes a sealed file.
-//! - [`manifest`]: the durable list of a shard's live segments, replaced atomically.
+//! - [`manifest`]: the durable list of a shard's live segments and rollup files, replaced
+//!   atomically.
+//! - [`meters`]: the meter registry: the built-in meters and each tenant's defined ones with
+//!   their rollup ids, persisted in the data directory's `METERS` file.
+//! - [`rollup`]: per tenant and meter, minute (for a recent window), hour and day buckets
+//!   maintained at ingest, the rollup file format, and range sums; the engine's usage API
+//!   (`Engine::usage`, `usage_series`, `define_meter`) reads them and recounts raw events only
+//!   for what buckets cannot answer exactly. **Architecture invariant:** every live segment's
+//!   rows are counted for every meter by exactly one live rollup file; buffered events are
+//!   counted in memory and recounted from the WAL on recovery.
 //! - [`codec`]: CRC32C, a stable hash, bounds-checked little-endian reading. No I/O.
 //! - [`fs`]: the [`fs::FileSystem`] trait every file operation goes through, the atomic write
 //!   protocol, and (feature `failpoints`) a fault-injecting implementation for tests.

@@ -7,7 +7,7 @@
 //! - [`delta`]: what a set of events adds, minute by minute: computed by the shard writer for
 //!   each write (and by recovery for each replayed one), merged into the store and into the
 //!   buffer's delta, which the flush persists next to its segments.
-//! - [`file`]: the rollup file format (storage-format.md, "Rollup files").
+//! - [`file`](mod@file): the rollup file format (storage-format.md, "Rollup files").
 //!
 //! **Invariant:** for every live segment and every meter, exactly one persisted rollup file
 //! holds that segment's contribution (the file written by the segment's flush, or a

@@ -298,7 +298,7 @@ impl Shard {
 
     /// Starts maintaining `tenant`'s newly defined meter: from now on its writes count for
     /// it, the events in the buffers are counted now, and the answer lists the segments whose
-    /// rows the caller backfills (with [`Shard::add_rollups`]).
+    /// rows the caller backfills (with [`Shard::backfill`]).
     pub fn start_meter(&self, tenant: &str, meter: IdMeter) -> Result<Vec<Arc<Segment>>> {
         let (reply, rx) = oneshot::channel();
         self.tx
