@@ -185,6 +185,14 @@ fn child_crash_at_wal_removal() {
 fn child_crash_at_wal_roll() {
     crash_child(FaultKind::Create, ".wal", 4);
 }
+#[test]
+fn child_crash_at_rollup_rename() {
+    crash_child(FaultKind::Rename, ".rollup", 2);
+}
+#[test]
+fn child_crash_at_rollup_dir_sync() {
+    crash_child(FaultKind::SyncDir, "rollups", 1);
+}
 
 #[test]
 fn a_crash_at_each_step_of_flush_and_trim_loses_nothing_acknowledged() {
@@ -197,6 +205,8 @@ fn a_crash_at_each_step_of_flush_and_trim_loses_nothing_acknowledged() {
         "child_crash_at_manifest_rename",
         "child_crash_at_wal_removal",
         "child_crash_at_wal_roll",
+        "child_crash_at_rollup_rename",
+        "child_crash_at_rollup_dir_sync",
     ] {
         let new = run_child(child, dir.path(), next, Duration::from_secs(20));
         assert!(
