@@ -583,12 +583,13 @@ fn common(
     }
 }
 
-/// Whether `a` restricts more than `b`: denied before allowed, then exceeded, grace,
-/// warning, ok, then less remaining.
+/// Whether `a` restricts more than `b`: denied before allowed; among allowed answers a hard
+/// limit in its grace period (denial is minutes away) before a reached soft limit (never
+/// denies), then warning, ok; then less remaining.
 fn more_restrictive(a: &CheckResult, b: &CheckResult) -> bool {
     let rank = |s: CheckStatus| match s {
-        CheckStatus::Exceeded => 3,
-        CheckStatus::Grace => 2,
+        CheckStatus::Grace => 3,
+        CheckStatus::Exceeded => 2,
         CheckStatus::Warning => 1,
         CheckStatus::Ok => 0,
     };

@@ -189,6 +189,18 @@ fn the_most_restrictive_limit_answers() {
     let c = t.check_limit("acme", "api_calls").unwrap();
     assert_eq!(c.limit.as_ref().unwrap().id, soft.id);
     assert!(c.allowed());
+    // A hard limit in its grace period (denial minutes away) outranks a reached soft limit.
+    let daily = t
+        .create_limit(
+            "acme",
+            limit(LimitType::HardLimit, 3.0, PeriodType::Day, None),
+        )
+        .unwrap();
+    let c = t.check_limit("acme", "api_calls").unwrap();
+    assert_eq!((c.allowed(), c.status()), (true, CheckStatus::Grace));
+    assert_eq!(c.limit.as_ref().unwrap().id, daily.id);
+    t.delete_limit("acme", daily.id.as_deref().unwrap())
+        .unwrap();
     // Deleting a limit takes it out of checks.
     t.delete_limit("acme", soft.id.as_deref().unwrap()).unwrap();
     t.delete_limit("acme", hourly.id.as_deref().unwrap())
