@@ -6,8 +6,11 @@
 //!   anyway and bounded by `max_buffer_bytes`;
 //! - one split-block bloom filter over the keys of every segment of the dedup window plus the
 //!   buffers. It is never trusted on its own: a hit is confirmed by reading the tenant's event
-//!   ids in the window's segments ([`confirm_in_segments`]), so the index is exact and a false
-//!   positive costs time, never an event.
+//!   ids in the window's segments ([`DedupIndex::confirm_in_segments`]), so the index is exact
+//!   and a false positive costs time, never an event;
+//! - per segment, a smaller filter (8 bits per key) built the first time a confirmation
+//!   reaches the segment, so that a confirmation reads only the few segments that may hold
+//!   the ids instead of every segment holding the tenant (whose cost grew with the data).
 //!
 //! The filter is rebuilt from the segments and the buffers when it is full (at twice the
 //! size) and when the window's first day moves (so expired ids leave it). Nothing of it is
@@ -16,7 +19,7 @@
 //! **Invariant:** a key enters the index only after the WAL record holding its event is
 //! written (and synced, per the sync policy); a failed write claims nothing.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::hash::BuildHasher;
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,7 +27,7 @@ use std::time::Duration;
 use super::{Memtable, View};
 use crate::model::{Day, Timestamp};
 use crate::scan::ScanRequest;
-use crate::segment::Segment;
+use crate::segment::{Segment, SegmentId};
 
 /// Exact keys, hashed with foldhash (randomly seeded per set: the keys come from the network).
 pub(super) type KeySet = HashSet<Box<[u8]>, foldhash::fast::RandomState>;
@@ -35,6 +38,9 @@ pub(super) type KeySet = HashSet<Box<[u8]>, foldhash::fast::RandomState>;
 /// Each false positive costs a read of the tenant's event ids in the window's segments, so
 /// the rate is bought with memory: 12 bits would give about 0.5 %.
 const BITS_PER_KEY: usize = 16;
+/// Bits per key of a segment's filter: about 2 % false positives, so a confirmation reads about
+/// one segment in fifty of those holding the tenant, for one byte of memory per stored id.
+const SEGMENT_BITS_PER_KEY: usize = 8;
 /// Smallest filter, in keys: a shard with few ids costs a few KiB.
 const MIN_CAPACITY: usize = 4096;
 /// The fixed seed of the filter's hash: any seed works, it only has to stay the same for the
@@ -79,6 +85,8 @@ pub(super) struct DedupIndex {
     active_key_bytes: usize,
     frozen_key_bytes: usize,
     window: Duration,
+    /// Filters of the segments a confirmation has reached, by segment id.
+    segment_filters: HashMap<SegmentId, Bloom>,
 }
 
 impl DedupIndex {
@@ -104,6 +112,7 @@ impl DedupIndex {
             active_key_bytes,
             frozen_key_bytes: 0,
             window,
+            segment_filters: HashMap::new(),
         };
         index.rebuild(segments, now);
         index
@@ -127,8 +136,19 @@ impl DedupIndex {
         self.filter = filter;
     }
 
-    /// Rebuilds the filter when the window has moved past its first day or it is full.
+    /// Rebuilds the filter when the window has moved past its first day or it is full; drops
+    /// the filters of segments no longer live or in the window.
     pub(super) fn maintain(&mut self, view: &View, now: Timestamp) {
+        if !self.segment_filters.is_empty() {
+            let floor = first_day(self.window, now);
+            let live: HashSet<SegmentId> = view
+                .segments
+                .iter()
+                .filter(|s| s.info().day >= floor)
+                .map(|s| s.info().id)
+                .collect();
+            self.segment_filters.retain(|id, _| live.contains(id));
+        }
         if first_day(self.window, now) > self.floor || self.filter.is_full() {
             let started = std::time::Instant::now();
             self.rebuild(&view.segments, now);
@@ -168,16 +188,51 @@ impl DedupIndex {
         self.frozen_key_bytes = std::mem::take(&mut self.active_key_bytes);
     }
 
-    /// The first day whose segments are read to confirm a filter hit.
-    pub(super) fn floor(&self) -> Day {
-        self.floor
+    /// Which of `wanted` (event ids of `tenant`) are stored in the window's `segments`. A
+    /// segment that cannot be read counts as not holding them (its rows are unavailable to
+    /// readers too; the event is stored again rather than lost).
+    pub(super) fn confirm_in_segments<'a>(
+        &mut self,
+        segments: &[Arc<Segment>],
+        tenant: &str,
+        wanted: &HashSet<&'a str>,
+    ) -> HashSet<&'a str> {
+        let hashes: Vec<u64> = wanted.iter().map(|id| hash(&key(tenant, id))).collect();
+        let mut found = HashSet::new();
+        for seg in segments.iter().filter(|s| s.info().day >= self.floor) {
+            let holds_tenant = seg
+                .tables()
+                .iter()
+                .any(|t| t.has_event_ids && t.tenant.as_str() == tenant);
+            if !holds_tenant {
+                continue;
+            }
+            let filter = self
+                .segment_filters
+                .entry(seg.info().id)
+                .or_insert_with(|| segment_filter(seg));
+            if !hashes.iter().any(|&h| filter.may_contain(h)) {
+                continue;
+            }
+            for_each_segment_id(seg, Some(tenant), |_, id| {
+                if let Some(w) = wanted.get(id) {
+                    found.insert(*w);
+                }
+            });
+            if found.len() == wanted.len() {
+                break;
+            }
+        }
+        found
     }
 
     /// Approximate bytes of memory the index uses.
     pub(super) fn memory_bytes(&self) -> usize {
         // A hash set slot holds the boxed key's pointer and length plus one control byte.
         let slots = |s: &KeySet| s.capacity() * (std::mem::size_of::<Box<[u8]>>() + 1);
-        self.filter.blocks.len() * std::mem::size_of::<Block>()
+        let blocks: usize = self.segment_filters.values().map(|f| f.blocks.len()).sum();
+        (self.filter.blocks.len() + blocks) * std::mem::size_of::<Block>()
+            + self.segment_filters.len() * 64
             + slots(&self.active)
             + slots(&self.frozen)
             + self.active_key_bytes
@@ -191,34 +246,20 @@ fn first_day(window: Duration, now: Timestamp) -> Day {
     Timestamp(now.0.saturating_sub(window_ns)).day()
 }
 
-/// Which of `wanted` (event ids of `tenant`) are stored in the segments of days from `floor`.
-/// A segment that cannot be read counts as not holding them (its rows are unavailable to
-/// readers too; the event is stored again rather than lost).
-pub(super) fn confirm_in_segments<'a>(
-    segments: &[Arc<Segment>],
-    floor: Day,
-    tenant: &str,
-    wanted: &HashSet<&'a str>,
-) -> HashSet<&'a str> {
-    let mut found = HashSet::new();
-    for seg in segments.iter().filter(|s| s.info().day >= floor) {
-        let holds_tenant = seg
-            .tables()
-            .iter()
-            .any(|t| t.has_event_ids && t.tenant.as_str() == tenant);
-        if !holds_tenant {
-            continue;
-        }
-        for_each_segment_id(seg, Some(tenant), |_, id| {
-            if let Some(w) = wanted.get(id) {
-                found.insert(*w);
-            }
-        });
-        if found.len() == wanted.len() {
-            break;
-        }
-    }
-    found
+/// The filter of every key in a segment.
+fn segment_filter(seg: &Segment) -> Bloom {
+    let keys: u64 = seg
+        .tables()
+        .iter()
+        .filter(|t| t.has_event_ids)
+        .map(|t| t.n_rows)
+        .sum();
+    let keys = usize::try_from(keys).unwrap_or(usize::MAX);
+    let mut filter = Bloom::with_bits(keys.saturating_mul(SEGMENT_BITS_PER_KEY));
+    for_each_segment_id(seg, None, |tenant, id| {
+        filter.insert(hash(&key(tenant, id)))
+    });
+    filter
 }
 
 /// Calls `f(tenant, event_id)` for every event id in a segment (of one tenant, if given).
@@ -276,6 +317,17 @@ impl Bloom {
         Bloom {
             blocks: vec![[0; 8]; n_blocks],
             capacity,
+            len: 0,
+        }
+    }
+
+    /// A filter of `bits` bits (at least one block), for a set of known size that never
+    /// grows (a segment's keys).
+    fn with_bits(bits: usize) -> Bloom {
+        let n_blocks = bits.div_ceil(256).max(1);
+        Bloom {
+            blocks: vec![[0; 8]; n_blocks],
+            capacity: n_blocks * 256 / BITS_PER_KEY,
             len: 0,
         }
     }

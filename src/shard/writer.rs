@@ -189,7 +189,7 @@ impl Writer {
     /// For every event of the group, in order: `None` without an event id, else its index
     /// key and filter hash and whether the shard stores that key already. Segments are read
     /// only for keys the filter cannot rule out, once per tenant for the whole group.
-    fn check_ids(&self, writes: &[(WriteBatch, WriteReply)]) -> Vec<Vec<Option<IdCheck>>> {
+    fn check_ids(&mut self, writes: &[(WriteBatch, WriteReply)]) -> Vec<Vec<Option<IdCheck>>> {
         let mut maybe: HashMap<&str, HashSet<&str>> = HashMap::new();
         let mut checks: Vec<Vec<Option<IdCheck>>> = writes
             .iter()
@@ -220,8 +220,7 @@ impl Writer {
         let found: HashMap<&str, HashSet<&str>> = maybe
             .iter()
             .map(|(tenant, ids)| {
-                let floor = self.dedup.floor();
-                let found = dedup::confirm_in_segments(&view.segments, floor, tenant, ids);
+                let found = self.dedup.confirm_in_segments(&view.segments, tenant, ids);
                 (*tenant, found)
             })
             .collect();
