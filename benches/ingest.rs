@@ -16,10 +16,7 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use meterdb::{Engine, Options, ScanRequest, SyncPolicy, TagPredicate, WriteBatch};
 
 fn events() -> usize {
-    std::env::var("METERDB_BENCH_EVENTS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(1_000_000)
+    usage_data::events_from_env(1_000_000)
 }
 
 /// Writes every batch from `writers` threads into a fresh engine. Returns the time the writes

@@ -14,10 +14,7 @@ use meterdb::WriteBatch;
 use meterdb::ingest::lineproto::{LineOptions, Precision, append_to_batch, parse_lines};
 
 fn events() -> usize {
-    std::env::var("METERDB_BENCH_EVENTS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(200_000)
+    usage_data::events_from_env(200_000)
 }
 
 fn bench(c: &mut Criterion) {

@@ -18,10 +18,7 @@ use meterdb::rollup::store::Dict;
 use meterdb::{ColumnBatch, Engine, Options, ScanRequest, SyncPolicy, Timestamp};
 
 fn events() -> usize {
-    std::env::var("METERDB_BENCH_EVENTS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(1_000_000)
+    usage_data::events_from_env(1_000_000)
 }
 
 /// The data set read back as column batches (one per tenant, measurement and source).

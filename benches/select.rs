@@ -18,10 +18,7 @@ use meterdb::influxql::{QueryOptions, execute_all, parse_query};
 use meterdb::{Engine, Options, SyncPolicy};
 
 fn events() -> usize {
-    std::env::var("METERDB_BENCH_EVENTS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(1_000_000)
+    usage_data::events_from_env(1_000_000)
 }
 
 fn bench(c: &mut Criterion) {

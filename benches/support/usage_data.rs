@@ -8,6 +8,14 @@ use std::process::Command;
 
 use meterdb::{FieldValueRef, Timestamp, WriteBatch};
 
+/// The number of events a bench uses: `METERDB_BENCH_EVENTS`, else `default`.
+pub fn events_from_env(default: usize) -> usize {
+    std::env::var("METERDB_BENCH_EVENTS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default)
+}
+
 /// Path of a generated data set of `n` events, generating it if needed.
 pub fn data_file(n: usize) -> PathBuf {
     if let Ok(p) = std::env::var("METERDB_BENCH_FILE") {
