@@ -104,6 +104,18 @@ pub enum Error {
         /// The limit id asked for.
         id: String,
     },
+    /// A meter cannot be deleted while limits cap it.
+    #[error(
+        "meter {meter:?} of tenant {tenant:?} is capped by limits {limits:?}; delete them first"
+    )]
+    MeterInUse {
+        /// The tenant.
+        tenant: String,
+        /// The meter.
+        meter: String,
+        /// Ids of the limits on it.
+        limits: Vec<String>,
+    },
 }
 
 impl Error {
@@ -155,6 +167,15 @@ impl Error {
             Error::UnknownLimit { tenant, id } => Error::UnknownLimit {
                 tenant: tenant.clone(),
                 id: id.clone(),
+            },
+            Error::MeterInUse {
+                tenant,
+                meter,
+                limits,
+            } => Error::MeterInUse {
+                tenant: tenant.clone(),
+                meter: meter.clone(),
+                limits: limits.clone(),
             },
         }
     }

@@ -135,7 +135,9 @@ impl From<crate::Error> for ApiError {
             Error::UnknownMeter { .. } | Error::UnknownLimit { .. } => {
                 ApiError::NotFound(e.to_string())
             }
-            Error::MeterExists { .. } => ApiError::Conflict(e.to_string()),
+            Error::MeterExists { .. } | Error::MeterInUse { .. } => {
+                ApiError::Conflict(e.to_string())
+            }
             _ => ApiError::Internal(e.to_string()),
         }
     }

@@ -550,10 +550,23 @@ impl UsageTracker {
         self.engine.define_meter(tenant, meter)
     }
 
-    /// Deletes `tenant`'s meter `name`. Limits on it stay, and their checks answer
-    /// [`Error::UnknownMeter`] until a meter of that name is defined again. See
-    /// [`Engine::delete_meter`].
+    /// Deletes `tenant`'s meter `name` ([`Engine::delete_meter`]); refused with
+    /// [`Error::MeterInUse`] while limits cap it, so that no limit is left checking a meter
+    /// that does not exist.
     pub fn delete_meter(&self, tenant: &str, name: &str) -> Result<()> {
+        let limits: Vec<String> = self
+            .limits(tenant)
+            .into_iter()
+            .filter(|l| l.resource_type == name)
+            .filter_map(|l| l.id)
+            .collect();
+        if !limits.is_empty() {
+            return Err(Error::MeterInUse {
+                tenant: crate::usage::meter::clip(tenant),
+                meter: crate::usage::meter::clip(name),
+                limits,
+            });
+        }
         self.engine.delete_meter(tenant, name)
     }
 

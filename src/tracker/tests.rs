@@ -499,3 +499,27 @@ fn an_event_id_counts_once() {
         Err(Error::InvalidEvent { .. })
     ));
 }
+
+#[test]
+fn a_meter_capped_by_limits_cannot_be_deleted() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(at("2026-11-10T12:30:00Z")));
+    let t = open(dir.path(), &clock, grace(5));
+    let gets = Meter {
+        filter: vec![("method".into(), "GET".into())],
+        ..Meter::count("get_calls", "api_calls")
+    };
+    t.define_meter("acme", gets).unwrap();
+    let mut on_gets = limit(LimitType::HardLimit, 10.0, PeriodType::Day, None);
+    on_gets.resource_type = "get_calls".into();
+    let on_gets = t.create_limit("acme", on_gets).unwrap();
+    let id = on_gets.id.clone().unwrap();
+    match t.delete_meter("acme", "get_calls") {
+        Err(Error::MeterInUse { limits, .. }) => assert_eq!(limits, vec![id.clone()]),
+        other => panic!("deleting a capped meter gave {other:?}"),
+    }
+    assert!(t.meter("acme", "get_calls").is_some());
+    t.delete_limit("acme", &id).unwrap();
+    t.delete_meter("acme", "get_calls").unwrap();
+    assert!(t.meter("acme", "get_calls").is_none());
+}
