@@ -3,10 +3,12 @@
 //!
 //! - [`acc`]: [`Acc`], one bucket's aggregate (count, sum, min, max, latest, distinct values
 //!   as a roaring bitmap of dictionary ids), and [`Usage`], what a caller reads from it.
-//! - [`store`]: the in-memory buckets of every tenant and meter, and range sums over them.
-//! - [`delta`]: what a set of events adds, minute by minute: computed by the shard writer for
-//!   each write (and by recovery for each replayed one), merged into the store and into the
-//!   buffer's delta, which the flush persists next to its segments.
+//! - [`store`]: the in-memory buckets of every tenant and meter (minute buckets only for a
+//!   recent window), and range sums over them.
+//! - [`delta`]: what events add, per minute (per hour once older than the minute window):
+//!   event by event in the shard writer, straight into the store before a write is
+//!   acknowledged; column by column for a flush's rollup file, replayed WAL records, a new
+//!   meter's backfill and raw recounts.
 //! - [`file`](mod@file): the rollup file format (storage-format.md, "Rollup files").
 //!
 //! **Invariant:** for every live segment and every meter, exactly one persisted rollup file
