@@ -15,6 +15,10 @@
 //! check latencies with the same limits. With that much usage the big tenants are over their
 //! limits: the answers are counted by status and not asserted.
 
+#[path = "support/rng.rs"]
+mod rng;
+
+use rng::Rng;
 use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -97,24 +101,6 @@ fn setup(dir: &std::path::Path) -> (UsageTracker, Vec<String>) {
         }
     }
     (tracker, tenants)
-}
-
-/// splitmix64: a small, fast, deterministic generator.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in [0, 1).
-    fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
 }
 
 /// Relative traffic at a time of day (UTC): a trough around 04:00, a peak around 16:00,
