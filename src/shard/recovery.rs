@@ -24,10 +24,19 @@ pub(super) struct Recovered {
     pub memtable: Memtable,
     pub segments: Vec<Arc<Segment>>,
     pub manifest: Manifest,
-    pub wal: WalWriter,
+    pub wal: WalTail,
     pub schema: SchemaMap,
     pub next_seq: SeqNo,
     pub report: RecoveryReport,
+}
+
+/// Where the shard appends after recovery.
+pub(super) struct WalTail {
+    /// The new WAL file; `None` when the disk had no room to create it.
+    pub open: Option<WalWriter>,
+    /// The number of the next file to create (the writer creates it at its first write when
+    /// `open` is `None`).
+    pub next_file: u64,
 }
 
 pub(super) fn recover(
@@ -184,7 +193,16 @@ pub(super) fn recover(
     let next_file = wal::list_files(fs, &paths.wal)?
         .last()
         .map_or(1, |(no, _)| no + 1);
-    let wal = WalWriter::create(fs, &paths.wal, next_file)?;
+    // A full disk must not keep the shard from serving what it holds: writes are refused
+    // with a disk-full error until the file can be created.
+    let open = match WalWriter::create(fs, &paths.wal, next_file) {
+        Ok(wal) => Some(wal),
+        Err(e) if e.is_disk_full() => {
+            tracing::warn!(shard, error = %e, "no room for a new WAL file; writes wait for space");
+            None
+        }
+        Err(e) => return Err(e),
+    };
     if report.wal_records_replayed > 0 || !report.wal_truncated.is_empty() {
         tracing::info!(
             shard,
@@ -197,7 +215,14 @@ pub(super) fn recover(
         memtable,
         segments,
         manifest,
-        wal,
+        wal: WalTail {
+            next_file: if open.is_some() {
+                next_file + 1
+            } else {
+                next_file
+            },
+            open,
+        },
         schema,
         next_seq: SeqNo(last_seq.0 + 1),
         report,

@@ -16,6 +16,7 @@ use std::collections::{HashMap, HashSet};
 
 use super::dedup::{self, DedupIndex, KeySet, Probe};
 use super::flush::Job;
+use super::recovery::WalTail;
 use super::schema::SchemaMap;
 use super::{Memtable, Request, ShardReceipt, Shared, View, bump};
 use crate::config::SyncPolicy;
@@ -61,7 +62,7 @@ pub(super) struct Writer {
 impl Writer {
     pub(super) fn new(
         shared: Arc<Shared>,
-        wal: WalWriter,
+        wal: WalTail,
         schema: SchemaMap,
         next_seq: SeqNo,
         dedup: DedupIndex,
@@ -73,9 +74,9 @@ impl Writer {
             .dedup_index_bytes
             .store(dedup.memory_bytes() as u64, Ordering::Relaxed);
         Writer {
-            next_wal_file: wal.file_no() + 1,
+            next_wal_file: wal.next_file,
             shared,
-            wal: Some(wal),
+            wal: wal.open,
             schema,
             next_seq,
             dedup,

@@ -460,6 +460,24 @@ mod faults {
     }
 
     #[test]
+    fn a_create_that_fails_on_a_full_disk_can_be_retried_once_space_frees() {
+        let dir = tempfile::tempdir().unwrap();
+        let fs = FaultyFs::new(Arc::new(StdFs));
+        fs.fail(FaultKind::Write, ".wal", 0, io::ErrorKind::StorageFull);
+        let err = WalWriter::create(&fs, dir.path(), 1).unwrap_err();
+        assert!(err.is_disk_full(), "{err}");
+        fs.clear();
+        let mut writer = WalWriter::create(&fs, dir.path(), 1).unwrap();
+        let mut frames = Vec::new();
+        encode_frame(&mut frames, SeqNo(0), &payload(5));
+        writer.write(&frames).unwrap();
+        writer.sync().unwrap();
+        let (visited, report) = replay_all(dir.path());
+        assert_eq!(seqs_of(&visited), [0]);
+        assert!(report.truncated.is_empty() && report.corruptions.is_empty());
+    }
+
+    #[test]
     fn failed_sync_poisons_the_writer() {
         let dir = tempfile::tempdir().unwrap();
         let fs = FaultyFs::new(Arc::new(StdFs));

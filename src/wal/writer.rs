@@ -32,7 +32,8 @@ impl WalWriter {
     /// # Errors
     ///
     /// `Error::Io` when the file already exists (a WAL file is never overwritten: it may hold
-    /// records not yet flushed) or when creating, writing or syncing fails.
+    /// records not yet flushed) or when creating, writing or syncing fails; the file is
+    /// removed again after a failure.
     pub fn create(fs: &dyn FileSystem, dir: &Path, file_no: u64) -> Result<WalWriter> {
         let path = file_path(dir, file_no);
         if fs.len(&path).is_ok() {
@@ -47,11 +48,21 @@ impl WalWriter {
             .map_err(|e| Error::io("create", &path, e))?;
         let mut header = Vec::with_capacity(HEADER_LEN);
         encode_file_header(&mut header);
-        file.write_all(&header)
-            .map_err(|e| Error::io("write", &path, e))?;
-        file.sync_data().map_err(|e| Error::io("fsync", &path, e))?;
-        fs.sync_dir(dir)
-            .map_err(|e| Error::io("fsync directory", dir, e))?;
+        let started = file
+            .write_all(&header)
+            .map_err(|e| Error::io("write", &path, e))
+            .and_then(|()| file.sync_data().map_err(|e| Error::io("fsync", &path, e)))
+            .and_then(|()| {
+                fs.sync_dir(dir)
+                    .map_err(|e| Error::io("fsync directory", dir, e))
+            });
+        if let Err(e) = started {
+            // The file holds no record yet: removing it lets a later attempt (once the disk
+            // has room again) create it afresh instead of finding it in the way.
+            drop(file);
+            let _ = fs.remove_file(&path);
+            return Err(e);
+        }
         Ok(WalWriter {
             file,
             path,

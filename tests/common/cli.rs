@@ -35,7 +35,20 @@ pub fn serve(dir: &Path) -> Served {
 /// `meterdb serve ARGS` with extra environment (by default [`LONG_RETENTION`]); returns once
 /// it listens.
 pub fn serve_with(args: &[&str], envs: &[(&str, &str)]) -> Served {
-    let mut cmd = Command::new(BIN);
+    serve_wrapped(&[], args, envs)
+}
+
+/// [`serve_with`], run through `wrapper` (a program and its arguments that end by executing
+/// the command after them, such as `nsenter -t PID -m --`).
+pub fn serve_wrapped(wrapper: &[&str], args: &[&str], envs: &[(&str, &str)]) -> Served {
+    let mut cmd = match wrapper.split_first() {
+        Some((program, rest)) => {
+            let mut cmd = Command::new(program);
+            cmd.args(rest).arg(BIN);
+            cmd
+        }
+        None => Command::new(BIN),
+    };
     cmd.arg("serve")
         .args(args)
         .env_remove("METERDB_HTTP_ADDR")
@@ -69,6 +82,17 @@ pub fn serve_with(args: &[&str], envs: &[(&str, &str)]) -> Served {
 }
 
 impl Served {
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Kills the server with SIGKILL and reaps it.
+    pub fn kill(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
     /// Sends SIGTERM and waits (at most 30 s) for the exit.
     pub fn terminate(mut self) -> ExitStatus {
         let pid = self.child.id().to_string();
