@@ -15,6 +15,8 @@ use std::time::{Duration, Instant};
 
 use common::cli::{Served, serve_wrapped};
 
+/// The buffer size of most servers here: a flush every few dozen batches.
+const SMALL_BUFFER: &str = "262144";
 /// Events per batch.
 const BATCH: u64 = 100;
 /// 2026-11-01T00:00:00Z in ns: the events' dates (the server runs with a long retention).
@@ -63,8 +65,9 @@ impl Tmpfs {
     }
 
     /// `meterdb serve` on the tmpfs, inside the namespace, with durable acknowledgements and
-    /// a small buffer so that flushes to segments are part of the test.
-    fn serve(&self) -> Served {
+    /// a buffer of `max_buffer_bytes` (small, so that flushes to segments are part of the
+    /// test).
+    fn serve(&self, max_buffer_bytes: &str) -> Served {
         let pid = self.holder.id().to_string();
         let data = self.mount_point.path().join("data");
         serve_wrapped(
@@ -77,7 +80,7 @@ impl Tmpfs {
                 "--sync",
                 "always",
                 "--max-buffer-bytes",
-                "262144",
+                max_buffer_bytes,
             ],
             &[],
         )
@@ -214,7 +217,7 @@ fn assert_refused_for_space(a: &Answer, b: u64) {
 #[test]
 fn a_full_disk_refuses_writes_with_507_loses_nothing_and_recovers_when_space_frees() {
     let fs = Tmpfs::mount("24m");
-    let s = fs.serve();
+    let s = fs.serve(SMALL_BUFFER);
     let mut acked = BTreeSet::new();
     for b in 0..30 {
         let a = write(&s, b);
@@ -249,7 +252,7 @@ fn a_full_disk_refuses_writes_with_507_loses_nothing_and_recovers_when_space_fre
     // serve every acknowledged event, though it cannot write.
     s.kill();
     let started = Instant::now();
-    let s = fs.serve();
+    let s = fs.serve(SMALL_BUFFER);
     assert!(
         started.elapsed() < Duration::from_secs(5),
         "restart on a full disk took {:?}",
@@ -290,4 +293,46 @@ fn a_full_disk_refuses_writes_with_507_loses_nothing_and_recovers_when_space_fre
         s.terminate().success(),
         "a clean shutdown flushes everything"
     );
+}
+
+#[test]
+fn a_wal_larger_than_the_buffer_replays_into_memory_when_the_disk_is_full() {
+    let fs = Tmpfs::mount("24m");
+    // A large buffer: nothing is flushed, everything stays in the WAL.
+    let s = fs.serve("67108864");
+    let acked: BTreeSet<u64> = (0..40).collect();
+    for &b in &acked {
+        assert_eq!(write(&s, b).status, 204);
+    }
+    fs.fill();
+    s.kill();
+    // Restarted with a buffer smaller than the WAL, recovery would flush while replaying;
+    // with no room for segments it keeps the events in memory and serves them.
+    let s = fs.serve("8192");
+    check_stored(&s, &acked);
+    assert_refused_for_space(&write(&s, 40), 40);
+
+    fs.free();
+    let s = {
+        let mut stored = false;
+        for _ in 0..300 {
+            let a = write(&s, 40);
+            if a.status == 204 {
+                stored = true;
+                break;
+            }
+            assert_refused_for_space(&a, 40);
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        assert!(stored, "writes still refused 30 s after space was freed");
+        s
+    };
+    let acked: BTreeSet<u64> = (0..41).collect();
+    check_stored(&s, &acked);
+    assert!(
+        s.terminate().success(),
+        "a clean shutdown flushes everything"
+    );
+    let s = fs.serve(SMALL_BUFFER);
+    check_stored(&s, &acked);
 }

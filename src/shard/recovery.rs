@@ -120,6 +120,7 @@ pub(super) fn recover(
     let mut last_seq = manifest.flushed_seq;
     let mut file_max_seq: HashMap<PathBuf, SeqNo> = HashMap::new();
     let mut flushed_during_replay = Vec::new();
+    let mut disk_full = false;
     let replay = wal::replay(fs, &paths.wal, &mut |seq, payload, path, offset| {
         let max = file_max_seq.entry(path.to_owned()).or_insert(seq);
         *max = (*max).max(seq);
@@ -145,13 +146,22 @@ pub(super) fn recover(
         }
         memtable.note_seq(seq);
         report.wal_records_replayed += 1;
-        // A WAL larger than the buffer is flushed while replaying, so that memory stays bounded.
-        if memtable.bytes() >= opts.max_buffer_bytes {
-            let (flushed, delta) =
-                write_segments(shard, paths, opts, &mut manifest, &memtable, store)?;
-            flushed_during_replay.extend(flushed);
-            delta.apply_to(store);
-            memtable = new_memtable();
+        // A WAL larger than the buffer is flushed while replaying, so that memory stays
+        // bounded; on a full disk the rest stays in memory instead, so that the shard still
+        // serves it (its writer flushes once there is room).
+        if memtable.bytes() >= opts.max_buffer_bytes && !disk_full {
+            match write_segments(shard, paths, opts, &mut manifest, &memtable, store) {
+                Ok((flushed, delta)) => {
+                    flushed_during_replay.extend(flushed);
+                    delta.apply_to(store);
+                    memtable = new_memtable();
+                }
+                Err(e) if e.is_disk_full() => {
+                    tracing::warn!(shard, error = %e, "no room to flush while replaying the WAL; keeping the rest in memory");
+                    disk_full = true;
+                }
+                Err(e) => return Err(e),
+            }
         }
         Ok(())
     })?;
