@@ -1,6 +1,7 @@
 //! The file layer: every file operation of the engine goes through [`FileSystem`], so that tests
-//! can replace it (see `FaultyFs` behind the `failpoints` feature) and so that the crash-safety
-//! protocol of storage-format.md is written once, in [`write_atomic`].
+//! can replace it (`FaultyFs` fails chosen operations and `PowerCutFs` simulates power loss,
+//! both behind the `failpoints` feature) and so that the crash-safety protocol of
+//! storage-format.md is written once, in [`write_atomic`].
 //!
 //! **Invariant:** nothing else in the crate calls `std::fs` directly.
 
@@ -214,3 +215,7 @@ pub const TEMP_SUFFIX: &str = ".tmp";
 mod faulty;
 #[cfg(feature = "failpoints")]
 pub use faulty::{FaultKind, FaultyFs};
+#[cfg(feature = "failpoints")]
+mod power_cut;
+#[cfg(feature = "failpoints")]
+pub use power_cut::PowerCutFs;
