@@ -362,8 +362,15 @@ fn an_enormous_json_array_is_answered_413() {
     }
     array.pop();
     array.push(']');
-    let r = s.request("POST", "/api/v1/events").send(&array);
-    assert_json_error(&r, 413, &["limit of 1048576 bytes"]);
+    // The server answers from the Content-Length and closes without reading the body, so the
+    // client may fail to send it all: the answer is read after the failed write.
+    let request = format!(
+        "POST /api/v1/events HTTP/1.1\r\nHost: meterdb\r\nContent-Length: {}\r\n\r\n{array}",
+        array.len()
+    );
+    let answer = raw_exchange(&s.url, request.as_bytes());
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer:.200}");
+    assert!(answer.contains("limit of 1048576 bytes"), "{answer:.400}");
     // Without a Content-Length (chunked), the limit holds as the body arrives.
     let mut head = String::from(
         "POST /api/v1/events HTTP/1.1\r\nHost: meterdb\r\nTransfer-Encoding: chunked\r\n\
