@@ -237,6 +237,30 @@ impl Engine {
         Ok(out)
     }
 
+    /// [`Engine::scan`], asking `proceed` before reading each buffer and segment, with the
+    /// batches read so far: an error from it stops the scan and is returned. A query uses it
+    /// to stop at its deadline instead of reading on.
+    pub fn scan_checked<E: From<Error>>(
+        &self,
+        req: &ScanRequest,
+        mut proceed: impl FnMut(&[ColumnBatch]) -> std::result::Result<(), E>,
+    ) -> std::result::Result<Vec<ColumnBatch>, E> {
+        let mut out = Vec::new();
+        for view in self.views(req) {
+            for mt in std::iter::once(&view.active).chain(view.frozen.as_ref()) {
+                proceed(&out)?;
+                mt.read()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .scan(req, &mut out);
+            }
+            for seg in &view.segments {
+                proceed(&out)?;
+                out.extend(seg.scan(req)?);
+            }
+        }
+        Ok(out)
+    }
+
     /// Number of rows matching `req`.
     pub fn count(&self, req: &ScanRequest) -> Result<u64> {
         let mut n = 0;

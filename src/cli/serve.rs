@@ -53,6 +53,22 @@ pub struct ServeArgs {
     /// Log filter, e.g. `info` or `meterdb=debug,warn` [default: info].
     #[arg(long, env = "METERDB_LOG")]
     log: Option<String>,
+    /// Close a connection that has not sent a complete request head this many seconds after
+    /// it opened or after its previous request [default: 10].
+    #[arg(long, env = "METERDB_HEADER_TIMEOUT_SECS")]
+    header_timeout_secs: Option<u64>,
+    /// Connections open at once; beyond it a new connection is answered 503 [default: 1024].
+    #[arg(long, env = "METERDB_MAX_CONNECTIONS")]
+    max_connections: Option<usize>,
+    /// Time budget of a query, seconds: it stops and answers an error beyond it [default: 30].
+    #[arg(long, env = "METERDB_QUERY_TIMEOUT_SECS")]
+    query_timeout_secs: Option<u64>,
+    /// Rows one query statement may return [default: 2000000].
+    #[arg(long, env = "METERDB_QUERY_MAX_ROWS")]
+    query_max_rows: Option<usize>,
+    /// Series x time buckets one aggregate statement may hold [default: 5000000].
+    #[arg(long, env = "METERDB_QUERY_MAX_CELLS")]
+    query_max_cells: Option<usize>,
 }
 
 impl ServeArgs {
@@ -70,6 +86,11 @@ impl ServeArgs {
             shutdown_grace_secs: self.shutdown_grace_secs,
             auth_token: self.auth_token,
             log: self.log,
+            header_timeout_secs: self.header_timeout_secs,
+            max_connections: self.max_connections,
+            query_timeout_secs: self.query_timeout_secs,
+            query_max_rows: self.query_max_rows,
+            query_max_cells: self.query_max_cells,
         };
         (self.config, layer)
     }

@@ -10,6 +10,10 @@ pub mod response;
 pub mod select;
 pub mod show;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
 use crate::Engine;
 use crate::model::TenantId;
 pub use display::{quote_ident, quote_string};
@@ -25,6 +29,72 @@ pub struct QueryOptions {
     pub tenant: Option<TenantId>,
     /// The `db` parameter; accepted and ignored (MeterDB has one namespace).
     pub database: Option<String>,
+    /// How much time and memory the query may spend.
+    pub budget: QueryBudget,
+}
+
+/// How much one query may spend. Time: a deadline checked between units of work (before
+/// each buffer or segment is scanned, between batches while aggregating, between series
+/// while answering), so that a runaway query stops burning CPU instead of running on after
+/// its client got an error. Memory: the rows a statement returns and the series × time
+/// buckets an aggregate holds (one state per function each).
+#[derive(Clone, Debug)]
+pub struct QueryBudget {
+    /// Stop at this instant; `None`: no deadline.
+    pub deadline: Option<Instant>,
+    /// The time budget the deadline was set from, named in the error.
+    pub timeout: Duration,
+    /// Set when the query's client went away: stop as at the deadline.
+    pub cancelled: Option<Arc<AtomicBool>>,
+    /// Most rows one statement may return. Default [`QueryBudget::DEFAULT_MAX_ROWS`].
+    pub max_rows: usize,
+    /// Most series × time buckets one aggregate statement may hold. Default
+    /// [`QueryBudget::DEFAULT_MAX_CELLS`].
+    pub max_cells: usize,
+}
+
+impl QueryBudget {
+    /// Default of [`QueryBudget::max_rows`]: 2,000,000 rows.
+    pub const DEFAULT_MAX_ROWS: usize = 2_000_000;
+    /// Default of [`QueryBudget::max_cells`]: 5,000,000 cells.
+    pub const DEFAULT_MAX_CELLS: usize = 5_000_000;
+
+    /// A budget of `timeout` from now, with the default memory budget.
+    pub fn with_timeout(timeout: Duration) -> QueryBudget {
+        QueryBudget {
+            deadline: Instant::now().checked_add(timeout),
+            timeout,
+            ..QueryBudget::default()
+        }
+    }
+
+    /// `Err` once the deadline has passed or the client went away.
+    pub fn check(&self) -> Result<(), QueryError> {
+        if self
+            .cancelled
+            .as_ref()
+            .is_some_and(|c| c.load(Ordering::Relaxed))
+        {
+            return Err(QueryError::Cancelled);
+        }
+        match self.deadline {
+            Some(d) if Instant::now() >= d => Err(QueryError::Timeout(self.timeout)),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl Default for QueryBudget {
+    /// No deadline, the default memory budget.
+    fn default() -> QueryBudget {
+        QueryBudget {
+            deadline: None,
+            timeout: Duration::MAX,
+            cancelled: None,
+            max_rows: QueryBudget::DEFAULT_MAX_ROWS,
+            max_cells: QueryBudget::DEFAULT_MAX_CELLS,
+        }
+    }
 }
 
 /// Why a statement could not be answered; its text goes into the statement's `"error"`.
@@ -39,6 +109,15 @@ pub enum QueryError {
     /// The engine failed.
     #[error("{0}")]
     Engine(String),
+    /// The query ran past its time budget ([`QueryBudget::timeout`]) and was stopped.
+    #[error(
+        "query timeout: stopped after its time budget of {0:?} (query_timeout_secs): narrow \
+         the time range, filter on tags or use a larger GROUP BY time interval"
+    )]
+    Timeout(Duration),
+    /// The query's client went away and the query was stopped.
+    #[error("query cancelled: the client went away")]
+    Cancelled,
 }
 
 impl From<crate::Error> for QueryError {

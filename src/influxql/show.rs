@@ -305,7 +305,8 @@ fn scan_matching(
             predicates: tag_predicates.clone(),
             columns: Some(columns),
         };
-        for batch in engine.scan(&req)? {
+        for batch in engine.scan_checked(&req, |_| options.budget.check())? {
+            options.budget.check()?;
             let rows: Vec<usize> = (0..batch.len())
                 .filter(|&row| {
                     w.cond

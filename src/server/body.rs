@@ -32,7 +32,13 @@ pub async fn read_write_body(
     if declared.is_some_and(|n| n > limit) {
         return Err(ApiError::TooLarge(limit));
     }
-    let mut permits = vec![reserve(state, declared.unwrap_or(limit))?];
+    let mut permits = match reserve(state, declared.unwrap_or(limit)) {
+        Ok(p) => vec![p],
+        Err(e) => {
+            drain(body, limit).await;
+            return Err(e);
+        }
+    };
     let raw = axum::body::to_bytes(body, limit)
         .await
         .map_err(|_| ApiError::TooLarge(limit))?;
@@ -68,6 +74,22 @@ pub async fn read_small(
     match encoding(headers)? {
         Encoding::Identity => Ok(raw.to_vec()),
         Encoding::Gzip => gunzip(&raw, limit),
+    }
+}
+
+/// Reads and discards a body refused before it was read (at most `limit` bytes, a chunk at a
+/// time, nothing kept): a client still sending its body when the connection closed would see
+/// a reset instead of the answer (429) telling it to retry later.
+async fn drain(mut body: Body, limit: usize) {
+    use axum::body::HttpBody;
+    let mut seen = 0usize;
+    while let Some(Ok(frame)) =
+        std::future::poll_fn(|cx| std::pin::Pin::new(&mut body).poll_frame(cx)).await
+    {
+        seen += frame.data_ref().map_or(0, |d| d.len());
+        if seen > limit {
+            break;
+        }
     }
 }
 

@@ -24,6 +24,20 @@ pub struct ServerConfig {
     pub shutdown_grace: Duration,
     /// When set, every request must present this token (see [`super::auth`]).
     pub auth_token: Option<String>,
+    /// A connection that has not sent a complete request head (request line and headers)
+    /// this long after it opened, or after its previous request, is closed. Default 10 s.
+    pub header_timeout: Duration,
+    /// Connections open at once; a connection beyond it is answered 503 and closed.
+    /// Default 1024.
+    pub max_connections: usize,
+    /// Time budget of one `/query` request: its statements stop where they are and answer
+    /// an error naming the budget. Default 30 s (never more than `request_timeout`).
+    pub query_timeout: Duration,
+    /// Memory budget of one statement: at most this many rows returned. Default 2,000,000.
+    pub query_max_rows: usize,
+    /// Memory budget of one aggregate statement: at most this many series × time buckets
+    /// held. Default 5,000,000.
+    pub query_max_cells: usize,
 }
 
 impl Default for ServerConfig {
@@ -34,6 +48,11 @@ impl Default for ServerConfig {
             request_timeout: Duration::from_secs(60),
             shutdown_grace: Duration::from_secs(10),
             auth_token: None,
+            header_timeout: Duration::from_secs(10),
+            max_connections: 1024,
+            query_timeout: Duration::from_secs(30),
+            query_max_rows: crate::influxql::QueryBudget::DEFAULT_MAX_ROWS,
+            query_max_cells: crate::influxql::QueryBudget::DEFAULT_MAX_CELLS,
         }
     }
 }
@@ -69,6 +88,16 @@ pub struct Layer {
     pub auth_token: Option<String>,
     /// Log filter, e.g. `info` or `meterdb=debug,info`. Default `info`.
     pub log: Option<String>,
+    /// Header-read timeout, seconds. Default 10.
+    pub header_timeout_secs: Option<u64>,
+    /// Connections open at once. Default 1024.
+    pub max_connections: Option<usize>,
+    /// Time budget of a query, seconds. Default 30.
+    pub query_timeout_secs: Option<u64>,
+    /// Rows one statement may return. Default 2,000,000.
+    pub query_max_rows: Option<usize>,
+    /// Series × time buckets one aggregate statement may hold. Default 5,000,000.
+    pub query_max_cells: Option<usize>,
 }
 
 impl Layer {
@@ -94,6 +123,11 @@ impl Layer {
             shutdown_grace_secs: self.shutdown_grace_secs.or(lower.shutdown_grace_secs),
             auth_token: self.auth_token.or(lower.auth_token),
             log: self.log.or(lower.log),
+            header_timeout_secs: self.header_timeout_secs.or(lower.header_timeout_secs),
+            max_connections: self.max_connections.or(lower.max_connections),
+            query_timeout_secs: self.query_timeout_secs.or(lower.query_timeout_secs),
+            query_max_rows: self.query_max_rows.or(lower.query_max_rows),
+            query_max_cells: self.query_max_cells.or(lower.query_max_cells),
         }
     }
 }
@@ -145,6 +179,31 @@ impl Settings {
                 .shutdown_grace_secs
                 .map_or(defaults.shutdown_grace, Duration::from_secs),
             auth_token: layer.auth_token.filter(|t| !t.is_empty()),
+            header_timeout: positive_secs(
+                "header_timeout_secs",
+                layer.header_timeout_secs,
+                defaults.header_timeout,
+            )?,
+            max_connections: positive(
+                "max_connections",
+                layer.max_connections,
+                defaults.max_connections,
+            )?,
+            query_timeout: positive_secs(
+                "query_timeout_secs",
+                layer.query_timeout_secs,
+                defaults.query_timeout,
+            )?,
+            query_max_rows: positive(
+                "query_max_rows",
+                layer.query_max_rows,
+                defaults.query_max_rows,
+            )?,
+            query_max_cells: positive(
+                "query_max_cells",
+                layer.query_max_cells,
+                defaults.query_max_cells,
+            )?,
         };
         Ok(Settings {
             data_dir: layer.data_dir.unwrap_or_else(|| PathBuf::from("./data")),
@@ -155,6 +214,24 @@ impl Settings {
             server,
             log: layer.log.unwrap_or_else(|| "info".to_owned()),
         })
+    }
+}
+
+/// `value`, else `default`; 0 is refused (it would refuse every connection or query).
+fn positive(name: &str, value: Option<usize>, default: usize) -> anyhow::Result<usize> {
+    match value {
+        Some(0) => anyhow::bail!("{name} must be at least 1"),
+        Some(v) => Ok(v),
+        None => Ok(default),
+    }
+}
+
+/// `value` seconds, else `default`; 0 is refused.
+fn positive_secs(name: &str, value: Option<u64>, default: Duration) -> anyhow::Result<Duration> {
+    match value {
+        Some(0) => anyhow::bail!("{name} must be at least 1"),
+        Some(v) => Ok(Duration::from_secs(v)),
+        None => Ok(default),
     }
 }
 
@@ -191,6 +268,38 @@ mod tests {
             SyncPolicy::Interval(Duration::from_millis(50))
         );
         assert_eq!(s.server.max_body_bytes, 32 << 20);
+        assert_eq!(s.server.header_timeout, Duration::from_secs(10));
+        assert_eq!(s.server.max_connections, 1024);
+        assert_eq!(s.server.query_timeout, Duration::from_secs(30));
+        assert_eq!(s.server.query_max_rows, 2_000_000);
+        assert_eq!(s.server.query_max_cells, 5_000_000);
+    }
+
+    #[test]
+    fn overload_settings_come_from_the_file_and_zero_is_refused() {
+        let file: Layer = toml::from_str(
+            "header_timeout_secs = 3\nmax_connections = 50\nquery_timeout_secs = 5\n\
+             query_max_rows = 1000\nquery_max_cells = 2000\n",
+        )
+        .unwrap();
+        let s = Settings::resolve(file).unwrap();
+        assert_eq!(s.server.header_timeout, Duration::from_secs(3));
+        assert_eq!(s.server.max_connections, 50);
+        assert_eq!(s.server.query_timeout, Duration::from_secs(5));
+        assert_eq!(s.server.query_max_rows, 1000);
+        assert_eq!(s.server.query_max_cells, 2000);
+        for zero in [
+            "header_timeout_secs = 0",
+            "max_connections = 0",
+            "query_timeout_secs = 0",
+            "query_max_rows = 0",
+            "query_max_cells = 0",
+        ] {
+            let layer: Layer = toml::from_str(zero).unwrap();
+            let err = Settings::resolve(layer).unwrap_err().to_string();
+            let name = zero.split(' ').next().unwrap();
+            assert!(err.contains(name), "{zero}: {err}");
+        }
     }
 
     #[test]

@@ -38,11 +38,18 @@ pub async fn post_events(
     let decoded = read_write_body(&state, &headers, body).await?;
     let body_len = decoded.bytes.len();
     let now = state.clock.now();
-    let (batch, numbers, rejected) =
-        tokio::task::spawn_blocking(move || decode(&decoded.bytes, params.tenant.as_deref(), now))
-            .await
-            .map_err(|e| ApiError::Internal(e.to_string()))??;
-    let receipt = state.engine.write_async(batch).await?;
+    let (decoded_events, decoded) = tokio::task::spawn_blocking(move || {
+        let events = decode(&decoded.bytes, params.tenant.as_deref(), now);
+        (events, decoded)
+    })
+    .await
+    .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let (batch, numbers, rejected) = decoded_events?;
+    let receipt = state.engine.write_async(batch).await;
+    // The body's share of the write budget is held until the write is done, as `/write`
+    // does: under a flood, requests waiting for the writer count against it (429 beyond).
+    drop(decoded);
+    let receipt = receipt?;
     answer(&state, &receipt, &numbers, rejected, body_len, started)
 }
 

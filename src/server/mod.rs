@@ -10,6 +10,7 @@
 pub mod auth;
 pub mod body;
 pub mod config;
+pub mod conn;
 pub mod error;
 pub mod events;
 pub mod metrics;
@@ -123,26 +124,28 @@ fn usage_routes(state: Arc<AppState>) -> Router<Arc<AppState>> {
 }
 
 /// Serves `state` on `listener` until `shutdown` completes, then stops accepting, lets the
-/// requests in flight finish (for at most `grace`), and returns. Flushing and closing the
-/// engine is the caller's, once this returns.
+/// requests in flight finish (for at most `grace`), and returns. Connections are cut off by
+/// the header-read timeout and capped in number ([`conn`]). Flushing and closing the engine
+/// is the caller's, once this returns.
 pub async fn serve(
     listener: TcpListener,
     state: Arc<AppState>,
     shutdown: impl Future<Output = ()> + Send + 'static,
     grace: Duration,
 ) -> std::io::Result<()> {
+    let limits = conn::Limits::of(&state.config);
     let app = router(state);
     let (stopped_tx, stopped_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+    let server = conn::run(listener, app, limits, async move {
         shutdown.await;
         tracing::info!("shutting down: no new connections, finishing requests in flight");
         let _ = stopped_tx.send(());
     });
-    let server = tokio::spawn(server.into_future());
+    let server = tokio::spawn(server);
     // Once shutdown begins, in-flight requests get `grace` to finish.
     let _ = stopped_rx.await;
     match tokio::time::timeout(grace, server).await {
-        Ok(joined) => joined.map_err(std::io::Error::other)?,
+        Ok(joined) => joined.map_err(std::io::Error::other),
         Err(_) => {
             tracing::warn!(
                 ?grace,

@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use axum::body::Body;
@@ -11,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::AppState;
 use super::body::read_small;
-use crate::influxql::{self, QueryOptions, QueryResponse};
+use crate::influxql::{self, QueryBudget, QueryOptions, QueryResponse};
 use crate::ingest::lineproto::Precision;
 
 /// `GET /query?q=&epoch=&db=&pretty=`.
@@ -76,10 +77,22 @@ async fn answer(state: Arc<AppState>, params: HashMap<String, String>) -> Respon
             );
         }
     };
+    // The query stops at its time budget (never later than the request timeout, which
+    // answers 408), or as soon as this handler is dropped: the client went away or the
+    // request timed out, and nobody will read the answer.
+    let cancelled = Arc::new(AtomicBool::new(false));
+    let _cancel_on_drop = CancelOnDrop(cancelled.clone());
+    let timeout = state.config.query_timeout.min(state.config.request_timeout);
     let options = QueryOptions {
         now: state.clock.now().0,
         tenant: None,
         database: params.get("db").cloned(),
+        budget: QueryBudget {
+            cancelled: Some(cancelled),
+            max_rows: state.config.query_max_rows,
+            max_cells: state.config.query_max_cells,
+            ..QueryBudget::with_timeout(timeout)
+        },
     };
     let engine = state.engine.clone();
     let result =
@@ -92,6 +105,15 @@ async fn answer(state: Arc<AppState>, params: HashMap<String, String>) -> Respon
     let ok = response.error.is_none() && response.results.iter().all(|r| r.error.is_none());
     state.metrics.record_query(started.elapsed(), ok);
     respond(StatusCode::OK, &response, epoch, pretty)
+}
+
+/// Sets the flag when dropped: with the handler's future, when the request ends.
+struct CancelOnDrop(Arc<AtomicBool>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
 }
 
 fn respond(

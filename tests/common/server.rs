@@ -190,3 +190,13 @@ impl Request {
         self.send([])
     }
 }
+
+/// A request to `path` of the server at `base` (`http://host:port`), such as a
+/// `meterdb serve` child of [`super::cli::serve_with`].
+pub fn request_at(base: &str, method: &str, path: &str) -> Request {
+    Request {
+        method: method.to_owned(),
+        url: format!("{base}{path}"),
+        headers: Vec::new(),
+    }
+}

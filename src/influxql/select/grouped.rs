@@ -17,11 +17,9 @@ use super::{Context, Output};
 use crate::model::FieldType;
 use crate::scan::ColumnBatch;
 
-/// Most cells (series × buckets) one statement may hold: each costs one state per function.
-pub(super) const MAX_CELLS: usize = 5_000_000;
-
-/// Most rows an aggregate statement may return (`distinct` can return one per point).
-pub(super) const MAX_ROWS: usize = 5_000_000;
+// The memory budget: at most `ctx.budget.max_cells` cells (series × buckets; each costs one
+// state per function) and `ctx.budget.max_rows` rows returned (`distinct` can return one per
+// point).
 
 /// Runs the aggregate `calls` over `batches`.
 pub(super) fn run(
@@ -81,15 +79,17 @@ impl Grid<'_> {
     /// Assigns each row its cell, batch by batch, and feeds the functions column by column.
     fn feed(&mut self, batches: &[ColumnBatch], ctx: &Context<'_>) -> Result<(), QueryError> {
         let (mut mask, mut series, mut cells) = (Vec::new(), Vec::new(), Vec::<u32>::new());
+        let max_cells = ctx.budget.max_cells;
         for batch in batches {
+            ctx.budget.check()?;
             ctx.mask(batch, &mut mask);
             self.set.assign(batch, &mask, &mut series)?;
             let n_cells = self.set.len().saturating_mul(self.n_buckets);
-            if n_cells > MAX_CELLS {
+            if n_cells > max_cells {
                 return Err(QueryError::Invalid(format!(
                     "the query would hold {n_cells} series × buckets, more than the \
-                     {MAX_CELLS} allowed: narrow the time range, use a larger interval or \
-                     fewer GROUP BY tags"
+                     {max_cells} allowed (query_max_cells): narrow the time range, use a \
+                     larger interval or fewer GROUP BY tags"
                 )));
             }
             cells.clear();
@@ -142,7 +142,9 @@ impl Grid<'_> {
         let multi_row = self.calls.iter().any(|c| c.kind.is_multi_row());
         let mut out = Vec::new();
         let mut n_rows = 0usize;
+        let max_rows = ctx.budget.max_rows;
         for s in self.set.sorted() {
+            ctx.budget.check()?;
             let rows = if multi_row {
                 self.multi_rows(s, ctx)
             } else {
@@ -152,10 +154,10 @@ impl Grid<'_> {
                 continue;
             }
             n_rows += rows.len();
-            if n_rows > MAX_ROWS {
+            if n_rows > max_rows {
                 return Err(QueryError::Invalid(format!(
-                    "the query returns more than {MAX_ROWS} rows: narrow the time range or \
-                     use a larger interval"
+                    "the query returns more than {max_rows} rows (query_max_rows): narrow the \
+                     time range or use a larger interval"
                 )));
             }
             let Some(key) = self.set.key(s) else { continue };

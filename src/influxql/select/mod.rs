@@ -47,7 +47,7 @@ mod tests;
 use std::collections::HashSet;
 
 use super::ast::{Expr, Fill, Page, SelectStatement};
-use super::{QueryError, QueryOptions, Series, Value};
+use super::{QueryBudget, QueryError, QueryOptions, Series, Value};
 use crate::Engine;
 use crate::scan::ColumnBatch;
 use condition::TimeRange;
@@ -88,6 +88,8 @@ pub(super) struct Context<'a> {
     descending: bool,
     /// `LIMIT` / `OFFSET`: rows per series, applied where the rows are made, in output order.
     page: Page,
+    /// Time and memory the statement may spend.
+    budget: &'a QueryBudget,
 }
 
 impl Context<'_> {
@@ -166,6 +168,7 @@ fn run(
     options: &QueryOptions,
     outer: &Outer,
 ) -> Result<Vec<Series>, QueryError> {
+    options.budget.check()?;
     let mut plan = Plan::new(stmt)?;
     plan.dims.merge(&outer.dims);
     if plan.interval.is_none() && matches!(plan.projection, Projection::Aggregate(_)) {
@@ -192,6 +195,11 @@ fn run(
     };
     if split.contradiction || time.is_empty() {
         return Ok(Vec::new());
+    }
+    if let (Some((interval, offset)), true) = (plan.interval, time.has_min()) {
+        // Too many buckets (`GROUP BY time(1ns)` over years) is refused before anything is
+        // read; without a lower bound the buckets start at the first point, once read.
+        window::Windows::new(interval, offset, tz, time.min, time.max)?;
     }
     let pushed = pushdown::split(engine, stmt, tenant, split.residual)?;
     let cond = pushed.residual.as_ref().map(Cond::new).transpose()?;
@@ -253,6 +261,7 @@ fn run(
         nested,
         descending: stmt.descending,
         page: stmt.limit,
+        budget: &options.budget,
     };
     let outputs = match &plan.projection {
         Projection::Raw(cols) => raw::run(cols, &batches, &ctx)?,

@@ -12,9 +12,6 @@ use super::series::SeriesSet;
 use super::{Context, Output};
 use crate::scan::ColumnBatch;
 
-/// Most rows a raw statement may return (use LIMIT or a narrower time range beyond).
-pub(super) const MAX_ROWS: usize = 2_000_000;
-
 /// One output column: what it reads and under which name.
 struct Spec {
     name: String,
@@ -41,6 +38,7 @@ pub(super) fn run(
     let mut picks: Vec<Vec<Pick>> = Vec::new();
     let (mut mask, mut series) = (Vec::new(), Vec::new());
     for (b, batch) in batches.iter().enumerate() {
+        ctx.budget.check()?;
         ctx.mask(batch, &mut mask);
         set.assign(batch, &mask, &mut series)?;
         if picks.len() < set.len() {
@@ -65,8 +63,10 @@ pub(super) fn run(
         }
     }
     let mut n_rows = 0usize;
+    let max_rows = ctx.budget.max_rows;
     let mut out = Vec::new();
     for s in set.sorted() {
+        ctx.budget.check()?;
         let (Some(key), Some(p)) = (set.key(s), picks.get_mut(s)) else {
             continue;
         };
@@ -84,10 +84,10 @@ pub(super) fn run(
             continue;
         }
         n_rows += p.len();
-        if n_rows > MAX_ROWS {
+        if n_rows > max_rows {
             return Err(QueryError::Invalid(format!(
-                "the query returns more than {MAX_ROWS} rows: add a LIMIT, a narrower time \
-                 range or an aggregate"
+                "the query returns more than {max_rows} rows (query_max_rows): add a LIMIT, a \
+                 narrower time range or an aggregate"
             )));
         }
         let rows = p

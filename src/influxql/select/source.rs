@@ -46,13 +46,17 @@ pub(super) fn load(
     for source in &stmt.sources {
         match source {
             Source::Measurement(MeasurementName::Name { name, .. }) => {
-                out.extend(engine.scan(&scan_request(req, Some(name.clone())))?);
+                out.extend(
+                    engine.scan_checked(&scan_request(req, Some(name.clone())), |_| {
+                        options.budget.check()
+                    })?,
+                );
             }
             Source::Measurement(MeasurementName::Regex(pattern)) => {
                 let re: Regex = compile(pattern)?;
                 out.extend(
                     engine
-                        .scan(&scan_request(req, None))?
+                        .scan_checked(&scan_request(req, None), |_| options.budget.check())?
                         .into_iter()
                         .filter(|b| re.is_match(&b.measurement)),
                 );

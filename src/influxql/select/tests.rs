@@ -579,3 +579,98 @@ fn a_subquery_groups_by_the_outer_tags_and_interval_too() {
         ]
     );
 }
+
+#[test]
+fn a_spent_time_budget_stops_every_kind_of_statement() {
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicBool;
+    use std::time::{Duration, Instant};
+
+    use super::super::QueryBudget;
+
+    let (_d, e) = engine(DATA);
+    let spent = QueryOptions {
+        budget: QueryBudget {
+            deadline: Some(Instant::now()),
+            timeout: Duration::from_millis(5),
+            ..QueryBudget::default()
+        },
+        ..QueryOptions::default()
+    };
+    for q in [
+        "SELECT count(v) FROM m GROUP BY time(1h)",
+        "SELECT * FROM m",
+        "SELECT max(c) FROM (SELECT count(v) AS c FROM m GROUP BY host)",
+        "SELECT count(v) FROM /m/",
+    ] {
+        match query(&e, q, &spent) {
+            Err(err @ QueryError::Timeout(_)) => {
+                let m = err.to_string();
+                assert!(m.contains("5ms") && m.contains("query_timeout_secs"), "{m}");
+            }
+            other => panic!("{q}: {other:?}"),
+        }
+    }
+    let gone = QueryOptions {
+        budget: QueryBudget {
+            cancelled: Some(Arc::new(AtomicBool::new(true))),
+            ..QueryBudget::default()
+        },
+        ..QueryOptions::default()
+    };
+    assert_eq!(
+        query(&e, "SELECT count(v) FROM m", &gone),
+        Err(QueryError::Cancelled)
+    );
+    // A budget with time left answers as without one.
+    let ample = QueryOptions {
+        budget: QueryBudget::with_timeout(Duration::from_secs(3600)),
+        ..QueryOptions::default()
+    };
+    let s = query(&e, "SELECT count(v) FROM m", &ample).unwrap();
+    assert_eq!(s[0].values[0][1], Value::Integer(3));
+}
+
+#[test]
+fn the_memory_budget_bounds_rows_and_cells_and_names_its_setting() {
+    use super::super::QueryBudget;
+
+    let (_d, e) = engine(DATA);
+    let small = QueryOptions {
+        budget: QueryBudget {
+            max_rows: 2,
+            max_cells: 2,
+            ..QueryBudget::default()
+        },
+        ..QueryOptions::default()
+    };
+    let err = query(&e, "SELECT * FROM m", &small)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("more than 2 rows (query_max_rows)"), "{err}");
+    let err = query(&e, "SELECT count(v) FROM m GROUP BY host, tenant", &small)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("query_max_cells"), "{err}");
+    let err = query(
+        &e,
+        "SELECT count(v) FROM m WHERE time >= 0 AND time < 3h GROUP BY time(1h)",
+        &small,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("query_max_cells"), "{err}");
+    // Within the budget, the same statements answer.
+    assert_eq!(
+        query(&e, "SELECT * FROM m WHERE tenant = 'b'", &small).unwrap()[0]
+            .values
+            .len(),
+        1
+    );
+    assert_eq!(
+        query(&e, "SELECT count(v) FROM m GROUP BY host", &small)
+            .unwrap()
+            .len(),
+        2
+    );
+}
