@@ -223,23 +223,12 @@ impl Engine {
     /// Rows matching `req` from every shard's buffers and segments, one batch per table and
     /// source (rows within a batch in time order; batches in no particular order).
     pub fn scan(&self, req: &ScanRequest) -> Result<Vec<ColumnBatch>> {
-        let mut out = Vec::new();
-        for view in self.views(req) {
-            for mt in std::iter::once(&view.active).chain(view.frozen.as_ref()) {
-                mt.read()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .scan(req, &mut out);
-            }
-            for seg in &view.segments {
-                out.extend(seg.scan(req)?);
-            }
-        }
-        Ok(out)
+        self.scan_checked(req, |_| Ok::<(), Error>(()))
     }
 
-    /// [`Engine::scan`], asking `proceed` before reading each buffer and segment, with the
-    /// batches read so far: an error from it stops the scan and is returned. A query uses it
-    /// to stop at its deadline instead of reading on.
+    /// [`Engine::scan`], asking `proceed` before reading each buffer and segment and at the
+    /// end, with the batches read so far: an error from it stops the scan and is returned. A query uses it
+    /// to stop at its deadline or memory budget instead of reading on.
     pub fn scan_checked<E: From<Error>>(
         &self,
         req: &ScanRequest,
@@ -258,6 +247,7 @@ impl Engine {
                 out.extend(seg.scan(req)?);
             }
         }
+        proceed(&out)?;
         Ok(out)
     }
 

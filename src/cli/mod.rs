@@ -28,7 +28,7 @@ pub struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the HTTP server (InfluxDB-compatible writes and queries, JSON events, /metrics).
-    Serve(serve::ServeArgs),
+    Serve(Box<serve::ServeArgs>),
     /// Load line protocol from a file (or `-` for standard input) into a data directory or a
     /// running server, with a progress bar and a final summary.
     Import(import::ImportArgs),
@@ -53,7 +53,7 @@ enum Command {
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Serve(args) => serve::run(args),
+        Command::Serve(args) => serve::run(*args),
         Command::Import(args) => {
             init_logging("warn")?;
             import::run(args)

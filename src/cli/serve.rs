@@ -69,6 +69,9 @@ pub struct ServeArgs {
     /// Series x time buckets one aggregate statement may hold [default: 5000000].
     #[arg(long, env = "METERDB_QUERY_MAX_CELLS")]
     query_max_cells: Option<usize>,
+    /// Stored rows one query statement may read into memory [default: 20000000].
+    #[arg(long, env = "METERDB_QUERY_MAX_SCAN_ROWS")]
+    query_max_scan_rows: Option<usize>,
 }
 
 impl ServeArgs {
@@ -91,6 +94,7 @@ impl ServeArgs {
             query_timeout_secs: self.query_timeout_secs,
             query_max_rows: self.query_max_rows,
             query_max_cells: self.query_max_cells,
+            query_max_scan_rows: self.query_max_scan_rows,
         };
         (self.config, layer)
     }

@@ -51,6 +51,9 @@ pub struct QueryBudget {
     /// Most series × time buckets one aggregate statement may hold. Default
     /// [`QueryBudget::DEFAULT_MAX_CELLS`].
     pub max_cells: usize,
+    /// Most stored rows one scan may read into memory (a scan holds what it reads until the
+    /// statement is answered). Default [`QueryBudget::DEFAULT_MAX_SCAN_ROWS`].
+    pub max_scan_rows: usize,
 }
 
 impl QueryBudget {
@@ -58,6 +61,8 @@ impl QueryBudget {
     pub const DEFAULT_MAX_ROWS: usize = 2_000_000;
     /// Default of [`QueryBudget::max_cells`]: 5,000,000 cells.
     pub const DEFAULT_MAX_CELLS: usize = 5_000_000;
+    /// Default of [`QueryBudget::max_scan_rows`]: 20,000,000 rows (about 1-2 GiB of columns).
+    pub const DEFAULT_MAX_SCAN_ROWS: usize = 20_000_000;
 
     /// A budget of `timeout` from now, with the default memory budget.
     pub fn with_timeout(timeout: Duration) -> QueryBudget {
@@ -66,6 +71,21 @@ impl QueryBudget {
             timeout,
             ..QueryBudget::default()
         }
+    }
+
+    /// [`QueryBudget::check`], and `Err` once the batches a scan has read hold more than
+    /// `max_scan_rows` rows.
+    pub fn check_scan(&self, read: &[crate::ColumnBatch]) -> Result<(), QueryError> {
+        self.check()?;
+        let rows: usize = read.iter().map(crate::ColumnBatch::len).sum();
+        if rows > self.max_scan_rows {
+            return Err(QueryError::Invalid(format!(
+                "the query reads more than {} stored rows (query_max_scan_rows): narrow the \
+                 time range, filter on tags, or aggregate over a smaller set",
+                self.max_scan_rows
+            )));
+        }
+        Ok(())
     }
 
     /// `Err` once the deadline has passed or the client went away.
@@ -93,6 +113,7 @@ impl Default for QueryBudget {
             cancelled: None,
             max_rows: QueryBudget::DEFAULT_MAX_ROWS,
             max_cells: QueryBudget::DEFAULT_MAX_CELLS,
+            max_scan_rows: QueryBudget::DEFAULT_MAX_SCAN_ROWS,
         }
     }
 }

@@ -305,7 +305,7 @@ fn scan_matching(
             predicates: tag_predicates.clone(),
             columns: Some(columns),
         };
-        for batch in engine.scan_checked(&req, |_| options.budget.check())? {
+        for batch in engine.scan_checked(&req, |read| options.budget.check_scan(read))? {
             options.budget.check()?;
             let rows: Vec<usize> = (0..batch.len())
                 .filter(|&row| {

@@ -38,6 +38,9 @@ pub struct ServerConfig {
     /// Memory budget of one aggregate statement: at most this many series × time buckets
     /// held. Default 5,000,000.
     pub query_max_cells: usize,
+    /// Memory budget of one statement's scan: at most this many stored rows read. Default
+    /// 20,000,000.
+    pub query_max_scan_rows: usize,
 }
 
 impl Default for ServerConfig {
@@ -53,6 +56,7 @@ impl Default for ServerConfig {
             query_timeout: Duration::from_secs(30),
             query_max_rows: crate::influxql::QueryBudget::DEFAULT_MAX_ROWS,
             query_max_cells: crate::influxql::QueryBudget::DEFAULT_MAX_CELLS,
+            query_max_scan_rows: crate::influxql::QueryBudget::DEFAULT_MAX_SCAN_ROWS,
         }
     }
 }
@@ -98,6 +102,8 @@ pub struct Layer {
     pub query_max_rows: Option<usize>,
     /// Series × time buckets one aggregate statement may hold. Default 5,000,000.
     pub query_max_cells: Option<usize>,
+    /// Stored rows one statement's scan may read. Default 20,000,000.
+    pub query_max_scan_rows: Option<usize>,
 }
 
 impl Layer {
@@ -128,6 +134,7 @@ impl Layer {
             query_timeout_secs: self.query_timeout_secs.or(lower.query_timeout_secs),
             query_max_rows: self.query_max_rows.or(lower.query_max_rows),
             query_max_cells: self.query_max_cells.or(lower.query_max_cells),
+            query_max_scan_rows: self.query_max_scan_rows.or(lower.query_max_scan_rows),
         }
     }
 }
@@ -204,6 +211,11 @@ impl Settings {
                 layer.query_max_cells,
                 defaults.query_max_cells,
             )?,
+            query_max_scan_rows: positive(
+                "query_max_scan_rows",
+                layer.query_max_scan_rows,
+                defaults.query_max_scan_rows,
+            )?,
         };
         Ok(Settings {
             data_dir: layer.data_dir.unwrap_or_else(|| PathBuf::from("./data")),
@@ -273,13 +285,14 @@ mod tests {
         assert_eq!(s.server.query_timeout, Duration::from_secs(30));
         assert_eq!(s.server.query_max_rows, 2_000_000);
         assert_eq!(s.server.query_max_cells, 5_000_000);
+        assert_eq!(s.server.query_max_scan_rows, 20_000_000);
     }
 
     #[test]
     fn overload_settings_come_from_the_file_and_zero_is_refused() {
         let file: Layer = toml::from_str(
             "header_timeout_secs = 3\nmax_connections = 50\nquery_timeout_secs = 5\n\
-             query_max_rows = 1000\nquery_max_cells = 2000\n",
+             query_max_rows = 1000\nquery_max_cells = 2000\nquery_max_scan_rows = 3000\n",
         )
         .unwrap();
         let s = Settings::resolve(file).unwrap();
@@ -288,12 +301,14 @@ mod tests {
         assert_eq!(s.server.query_timeout, Duration::from_secs(5));
         assert_eq!(s.server.query_max_rows, 1000);
         assert_eq!(s.server.query_max_cells, 2000);
+        assert_eq!(s.server.query_max_scan_rows, 3000);
         for zero in [
             "header_timeout_secs = 0",
             "max_connections = 0",
             "query_timeout_secs = 0",
             "query_max_rows = 0",
             "query_max_cells = 0",
+            "query_max_scan_rows = 0",
         ] {
             let layer: Layer = toml::from_str(zero).unwrap();
             let err = Settings::resolve(layer).unwrap_err().to_string();

@@ -91,6 +91,7 @@ async fn answer(state: Arc<AppState>, params: HashMap<String, String>) -> Respon
             cancelled: Some(cancelled),
             max_rows: state.config.query_max_rows,
             max_cells: state.config.query_max_cells,
+            max_scan_rows: state.config.query_max_scan_rows,
             ..QueryBudget::with_timeout(timeout)
         },
     };

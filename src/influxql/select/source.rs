@@ -47,8 +47,8 @@ pub(super) fn load(
         match source {
             Source::Measurement(MeasurementName::Name { name, .. }) => {
                 out.extend(
-                    engine.scan_checked(&scan_request(req, Some(name.clone())), |_| {
-                        options.budget.check()
+                    engine.scan_checked(&scan_request(req, Some(name.clone())), |read| {
+                        options.budget.check_scan(read)
                     })?,
                 );
             }
@@ -56,7 +56,9 @@ pub(super) fn load(
                 let re: Regex = compile(pattern)?;
                 out.extend(
                     engine
-                        .scan_checked(&scan_request(req, None), |_| options.budget.check())?
+                        .scan_checked(&scan_request(req, None), |read| {
+                            options.budget.check_scan(read)
+                        })?
                         .into_iter()
                         .filter(|b| re.is_match(&b.measurement)),
                 );

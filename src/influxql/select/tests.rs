@@ -660,6 +660,26 @@ fn the_memory_budget_bounds_rows_and_cells_and_names_its_setting() {
     .unwrap_err()
     .to_string();
     assert!(err.contains("query_max_cells"), "{err}");
+    let scan = QueryOptions {
+        budget: QueryBudget {
+            max_scan_rows: 1,
+            ..QueryBudget::default()
+        },
+        ..QueryOptions::default()
+    };
+    for q in ["SELECT count(v) FROM m", "SELECT * FROM /./"] {
+        let err = query(&e, q, &scan).unwrap_err().to_string();
+        assert!(
+            err.contains("more than 1 stored rows (query_max_scan_rows)"),
+            "{q}: {err}"
+        );
+    }
+    assert_eq!(
+        query(&e, "SELECT * FROM m WHERE tenant = 'b'", &scan).unwrap()[0]
+            .values
+            .len(),
+        1
+    );
     // Within the budget, the same statements answer.
     assert_eq!(
         query(&e, "SELECT * FROM m WHERE tenant = 'b'", &small).unwrap()[0]
