@@ -32,6 +32,9 @@ const TENANTS: [(&str, usize); 6] = [
     ("stark", 8),
 ];
 
+/// A tenant and its number of stored events.
+type Count = (&'static str, usize);
+
 /// Shards of a data directory created with the default settings.
 const SHARDS: u64 = 2;
 
@@ -115,13 +118,13 @@ impl Written {
     }
 
     /// Tenants of `shard` and the others, with their counts.
-    fn split(&self, shard: u64) -> (Vec<(&'static str, usize)>, Vec<(&'static str, usize)>) {
+    fn split(&self, shard: u64) -> (Vec<Count>, Vec<Count>) {
         let all = TENANTS.iter().zip(&self.counts).map(|((t, _), n)| (*t, *n));
         all.partition(|(t, _)| shard_of(t) == shard)
     }
 
     /// Every tenant with its count.
-    fn all(&self) -> Vec<(&'static str, usize)> {
+    fn all(&self) -> Vec<Count> {
         let (mut all, rest) = self.split(0);
         all.extend(rest);
         all
@@ -155,7 +158,7 @@ impl Written {
 
     /// Asserts that every tenant in `tenants` reads back exactly, and that its usage equals
     /// that raw recount.
-    fn assert_exact(&self, url: &str, tenants: &[(&str, usize)]) {
+    fn assert_exact(&self, url: &str, tenants: &[Count]) {
         for (tenant, n) in tenants {
             assert_eq!(rows(url, tenant), Ok(*n), "raw events of {tenant}");
             assert_eq!(self.usage(url, tenant), *n as f64, "usage of {tenant}");
