@@ -11,13 +11,16 @@ use std::sync::{Arc, RwLock};
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
+use crate::error::{Corruption, CorruptionKind, Error, Result};
 use crate::fs::{FileSystem, write_atomic};
 use crate::rollup::MeterId;
 use crate::usage::Meter;
 
 /// File name of the registry in the data directory.
 pub const FILE_NAME: &str = "METERS";
+
+/// The `version` of the file this build writes and reads.
+const FILE_VERSION: u32 = 1;
 
 /// Ids of defined meters start here; the ones below belong to built-in meters.
 const FIRST_DEFINED_ID: MeterId = 16;
@@ -149,12 +152,27 @@ impl MeterRegistry {
             Err(e) => return Err(Error::io("read", &path, e)),
         };
         if let Some(bytes) = bytes {
-            let stored: Stored = serde_json::from_slice(&bytes).map_err(|e| {
-                Error::InvalidOptions(format!("{} is not a valid meter list: {e}", path.display()))
-            })?;
+            // A damaged list is corruption, not a bad setting: the definitions cannot be
+            // guessed, and opening without them would stop counting the tenants' meters.
+            let corrupt = |why: String| Corruption::new(&path, 0, CorruptionKind::Invalid(why));
+            let stored: Stored = serde_json::from_slice(&bytes)
+                .map_err(|e| corrupt(format!("not a valid meter list: {e}")))?;
+            if stored.version != FILE_VERSION {
+                let version = u16::try_from(stored.version).unwrap_or(u16::MAX);
+                return Err(
+                    Corruption::new(&path, 0, CorruptionKind::UnknownVersion(version)).into(),
+                );
+            }
             state.next_id = stored.next_id.max(FIRST_DEFINED_ID);
             for (tenant, meters) in stored.tenants {
                 for m in meters {
+                    if !(FIRST_DEFINED_ID..state.next_id).contains(&m.id) {
+                        return Err(corrupt(format!(
+                            "meter {:?} of tenant {tenant:?} has id {}, outside {FIRST_DEFINED_ID}..{}",
+                            m.meter.name, m.id, state.next_id
+                        ))
+                        .into());
+                    }
                     state.set.insert(&tenant, (m.id, m.meter));
                 }
             }
@@ -285,7 +303,7 @@ impl MeterRegistry {
                 });
         }
         let stored = Stored {
-            version: 1,
+            version: FILE_VERSION,
             next_id: state.next_id,
             tenants,
         };
@@ -346,5 +364,38 @@ mod tests {
         assert!(again > id);
         let reg = MeterRegistry::open(std_fs(), dir.path()).unwrap();
         assert_eq!(reg.get("acme", "uploads"), Some((again, uploads())));
+    }
+
+    #[test]
+    fn a_damaged_meter_list_is_corruption_naming_the_file() {
+        // It used to be reported as invalid options, which `meterdb check` does not count
+        // as damage.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(FILE_NAME);
+        let meter = r#"{"name":"uploads","measurement":"storage","aggregation":"count","field":null,"tag":null,"filter":{}}"#;
+        for bad in [
+            "{\"version\": 1, \"next_id\": 17, \"tenants\": {\"acme\": [{\"id\"".to_owned(),
+            format!(
+                r#"{{"version": 2, "next_id": 17, "tenants": {{"acme": [{{"id": 16, "meter": {meter}}}]}}}}"#
+            ),
+            format!(
+                r#"{{"version": 1, "next_id": 17, "tenants": {{"acme": [{{"id": 17, "meter": {meter}}}]}}}}"#
+            ),
+            format!(
+                r#"{{"version": 1, "next_id": 17, "tenants": {{"acme": [{{"id": 3, "meter": {meter}}}]}}}}"#
+            ),
+        ] {
+            std::fs::write(&path, &bad).unwrap();
+            match MeterRegistry::open(std_fs(), dir.path()) {
+                Err(Error::Corruption(c)) => assert_eq!(c.path, path, "{bad}"),
+                other => panic!("{bad}: {other:?}"),
+            }
+        }
+        let good = format!(
+            r#"{{"version": 1, "next_id": 17, "tenants": {{"acme": [{{"id": 16, "meter": {meter}}}]}}}}"#
+        );
+        std::fs::write(&path, good).unwrap();
+        let reg = MeterRegistry::open(std_fs(), dir.path()).unwrap();
+        assert_eq!(reg.meters_for("acme").len(), 5);
     }
 }

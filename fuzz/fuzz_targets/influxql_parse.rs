@@ -7,6 +7,9 @@
 use libfuzzer_sys::fuzz_target;
 use meterdb::influxql::parse_query;
 
+#[global_allocator]
+static ALLOCATOR: meterdb_fuzz::CappedAllocator = meterdb_fuzz::CappedAllocator;
+
 fuzz_target!(|bytes: &[u8]| {
     // Queries arrive as UTF-8 text; lossy decoding still lets mutations reach every path.
     let text = String::from_utf8_lossy(bytes);

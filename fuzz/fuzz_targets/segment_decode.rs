@@ -12,6 +12,9 @@ use meterdb::fs::FileBytes;
 use meterdb::scan::{ScanRequest, TagPredicate};
 use meterdb::segment::{Segment, reseal_for_fuzzing};
 
+#[global_allocator]
+static ALLOCATOR: meterdb_fuzz::CappedAllocator = meterdb_fuzz::CappedAllocator;
+
 fuzz_target!(|data: &[u8]| {
     exercise(data.to_vec());
     exercise(reseal_for_fuzzing(data));

@@ -10,15 +10,22 @@ use std::path::Path;
 use libfuzzer_sys::fuzz_target;
 use meterdb::wal::{encode_frame, replay_bytes};
 
+#[global_allocator]
+static ALLOCATOR: meterdb_fuzz::CappedAllocator = meterdb_fuzz::CappedAllocator;
+
 /// A record as replay hands it over: sequence number, payload, frame offset.
 type Record = (u64, Vec<u8>, u64);
 
 fn replay(bytes: &[u8]) -> (Vec<Record>, meterdb::wal::FileReplay) {
     let mut records = Vec::new();
-    let file = replay_bytes(bytes, Path::new("fuzz.wal"), &mut |seq, payload, _, offset| {
-        records.push((seq.0, payload.to_vec(), offset));
-        Ok(())
-    })
+    let file = replay_bytes(
+        bytes,
+        Path::new("fuzz.wal"),
+        &mut |seq, payload, _, offset| {
+            records.push((seq.0, payload.to_vec(), offset));
+            Ok(())
+        },
+    )
     .expect("the visitor never fails");
     (records, file)
 }
@@ -34,7 +41,11 @@ fuzz_target!(|bytes: &[u8]| {
         let start = usize::try_from(*offset).expect("offset fits in usize");
         assert!(start >= previous_end, "records overlap or go backwards");
         let end = start + frame.len();
-        assert_eq!(bytes.get(start..end), Some(frame.as_slice()), "visited a record not in the input");
+        assert_eq!(
+            bytes.get(start..end),
+            Some(frame.as_slice()),
+            "visited a record not in the input"
+        );
         previous_end = end;
     }
 

@@ -3,16 +3,33 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use meterdb::{Engine, Options};
+use meterdb::tracker::LimitStore;
+use meterdb::{Engine, Error, Options};
 
 /// Verifies every checksum; exit status 1 when anything is damaged.
 pub fn check(dir: &Path) -> anyhow::Result<ExitCode> {
     if !dir.is_dir() {
         anyhow::bail!("{} is not a directory", dir.display());
     }
-    let engine = Engine::open(dir, Options::default())?;
+    let engine = match Engine::open(dir, Options::default()) {
+        Ok(engine) => engine,
+        // Damage the engine cannot open around (META, METERS) is what `check` is for: name it
+        // like any other damage, not as a failure of the command.
+        Err(Error::Corruption(c)) => {
+            println!("damaged: {c}");
+            println!("the data directory cannot be opened until this file is repaired");
+            return Ok(ExitCode::from(1));
+        }
+        Err(e) => return Err(e.into()),
+    };
     let segments: usize = engine.stats().iter().map(|s| s.segments).sum();
-    let damage = engine.check();
+    let mut damage = engine.check();
+    // The limits are the usage tracker's, which `serve` refuses to start without.
+    match LimitStore::open(engine.file_system(), dir) {
+        Ok(_) => {}
+        Err(Error::Corruption(c)) => damage.push(c),
+        Err(e) => return Err(e.into()),
+    }
     for c in &damage {
         println!("damaged: {c}");
     }

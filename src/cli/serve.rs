@@ -143,15 +143,17 @@ async fn serve_until_signal(settings: Settings) -> anyhow::Result<()> {
         "data directory open"
     );
     let engine = Arc::new(engine);
+    // The spec's USAGE_TRACKING_* and LIMITS_* variables; the tracker loads the limits file.
+    // Before listening: a damaged LIMITS file stops the start, and a server that announced its
+    // address must be able to answer.
+    let usage_settings = meterdb::usage::UsageSettings::from_env()?;
+    let tracker =
+        meterdb::tracker::UsageTracker::new(engine.clone(), usage_settings, Arc::new(SystemClock))?;
     let listener = tokio::net::TcpListener::bind(settings.http_addr)
         .await
         .map_err(|e| anyhow::anyhow!("listen on {}: {e}", settings.http_addr))?;
     tracing::info!(addr = %listener.local_addr()?, sync = %settings.engine.sync, "MeterDB listening");
     let grace = settings.server.shutdown_grace;
-    // The spec's USAGE_TRACKING_* and LIMITS_* variables; the tracker loads the limits file.
-    let usage_settings = meterdb::usage::UsageSettings::from_env()?;
-    let tracker =
-        meterdb::tracker::UsageTracker::new(engine.clone(), usage_settings, Arc::new(SystemClock))?;
     let state = Arc::new(AppState::new(
         engine.clone(),
         settings.server,

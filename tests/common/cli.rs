@@ -123,3 +123,91 @@ impl Drop for Served {
         let _ = self.child.wait();
     }
 }
+
+/// What a `meterdb serve` child has written to stderr so far (its log), shared with the
+/// thread that reads it.
+#[derive(Clone, Default)]
+pub struct ServerLog(std::sync::Arc<std::sync::Mutex<String>>);
+
+impl ServerLog {
+    /// The log so far.
+    pub fn text(&self) -> String {
+        self.0.lock().unwrap().clone()
+    }
+}
+
+/// [`serve`], also keeping the server's log (still echoed to the test's stderr).
+pub fn serve_logged(dir: &Path) -> (Served, ServerLog) {
+    let mut cmd = Command::new(BIN);
+    cmd.arg("serve")
+        .args(["--data-dir", dir.to_str().unwrap()])
+        .args(["--http-addr", "127.0.0.1:0"])
+        .env_remove("METERDB_HTTP_ADDR")
+        .env_remove("METERDB_DATA_DIR")
+        .env_remove("METERDB_MAX_FUTURE")
+        .env(LONG_RETENTION.0, LONG_RETENTION.1)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let log = ServerLog::default();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let kept = log.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            eprintln!("[serve] {line}");
+            kept.0.lock().unwrap().push_str(&line);
+            kept.0.lock().unwrap().push('\n');
+            if let Some(rest) = line.split("addr=").nth(1) {
+                let addr = rest.split_whitespace().next().unwrap_or("").to_owned();
+                let _ = tx.send(addr);
+            }
+        }
+    });
+    let addr = rx
+        .recv_timeout(Duration::from_secs(30))
+        .unwrap_or_else(|_| panic!("the server announces its address; its log:\n{}", log.text()));
+    let served = Served {
+        child,
+        url: format!("http://{addr}"),
+    };
+    (served, log)
+}
+
+/// Runs `meterdb serve` on `dir`, expecting it to refuse to start: returns its exit status and
+/// its stderr. Fails the test if it is still running after 30 s.
+pub fn serve_refused(dir: &Path) -> (ExitStatus, String) {
+    let mut child = Command::new(BIN)
+        .arg("serve")
+        .args(["--data-dir", dir.to_str().unwrap()])
+        .args(["--http-addr", "127.0.0.1:0"])
+        .env_remove("METERDB_HTTP_ADDR")
+        .env_remove("METERDB_DATA_DIR")
+        .env(LONG_RETENTION.0, LONG_RETENTION.1)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut BufReader::new(stderr), &mut text).unwrap();
+        text
+    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "the server started instead of refusing: {}",
+                reader.join().unwrap()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    (status, reader.join().unwrap())
+}
