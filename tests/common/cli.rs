@@ -99,3 +99,140 @@ impl Drop for Served {
         let _ = self.child.wait();
     }
 }
+
+/// A `meterdb serve` child that may be killed at any moment, start-up included: unlike
+/// [`serve_with`], [`spawn`] returns at once, and the child's address and log lines arrive as
+/// it prints them.
+pub struct Spawned {
+    child: Child,
+    log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    reader: Option<std::thread::JoinHandle<()>>,
+    /// When the process was started.
+    pub started: Instant,
+}
+
+/// Starts `meterdb serve ARGS` with extra environment (by default [`LONG_RETENTION`]) without
+/// waiting for it to listen. Log lines are kept (see [`Spawned::log`]), and echoed to stderr
+/// when they report a problem (`WARN`, `ERROR`) or when `echo_all` is set.
+pub fn spawn(args: &[&str], envs: &[(&str, &str)], echo_all: bool) -> Spawned {
+    let mut cmd = Command::new(BIN);
+    cmd.arg("serve")
+        .args(args)
+        .env_remove("METERDB_HTTP_ADDR")
+        .env_remove("METERDB_DATA_DIR")
+        .env_remove("METERDB_MAX_FUTURE")
+        .env_remove("METERDB_LOG")
+        .env(LONG_RETENTION.0, LONG_RETENTION.1)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    let started = Instant::now();
+    let mut child = cmd.spawn().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = log.clone();
+    let pid = child.id();
+    let reader = std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if echo_all || line.contains("WARN") || line.contains("ERROR") {
+                eprintln!("[serve {pid}] {line}");
+            }
+            sink.lock().unwrap().push(line);
+        }
+    });
+    Spawned {
+        child,
+        log,
+        reader: Some(reader),
+        started,
+    }
+}
+
+impl Spawned {
+    /// `http://ADDR` once the server has announced that it listens (its data directory is
+    /// then open and recovered).
+    pub fn url(&self) -> Option<String> {
+        let log = self.log.lock().unwrap();
+        log.iter().find_map(|line| {
+            let rest = line.split(" addr=").nth(1)?;
+            Some(format!("http://{}", rest.split_whitespace().next()?))
+        })
+    }
+
+    /// Waits up to `timeout` for [`Spawned::url`].
+    pub fn wait_url(&self, timeout: Duration) -> Option<String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(url) = self.url() {
+                return Some(url);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    /// The log lines printed so far.
+    pub fn log(&self) -> Vec<String> {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Whether a log line printed so far contains `needle`.
+    pub fn logged(&self, needle: &str) -> bool {
+        self.log.lock().unwrap().iter().any(|l| l.contains(needle))
+    }
+
+    /// Sends SIGTERM (a graceful stop: finish requests, flush) without waiting.
+    pub fn sigterm(&self) {
+        let pid = self.child.id().to_string();
+        assert!(
+            Command::new("kill")
+                .args(["-TERM", &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+    }
+
+    /// Whether the process has exited (without reaping it twice).
+    pub fn exited(&mut self) -> Option<ExitStatus> {
+        self.child.try_wait().unwrap()
+    }
+
+    /// SIGTERM, then waits (at most 30 s) for the exit; returns the status and the log.
+    pub fn stop(mut self) -> (ExitStatus, Vec<String>) {
+        self.sigterm();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while self.exited().is_none() {
+            assert!(
+                Instant::now() < deadline,
+                "the server did not stop after SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        self.kill()
+    }
+
+    /// SIGKILL (unless it has exited already) and waits for the exit; returns the status, and
+    /// the log lines printed before the exit.
+    pub fn kill(mut self) -> (ExitStatus, Vec<String>) {
+        let _ = self.child.kill();
+        let status = self.child.wait().unwrap();
+        // The reader sees end-of-file once the process is gone: then every line is stored.
+        if let Some(reader) = self.reader.take() {
+            let _ = reader.join();
+        }
+        let log = self.log();
+        (status, log)
+    }
+}
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
