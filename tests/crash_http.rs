@@ -11,16 +11,18 @@
 //! `--max-buffer-bytes`, so that flushes to segments are constant and kills land in them.
 //!
 //! Each cycle kills the server at a random moment (a seeded PRNG picks the moments, so a run
-//! is reproducible up to thread scheduling): a plain SIGKILL while writes stream in, or SIGTERM
-//! then SIGKILL in the middle of the graceful shutdown and its flush, or a SIGKILL followed by
-//! a second one during the next start-up's recovery. Then the server is started again, must
+//! is reproducible up to thread scheduling): a plain SIGKILL while writes stream in; a SIGKILL
+//! as soon as the data directory shows a flush at work (a `.tmp` file, or a segment written but
+//! most likely not yet in the manifest); SIGTERM then SIGKILL in the middle of the graceful
+//! shutdown and its flush; or a SIGKILL followed by a second one during the next start-up's
+//! recovery. Then the server is started again, must
 //! answer `/health` and `/ping` within 5 s, and the clients are paused for the checks:
 //!
 //! - every acknowledged event is stored exactly once (event ids are read back per tenant with
 //!   InfluxQL, so a lost or duplicated id is named);
 //! - a batch whose acknowledgement was lost in the kill is stored entirely or not at all;
 //! - nothing is stored that no client sent;
-//! - InfluxQL's `count()` per tenant agrees with the ids read back;
+//! - InfluxQL's `count()` per tenant agrees with the events checked;
 //! - usage rollups (`/api/v1/tenants/{t}/metrics` and `/usage`) equal a recount of the raw
 //!   events.
 //!
