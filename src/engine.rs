@@ -89,11 +89,26 @@ impl Engine {
                 options.clock.now(),
             )),
         };
+        // Shards recover independently (their own WAL, segments and rollup files), so they
+        // open in parallel: a restart takes as long as the slowest shard, not their sum.
+        let opened: Vec<Result<_>> = std::thread::scope(|scope| {
+            let opening: Vec<_> = (0..n_shards)
+                .map(|id| {
+                    let (dir, options, context) = (&dir, &options, &context);
+                    scope.spawn(move || {
+                        Shard::open(id, dir.join(format!("shard-{id:03}")), options, context)
+                    })
+                })
+                .collect();
+            opening
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                .collect()
+        });
         let mut shards = Vec::with_capacity(n_shards);
         let mut recovery = Vec::with_capacity(n_shards);
-        for id in 0..n_shards {
-            let (shard, report) =
-                Shard::open(id, dir.join(format!("shard-{id:03}")), &options, &context)?;
+        for result in opened {
+            let (shard, report) = result?;
             shards.push(shard);
             recovery.push(report);
         }
