@@ -78,7 +78,8 @@
 //!   counted in memory and recounted from the WAL on recovery.
 //! - [`codec`]: CRC32C, a stable hash, bounds-checked little-endian reading. No I/O.
 //! - [`fs`]: the [`fs::FileSystem`] trait every file operation goes through, the atomic write
-//!   protocol, and (feature `failpoints`) a fault-injecting implementation for tests.
+//!   protocol, and (feature `failpoints`) two implementations for tests: one that fails chosen
+//!   operations, and an in-memory one that simulates power loss.
 //!   **Architecture invariant:** nothing else calls `std::fs`.
 //! - [`clock`]: the wall clock behind a trait. Nothing else reads the time.
 //! - [`config`]: [`Options`] and their defaults.
@@ -88,7 +89,8 @@
 //!   and `SHOW` execution over [`Engine::scan`] and [`Engine::catalog`], and the answer in
 //!   InfluxDB 1.x's JSON shape. No I/O of its own.
 //! - [`server`]: the HTTP server (axum): write, events, query, usage (`/api/v1/tenants/...`)
-//!   and operational endpoints behind one authentication layer; settings layering.
+//!   and operational endpoints behind one authentication layer; settings layering; its own
+//!   accept loop (`server/conn.rs`: header-read timeout, request-head limit, connection cap).
 //!   **Architecture invariant:** handlers decode, call the engine, `influxql` or the usage
 //!   tracker, and shape answers; no storage logic.
 //! - [`usage`]: meters, limits, calendar periods and the limit check, as pure functions over
