@@ -14,13 +14,14 @@
 
 #[path = "support/rng.rs"]
 mod rng;
+#[path = "support/server.rs"]
+mod server;
+use server::Server;
 
 use rng::Rng;
 use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Barrier};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 const TENANTS: usize = 1_000;
 const BATCH: usize = 5_000;
@@ -38,53 +39,6 @@ fn tenant(i: usize) -> String {
 }
 
 /// The server process; killed when dropped.
-struct Server {
-    child: Child,
-    url: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_server() -> Server {
-    let bin = std::env::var("METERDB_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_meterdb").into());
-    let dir = tempfile::tempdir().unwrap();
-    // A free port: bind, read it, release it for the server.
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = Command::new(&bin)
-        .args(["serve", "--data-dir"])
-        .arg(dir.path())
-        .args(["--http-addr", &format!("127.0.0.1:{port}"), "--log", "warn"])
-        .env("USAGE_TRACKING_EVENTS_RETENTION_DAYS", "36500")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap_or_else(|e| panic!("starting {bin}: {e}"));
-    let server = Server {
-        child,
-        url: format!("http://127.0.0.1:{port}"),
-        _dir: dir,
-    };
-    let agent = ureq::Agent::new_with_defaults();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while agent.get(format!("{}/ping", server.url)).call().is_err() {
-        assert!(Instant::now() < deadline, "server did not answer /ping");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    eprintln!("server {bin} on {}", server.url);
-    server
-}
-
 fn post(agent: &ureq::Agent, url: &str, content_type: &str, body: &str) {
     let resp = agent
         .post(url)
@@ -305,7 +259,7 @@ fn main() {
                 .expect("METERDB_BENCH_CLIENTS: a list like 1,4,16")
         })
         .collect();
-    let server = start_server();
+    let server = Server::start(&[]);
     let started = Instant::now();
     create_limits(&server.url);
     eprintln!(
@@ -334,7 +288,7 @@ fn main() {
     for clients in levels {
         run_level(&server.url, clients, checks);
     }
-    let rss = std::fs::read_to_string(format!("/proc/{}/status", server.child.id()))
+    let rss = std::fs::read_to_string(format!("/proc/{}/status", server.pid()))
         .ok()
         .and_then(|s| {
             BufReader::new(s.as_bytes())

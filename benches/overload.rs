@@ -21,11 +21,14 @@
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::net::TcpStream;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+#[path = "support/server.rs"]
+mod server;
+use server::Server;
 
 /// Lines per write during the ramp.
 const BATCH: usize = 5_000;
@@ -58,58 +61,6 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
 }
 
 /// The server process; killed when dropped.
-struct Server {
-    child: Child,
-    url: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_server() -> Server {
-    let bin = std::env::var("METERDB_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_meterdb").into());
-    let dir = tempfile::tempdir().unwrap();
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = Command::new(&bin)
-        .args(["serve", "--data-dir"])
-        .arg(dir.path())
-        .args(["--http-addr", &format!("127.0.0.1:{port}"), "--log", "warn"])
-        .args(["--sync", "always", "--shards", &SHARDS.to_string()])
-        .args(["--max-buffer-bytes", &MAX_BUFFER_BYTES.to_string()])
-        .args([
-            "--max-in-flight-write-bytes",
-            &MAX_IN_FLIGHT_WRITE_BYTES.to_string(),
-        ])
-        .args(["--max-connections", &MAX_CONNECTIONS.to_string()])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap_or_else(|e| panic!("starting {bin}: {e}"));
-    let server = Server {
-        child,
-        url: format!("http://127.0.0.1:{port}"),
-        _dir: dir,
-    };
-    let agent = agent();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while agent.get(format!("{}/ping", server.url)).call().is_err() {
-        assert!(Instant::now() < deadline, "server did not answer /ping");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    eprintln!("server {bin} (pid {}) on {}", server.child.id(), server.url);
-    server
-}
-
 fn agent() -> ureq::Agent {
     ureq::Agent::config_builder()
         .http_status_as_error(false)
@@ -312,8 +263,19 @@ fn main() {
         return;
     }
     let overload_secs: u64 = env_or("METERDB_BENCH_OVERLOAD_SECS", 60);
-    let server = start_server();
-    let pid = server.child.id();
+    let server = Server::start(&[
+        "--sync",
+        "always",
+        "--shards",
+        &SHARDS.to_string(),
+        "--max-buffer-bytes",
+        &MAX_BUFFER_BYTES.to_string(),
+        "--max-in-flight-write-bytes",
+        &MAX_IN_FLIGHT_WRITE_BYTES.to_string(),
+        "--max-connections",
+        &MAX_CONNECTIONS.to_string(),
+    ]);
+    let pid = server.pid();
     let url = server.url.clone();
 
     // 1. Ramp.

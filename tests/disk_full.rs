@@ -14,6 +14,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::cli::{Served, serve_wrapped};
+use common::url_encode;
 
 /// The buffer size of most servers here: a flush every few dozen batches.
 const SMALL_BUFFER: &str = "262144";
@@ -167,13 +168,7 @@ fn write(s: &Served, b: u64) -> Answer {
 /// that the usage rollups agree with the raw events.
 fn check_stored(s: &Served, acked: &BTreeSet<u64>) {
     let q = "SELECT count(event_id), count(distinct(event_id)) FROM api_calls";
-    let url = format!(
-        "{}/query?q={}",
-        s.url,
-        q.replace(' ', "%20")
-            .replace('(', "%28")
-            .replace(')', "%29")
-    );
+    let url = format!("{}/query?q={}", s.url, url_encode(q));
     let answer = request("GET", &url, "");
     assert_eq!(answer.status, 200, "{}", answer.body);
     let json: serde_json::Value = serde_json::from_str(&answer.body).unwrap();

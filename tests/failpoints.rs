@@ -36,6 +36,17 @@ fn write_one(engine: &Engine, i: i64) -> meterdb::Result<()> {
     Ok(())
 }
 
+/// Once a fault is gone: the flusher retries on its own, and an explicit flush waits for it.
+fn flush_within_5s(engine: &Engine) -> bool {
+    for _ in 0..100 {
+        if engine.flush().is_ok() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
 #[test]
 fn disk_full_on_the_wal_fails_the_write_and_the_next_write_succeeds_once_space_frees() {
     let dir = tempfile::tempdir().unwrap();
@@ -107,16 +118,7 @@ fn a_failing_flush_keeps_the_data_readable_and_succeeds_once_space_frees() {
     assert_eq!(engine.count(&ScanRequest::default()).unwrap(), 10);
     write_one(&engine, 10).unwrap();
     fs.clear();
-    // The flusher retries on its own; an explicit flush waits for it.
-    let mut flushed = false;
-    for _ in 0..100 {
-        if engine.flush().is_ok() {
-            flushed = true;
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    assert!(flushed);
+    assert!(flush_within_5s(&engine));
     assert_eq!(engine.count(&ScanRequest::default()).unwrap(), 11);
     engine.close().unwrap();
     let engine = Engine::open(dir.path(), options).unwrap();
@@ -187,16 +189,8 @@ fn an_io_error_at_any_step_of_a_flush_fails_it_cleanly_and_a_retry_stores_everyt
         assert_eq!(engine.count(&ScanRequest::default()).unwrap(), 10);
         write_one(&engine, 10).unwrap();
         fs.clear();
-        let mut flushed = false;
-        for _ in 0..100 {
-            if engine.flush().is_ok() {
-                flushed = true;
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
         assert!(
-            flushed,
+            flush_within_5s(&engine),
             "{kind:?} {part}: the flush never succeeded after the fault"
         );
         assert_eq!(engine.count(&ScanRequest::default()).unwrap(), 11);

@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use common::cli::serve_with;
 use common::server::{Response, TestServer, request_at};
+use common::url_encode;
 use meterdb::server::ServerConfig;
 
 /// 2026-11-01T00:00:00Z in ns: inside the tests' long retention.
@@ -59,17 +60,6 @@ fn closed_within(stream: &mut TcpStream, wait: Duration) -> bool {
         Ok(_) => false,
         Err(e) => !matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut),
     }
-}
-
-fn percent_encode(q: &str) -> String {
-    q.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 /// The server still serves: a ping and a normal write succeed.
@@ -169,7 +159,7 @@ fn a_slow_body_is_answered_408_by_the_request_timeout() {
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer:?}");
     assert_serving(&served.url);
     // Nothing of the slow body was stored.
-    let q = percent_encode("SELECT count(*) FROM slow");
+    let q = url_encode("SELECT count(*) FROM slow");
     let r = request_at(&served.url, "GET", &format!("/query?q={q}")).call();
     assert!(!r.body.contains("\"values\""), "{}", r.body);
 }
@@ -242,7 +232,7 @@ fn queries_beyond_their_budget_get_errors_naming_it_and_the_server_stays_respons
         assert_eq!(r.status, 204, "{}", r.body);
     }
     s.engine.flush().unwrap();
-    let q = percent_encode(
+    let q = url_encode(
         "SELECT count(response_time_ms), mean(response_time_ms) FROM api_calls \
          WHERE time >= '2026-11-01T00:00:00Z' AND time < '2026-11-02T00:00:00Z' \
          GROUP BY time(1m), endpoint",
@@ -259,7 +249,7 @@ fn queries_beyond_their_budget_get_errors_naming_it_and_the_server_stays_respons
         r.body
     );
     // One bucket per nanosecond over six years: refused before anything is allocated.
-    let q = percent_encode(
+    let q = url_encode(
         "SELECT count(response_time_ms) FROM api_calls WHERE time >= '2020-01-01T00:00:00Z' \
          AND time < '2026-01-01T00:00:00Z' GROUP BY time(1ns)",
     );
@@ -294,7 +284,7 @@ fn the_query_memory_budget_is_configurable() {
         ),
     ] {
         let r = s
-            .request("GET", &format!("/query?q={}", percent_encode(q)))
+            .request("GET", &format!("/query?q={}", url_encode(q)))
             .call();
         let error = r.json()["results"][0]["error"]
             .as_str()
@@ -302,7 +292,7 @@ fn the_query_memory_budget_is_configurable() {
             .to_owned();
         assert!(error.contains(setting), "{q}: {}", r.body);
     }
-    let q = percent_encode("SELECT * FROM api_calls LIMIT 10");
+    let q = url_encode("SELECT * FROM api_calls LIMIT 10");
     let r = s.request("GET", &format!("/query?q={q}")).call();
     assert_eq!(
         r.json()["results"][0]["series"][0]["values"]
@@ -550,7 +540,7 @@ fn a_write_flood_gets_429_with_retry_after_and_loses_nothing_acknowledged() {
     assert!(busy > 0, "no write was refused: the budget did not bite");
     assert!(retry_after_ok, "a 429 came without Retry-After: 1");
     // Every acknowledged line exactly once: none lost, none stored by a refused attempt.
-    let q = percent_encode("SELECT count(n) FROM flood");
+    let q = url_encode("SELECT count(n) FROM flood");
     let r = request_at(&served.url, "GET", &format!("/query?q={q}")).call();
     let count = r.json()["results"][0]["series"][0]["values"][0][1].as_u64();
     assert_eq!(

@@ -7,6 +7,7 @@ use std::io::Write;
 use std::sync::Arc;
 
 use common::server::TestServer;
+use common::url_encode;
 use meterdb::ScanRequest;
 use meterdb::server::ServerConfig;
 
@@ -452,17 +453,6 @@ fn write_minutes(s: &TestServer, n: i64) {
         })
         .collect();
     assert_eq!(s.request("POST", "/write").send(body).status, 204);
-}
-
-fn url_encode(q: &str) -> String {
-    q.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 #[test]

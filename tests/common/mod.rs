@@ -146,3 +146,15 @@ pub fn store(engine: &Engine, events: &[Event]) {
     assert!(receipt.rejected.is_empty(), "{:?}", receipt.rejected);
     assert_eq!(receipt.written, events.len());
 }
+
+/// `q` percent-encoded for a URL's query string (every byte but the unreserved ones).
+pub fn url_encode(q: &str) -> String {
+    q.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
