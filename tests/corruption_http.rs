@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::cli::{BIN, Served, ServerLog, serve, serve_logged, serve_refused};
+use common::url_encode;
 use serde_json::Value;
 use tempfile::TempDir;
 
@@ -234,7 +235,7 @@ fn post(url: &str, body: &str) -> (u16, String) {
 /// A tenant's stored `api_calls` rows, every column read (`SELECT *`), or the query's error.
 fn rows(url: &str, tenant: &str) -> Result<usize, String> {
     let q = format!("SELECT * FROM api_calls WHERE tenant = '{tenant}'");
-    let (status, body) = get(&format!("{url}/query?q={}", encode(&q)));
+    let (status, body) = get(&format!("{url}/query?q={}", url_encode(&q)));
     assert!(status == 200 || status == 400, "{status} {body}");
     let v: Value = serde_json::from_str(&body).unwrap();
     let result = &v["results"][0];
@@ -246,18 +247,6 @@ fn rows(url: &str, tenant: &str) -> Result<usize, String> {
             .map(|s| s["values"].as_array().unwrap().len())
             .sum()
     }))
-}
-
-/// Percent-encodes a query parameter value.
-fn encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'*' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 /// `GET /health`: the status and the damage it lists.

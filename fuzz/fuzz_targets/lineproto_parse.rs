@@ -89,7 +89,7 @@ fuzz_target!(|body: &[u8]| {
         if let Ok(line) = result
             && writable(line)
         {
-            let printed = print(line);
+            let printed = line.to_string();
             let again: Vec<_> = parse_lines(printed.as_bytes(), Precision::Nanoseconds).collect();
             match again.as_slice() {
                 [(1, Ok(reparsed))] => assert_eq!(reparsed, line, "printed as {printed:?}"),
@@ -124,42 +124,4 @@ fn writable(line: &ParsedLine<'_>) -> bool {
                     _ => true,
                 }
         })
-}
-
-fn escape(s: &str, escapes: &[char]) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        if escapes.contains(&c) {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out
-}
-
-/// The line as a client library writes it.
-fn print(line: &ParsedLine<'_>) -> String {
-    let mut out = escape(&line.measurement, &[',', ' ']);
-    for (k, v) in &line.tags {
-        out.push(',');
-        out += &escape(k, &[',', '=', ' ']);
-        out.push('=');
-        out += &escape(v, &[',', '=', ' ']);
-    }
-    for (i, (k, v)) in line.fields.iter().enumerate() {
-        out.push(if i == 0 { ' ' } else { ',' });
-        out += &escape(k, &[',', '=', ' ']);
-        out.push('=');
-        match v {
-            LineValue::F64(x) => out += &format!("{x:?}"),
-            LineValue::I64(x) => out += &format!("{x}i"),
-            LineValue::U64(x) => out += &format!("{x}u"),
-            LineValue::Bool(x) => out += &format!("{x}"),
-            LineValue::Str(s) => out += &format!("\"{}\"", escape(s, &['"', '\\'])),
-        }
-    }
-    if let Some(ts) = line.timestamp {
-        out += &format!(" {ts}");
-    }
-    out
 }

@@ -121,6 +121,51 @@ pub struct ParsedLine<'a> {
     pub timestamp: Option<i64>,
 }
 
+/// The line in line protocol, escaped as a client library writes it, timestamp in
+/// nanoseconds: parsed back at [`Precision::Nanoseconds`] it gives the same line (for names
+/// the protocol can express: not a backslash before an escapable character or at the end of
+/// a token, not a newline).
+impl fmt::Display for ParsedLine<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fn escaped(f: &mut fmt::Formatter<'_>, s: &str, escapes: &[char]) -> fmt::Result {
+            for c in s.chars() {
+                if escapes.contains(&c) {
+                    f.write_str("\\")?;
+                }
+                write!(f, "{c}")?;
+            }
+            Ok(())
+        }
+        const NAME: &[char] = &[',', '=', ' '];
+        escaped(f, &self.measurement, &[',', ' '])?;
+        for (k, v) in &self.tags {
+            f.write_str(",")?;
+            escaped(f, k, NAME)?;
+            f.write_str("=")?;
+            escaped(f, v, NAME)?;
+        }
+        for (i, (k, v)) in self.fields.iter().enumerate() {
+            f.write_str(if i == 0 { " " } else { "," })?;
+            escaped(f, k, NAME)?;
+            match v {
+                LineValue::F64(x) => write!(f, "={x:?}")?,
+                LineValue::I64(x) => write!(f, "={x}i")?,
+                LineValue::U64(x) => write!(f, "={x}u")?,
+                LineValue::Bool(x) => write!(f, "={x}")?,
+                LineValue::Str(s) => {
+                    f.write_str("=\"")?;
+                    escaped(f, s, &['"', '\\'])?;
+                    f.write_str("\"")?;
+                }
+            }
+        }
+        if let Some(ts) = self.timestamp {
+            write!(f, " {ts}")?;
+        }
+        Ok(())
+    }
+}
+
 /// A rejected line: its 1-based number, a short quote of it, and what is wrong.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("line {line}: {kind} in {quote:?}")]

@@ -114,14 +114,7 @@ impl Served {
 
     /// Sends SIGTERM and waits (at most 30 s) for the exit.
     pub fn terminate(mut self) -> ExitStatus {
-        let pid = self.child.id().to_string();
-        assert!(
-            Command::new("kill")
-                .args(["-TERM", &pid])
-                .status()
-                .unwrap()
-                .success()
-        );
+        sigterm(self.child.id());
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
@@ -270,14 +263,7 @@ impl Spawned {
 
     /// Sends SIGTERM (a graceful stop: finish requests, flush) without waiting.
     pub fn sigterm(&self) {
-        let pid = self.child.id().to_string();
-        assert!(
-            Command::new("kill")
-                .args(["-TERM", &pid])
-                .status()
-                .unwrap()
-                .success()
-        );
+        sigterm(self.child.id());
     }
 
     /// Whether the process has exited (without reaping it twice).
@@ -318,4 +304,13 @@ impl Drop for Spawned {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Sends SIGTERM to process `pid`.
+fn sigterm(pid: u32) {
+    let status = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill -TERM {pid}: {status}");
 }
