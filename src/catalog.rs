@@ -90,6 +90,26 @@ impl Catalog {
     }
 }
 
+impl Catalog {
+    /// Adds what the rows of `batch` show (its tag dictionaries hold only values some row
+    /// uses, as [`ColumnBatch::select_rows`] builds them).
+    pub(crate) fn add_batch(&mut self, req: &CatalogRequest, batch: &crate::scan::ColumnBatch) {
+        let Some(info) = self.table(req, &batch.tenant, &batch.measurement) else {
+            return;
+        };
+        for tag in &batch.tags {
+            let values = req.wants_values(&tag.key).then_some(&tag.dict);
+            info.add_tag(&tag.key, values.into_iter().flatten().map(String::as_str));
+        }
+        for field in &batch.fields {
+            info.add_field(&field.key, field.values.field_type());
+        }
+        if batch.event_ids.is_some() {
+            info.add_event_ids();
+        }
+    }
+}
+
 impl MeasurementInfo {
     /// Adds a tag key and some of its values.
     pub(crate) fn add_tag<'v>(&mut self, key: &str, values: impl IntoIterator<Item = &'v str>) {

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use crate::clock::{Clock, SystemClock};
 use crate::fs::{FileSystem, StdFs};
+use crate::shard::compact::CompactionPolicy;
 
 /// When the WAL is made durable.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -89,6 +90,11 @@ pub struct Options {
     /// this (a range edge off the hour, minute-granularity metrics) is recounted from raw
     /// events; hour and day buckets are always in memory. Default = 24 hours.
     pub rollup_minute_window: Duration,
+    /// How eagerly compaction merges small segments (see [`crate::shard::compact`]).
+    pub compaction: CompactionPolicy,
+    /// While a background compaction runs, it sleeps this many times as long as each rewrite
+    /// took, so that it takes at most 1 / (1 + pace) of a core from ingestion. Default = 1.0.
+    pub compaction_pace: f64,
     /// The file layer (tests substitute a fault-injecting one). Default = the real one.
     pub fs: Arc<dyn FileSystem>,
     /// The clock. Default = the system clock.
@@ -107,6 +113,8 @@ impl Default for Options {
             raw_retention: Duration::from_secs(30 * 86_400),
             max_future: Duration::from_secs(24 * 3600),
             rollup_minute_window: Duration::from_secs(86_400),
+            compaction: CompactionPolicy::default(),
+            compaction_pace: 1.0,
             fs: Arc::new(StdFs),
             clock: Arc::new(SystemClock),
         }
@@ -125,6 +133,8 @@ impl fmt::Debug for Options {
             .field("rollup_minute_window", &self.rollup_minute_window)
             .field("raw_retention", &self.raw_retention)
             .field("max_future", &self.max_future)
+            .field("compaction", &self.compaction)
+            .field("compaction_pace", &self.compaction_pace)
             .finish_non_exhaustive()
     }
 }

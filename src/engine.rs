@@ -6,6 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::audit::AuditLog;
 use crate::catalog::{Catalog, CatalogRequest};
 use crate::codec::stable_hash;
 use crate::config::{Options, default_shards};
@@ -16,10 +17,14 @@ use crate::model::WriteBatch;
 use crate::rollup::RollupStore;
 use crate::scan::{ColumnBatch, ScanRequest};
 use crate::shard::{RecoveryReport, RollupContext, Shard, ShardReceipt, View};
+use crate::tombstone::Tombstones;
 use crate::window::IngestWindow;
 
+mod maintenance;
 mod tracker_support;
 pub mod usage;
+
+pub use maintenance::{CompactionProgress, CompactionReport, Compactor, DELETED_PREFIX, Deletion};
 
 /// Name of the file that fixes a data directory's format version and shard count.
 const META_FILE: &str = "META";
@@ -60,6 +65,15 @@ pub struct Engine {
     window: IngestWindow,
     /// The file layer, for files kept next to the engine's (the usage tracker's limits).
     fs: Arc<dyn FileSystem>,
+    clock: Arc<dyn crate::clock::Clock>,
+    /// Deletions whose rows the segments still hold; reads hide them.
+    tombstones: Arc<Tombstones>,
+    audit: AuditLog,
+    maintenance: maintenance::Maintenance,
+    compaction: crate::shard::compact::CompactionPolicy,
+    compaction_pace: f64,
+    raw_retention: std::time::Duration,
+    rollup_retention: std::time::Duration,
     _lock: LockGuard,
 }
 
@@ -82,6 +96,8 @@ impl Engine {
             .map_err(|e| Error::io("lock", &lock_path, e))?
             .ok_or_else(|| Error::Locked { path: dir.clone() })?;
         let n_shards = shard_count(fs, &dir, options.shards)?;
+        let tombstones = Arc::new(Tombstones::open(options.fs.clone(), &dir)?);
+        let audit = AuditLog::new(options.fs.clone(), &dir);
         let context = RollupContext {
             registry: Arc::new(MeterRegistry::open(options.fs.clone(), &dir)?),
             store: Arc::new(RollupStore::new(
@@ -121,6 +137,14 @@ impl Engine {
             meter_admin: std::sync::Mutex::new(()),
             window: IngestWindow::new(&options),
             fs: options.fs.clone(),
+            clock: options.clock.clone(),
+            tombstones,
+            audit,
+            maintenance: Default::default(),
+            compaction: options.compaction,
+            compaction_pace: options.compaction_pace,
+            raw_retention: options.raw_retention,
+            rollup_retention: std::time::Duration::from_secs(90 * 86_400),
             _lock: lock,
         })
     }
@@ -250,7 +274,7 @@ impl Engine {
         mut proceed: impl FnMut(&[ColumnBatch]) -> std::result::Result<(), E>,
     ) -> std::result::Result<Vec<ColumnBatch>, E> {
         let mut out = Vec::new();
-        for view in self.views(req) {
+        for (shard, view) in self.views(req) {
             for mt in std::iter::once(&view.active).chain(view.frozen.as_ref()) {
                 proceed(&out)?;
                 mt.read()
@@ -259,7 +283,7 @@ impl Engine {
             }
             for seg in &view.segments {
                 proceed(&out)?;
-                out.extend(seg.scan(req)?);
+                out.extend(self.scan_segment(shard, seg, req)?);
             }
         }
         proceed(&out)?;
@@ -269,12 +293,21 @@ impl Engine {
     /// Number of rows matching `req`.
     pub fn count(&self, req: &ScanRequest) -> Result<u64> {
         let mut n = 0;
-        for view in self.views(req) {
+        for (shard, view) in self.views(req) {
             for mt in std::iter::once(&view.active).chain(view.frozen.as_ref()) {
                 n += mt.read().unwrap_or_else(|e| e.into_inner()).count(req);
             }
             for seg in &view.segments {
-                n += seg.count(req)?;
+                let hidden = self.tombstones.covering(shard, seg.info().id);
+                if hidden.is_empty() {
+                    n += seg.count(req)?;
+                } else {
+                    n += self
+                        .scan_segment(shard, seg, req)?
+                        .iter()
+                        .map(|b| b.len() as u64)
+                        .sum::<u64>();
+                }
             }
         }
         Ok(n)
@@ -290,25 +323,65 @@ impl Engine {
             tenant: req.tenant.clone(),
             ..ScanRequest::default()
         };
-        for view in self.views(&shards) {
+        for (shard, view) in self.views(&shards) {
             for mt in std::iter::once(&view.active).chain(view.frozen.as_ref()) {
                 mt.read()
                     .unwrap_or_else(|e| e.into_inner())
                     .catalog(req, &mut catalog);
             }
             for seg in &view.segments {
-                seg.catalog(req, &mut catalog)?;
+                if self.tombstones.covering(shard, seg.info().id).is_empty() {
+                    seg.catalog(req, &mut catalog)?;
+                } else {
+                    // The dictionaries still hold deleted values: list what is visible.
+                    for batch in self.scan_segment(shard, seg, &shards)? {
+                        catalog.add_batch(req, &batch);
+                    }
+                }
             }
         }
         Ok(catalog)
     }
 
-    /// Snapshots of the shards a request touches.
-    fn views(&self, req: &ScanRequest) -> Vec<Arc<View>> {
+    /// Snapshots of the shards a request touches, with their numbers.
+    fn views(&self, req: &ScanRequest) -> Vec<(usize, Arc<View>)> {
         match &req.tenant {
-            Some(t) => vec![self.shards[self.shard_of(t.as_str())].view()],
-            None => self.shards.iter().map(|s| s.view()).collect(),
+            Some(t) => {
+                let shard = self.shard_of(t.as_str());
+                vec![(shard, self.shards[shard].view())]
+            }
+            None => self.shards.iter().map(|s| s.view()).enumerate().collect(),
         }
+    }
+
+    /// [`Segment::scan`] without the rows pending deletions hide.
+    fn scan_segment(
+        &self,
+        shard: usize,
+        seg: &crate::segment::Segment,
+        req: &ScanRequest,
+    ) -> Result<Vec<ColumnBatch>> {
+        let hidden = self.tombstones.covering(shard, seg.info().id);
+        if hidden.is_empty() {
+            return seg.scan(req);
+        }
+        let user = crate::tombstone::USER_TAG;
+        let mut with_user = req.clone();
+        let add_user = !req.wants(user);
+        if let Some(columns) = with_user.columns.as_mut().filter(|_| add_user) {
+            columns.push(user.to_owned());
+        }
+        let mut out = Vec::new();
+        for batch in seg.scan(&with_user)? {
+            let mut batch = crate::tombstone::visible(&hidden, &batch).unwrap_or(batch);
+            if add_user {
+                batch.tags.retain(|t| t.key != user);
+            }
+            if !batch.is_empty() {
+                out.push(batch);
+            }
+        }
+        Ok(out)
     }
 
     /// Flushes every shard's buffer to segments and returns when they are durable.

@@ -68,6 +68,10 @@ pub enum Error {
     /// The engine was closed.
     #[error("the engine is closed")]
     Closed,
+    /// A compaction was not committed because a deletion arrived while it ran; the next
+    /// pass redoes it with the deletion applied.
+    #[error("a deletion arrived during the compaction; it is redone")]
+    Stale,
     /// An option or a data directory setting is not acceptable.
     #[error("invalid options: {0}")]
     InvalidOptions(String),
@@ -152,6 +156,7 @@ impl Error {
                 max: *max,
             },
             Error::Closed => Error::Closed,
+            Error::Stale => Error::Stale,
             Error::InvalidOptions(s) => Error::InvalidOptions(s.clone()),
             Error::InvalidScan(s) => Error::InvalidScan(s.clone()),
             Error::InvalidMeter(e) => Error::InvalidMeter(e.clone()),

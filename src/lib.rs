@@ -134,6 +134,7 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod audit;
 pub mod catalog;
 pub mod clock;
 pub mod codec;
@@ -151,6 +152,7 @@ pub mod scan;
 pub mod segment;
 pub mod server;
 pub mod shard;
+pub mod tombstone;
 pub mod tracker;
 pub mod usage;
 pub mod wal;

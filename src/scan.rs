@@ -7,6 +7,8 @@ use std::ops::Range;
 
 use regex::Regex;
 
+mod rows;
+
 use crate::model::{FieldType, TenantId};
 
 /// A scan: which rows and which columns.

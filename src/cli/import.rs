@@ -40,7 +40,7 @@ pub struct ImportArgs {
 
 /// Where the batches go.
 enum Sink {
-    Engine(Engine),
+    Engine(Box<Engine>),
     Server {
         agent: ureq::Agent,
         url: String,
@@ -97,7 +97,7 @@ pub fn run(args: ImportArgs) -> anyhow::Result<ExitCode> {
             // The same window as `meterdb serve` on this directory would apply.
             let mut options = Options::default();
             apply_ingest_window(&mut options, &UsageSettings::from_env()?);
-            Sink::Engine(Engine::open(&dir, options)?)
+            Sink::Engine(Box::new(Engine::open(&dir, options)?))
         }
     };
     let bar = match size {

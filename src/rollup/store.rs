@@ -185,6 +185,12 @@ impl<B: Shape> Tiers<B> {
         self.minute = self.minute.split_off(&horizon);
     }
 
+    fn drop_before(&mut self, cutoff: i64) {
+        for level in [&mut self.minute, &mut self.hour, &mut self.day] {
+            *level = level.split_off(&cutoff);
+        }
+    }
+
     fn len(&self) -> usize {
         self.minute.len() + self.hour.len() + self.day.len()
     }
@@ -246,6 +252,16 @@ impl Levels {
             Levels::Count(t) => t.evict_minutes(horizon),
             Levels::Numeric(t) => t.evict_minutes(horizon),
             Levels::Distinct(t) => t.evict_minutes(horizon),
+        }
+    }
+
+    /// Drops the buckets that start before `cutoff`.
+    pub fn drop_before(&mut self, cutoff: i64) {
+        match self {
+            Levels::Empty => {}
+            Levels::Count(t) => t.drop_before(cutoff),
+            Levels::Numeric(t) => t.drop_before(cutoff),
+            Levels::Distinct(t) => t.drop_before(cutoff),
         }
     }
 
@@ -449,6 +465,26 @@ impl RollupStore {
         }
         let mut map = self.tenants.write().unwrap_or_else(|e| e.into_inner());
         map.entry(tenant.into()).or_default().clone()
+    }
+
+    /// The tenants with rollups.
+    pub fn tenants(&self) -> Vec<String> {
+        let map = self.tenants.read().unwrap_or_else(|e| e.into_inner());
+        map.keys().map(|k| k.to_string()).collect()
+    }
+
+    /// Drops every bucket that starts before `cutoff(tenant)` (retention).
+    pub fn drop_before(&self, cutoff: &dyn Fn(&str) -> i64) {
+        let tenants: Vec<(Box<str>, Arc<TenantRollups>)> = {
+            let map = self.tenants.read().unwrap_or_else(|e| e.into_inner());
+            map.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+        };
+        for (name, t) in tenants {
+            let c = cutoff(&name);
+            for levels in t.meters().values_mut() {
+                levels.drop_before(c);
+            }
+        }
     }
 
     /// Forgets a meter's buckets for `tenant` (the meter was deleted).

@@ -126,7 +126,9 @@ impl From<crate::Error> for ApiError {
         use crate::Error;
         match &e {
             _ if e.is_disk_full() => ApiError::DiskFull(e.to_string()),
-            Error::Poisoned { .. } | Error::Closed => ApiError::Unavailable(e.to_string()),
+            Error::Poisoned { .. } | Error::Closed | Error::Stale => {
+                ApiError::Unavailable(e.to_string())
+            }
             Error::InvalidEvent { .. } | Error::InvalidScan(_) => {
                 ApiError::BadRequest(e.to_string())
             }

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 
-use super::{Memtable, ShardPaths, Shared, View, rollups};
+use super::{Memtable, ShardPaths, Shared, View, compact, rollups};
 use crate::config::Options;
 use crate::error::{Error, Result};
 use crate::manifest::{Manifest, ManifestEntry};
@@ -35,6 +35,22 @@ pub(super) enum Job {
     },
     /// Answer once every job before this one is done.
     Notify(oneshot::Sender<Result<()>>),
+    /// Hand out a segment id and a manifest version for a compaction's output.
+    Reserve(oneshot::Sender<(SegmentId, u64)>),
+    /// Answer with the id the next segment will get: every segment live now, or being
+    /// written by a compaction, has a lower one.
+    Boundary(oneshot::Sender<SegmentId>),
+    /// Make a compaction's rewrite live, unless `valid` says it is stale.
+    Compact {
+        rewritten: Box<compact::Rewritten>,
+        valid: Box<dyn FnOnce() -> bool + Send>,
+        reply: oneshot::Sender<Result<Option<Arc<Segment>>>>,
+    },
+    /// Rewrite the rollup files for which `change` returns true.
+    RewriteRollups {
+        change: Box<dyn FnMut(&mut RollupFile) -> bool + Send>,
+        reply: oneshot::Sender<Result<usize>>,
+    },
     /// Stop.
     Stop,
 }
@@ -43,11 +59,18 @@ pub(super) enum Job {
 pub(super) struct Flusher {
     shared: Arc<Shared>,
     manifest: Manifest,
+    /// Segments compacted away since the shard opened, and what replaced them: a meter's
+    /// backfill that counted them lists the replacement instead.
+    replaced: std::collections::HashMap<SegmentId, Option<SegmentId>>,
 }
 
 impl Flusher {
     pub(super) fn new(shared: Arc<Shared>, manifest: Manifest) -> Flusher {
-        Flusher { shared, manifest }
+        Flusher {
+            shared,
+            manifest,
+            replaced: Default::default(),
+        }
     }
 
     pub(super) fn run(mut self, rx: Receiver<Job>) {
@@ -62,11 +85,57 @@ impl Flusher {
                         break;
                     }
                 }
-                Job::AddRollups { file, reply } => {
+                Job::AddRollups { mut file, reply } => {
+                    file.segments = file
+                        .segments
+                        .iter()
+                        .filter_map(|s| self.replaced.get(s).copied().unwrap_or(Some(*s)))
+                        .collect::<std::collections::BTreeSet<_>>()
+                        .into_iter()
+                        .collect();
                     let _ = reply.send(self.add_rollups(&file));
                 }
                 Job::Notify(reply) => {
                     let _ = reply.send(Ok(()));
+                }
+                Job::Reserve(reply) => {
+                    let id = SegmentId(self.manifest.next_segment_id);
+                    self.manifest.next_segment_id += 1;
+                    self.manifest.commit += 1;
+                    let _ = reply.send((id, self.manifest.commit));
+                }
+                Job::Boundary(reply) => {
+                    let _ = reply.send(SegmentId(self.manifest.next_segment_id));
+                }
+                Job::Compact {
+                    rewritten,
+                    valid,
+                    reply,
+                } => {
+                    let result = if valid() {
+                        compact::commit(&self.shared, &mut self.manifest, &rewritten)
+                    } else {
+                        Err(Error::Stale)
+                    };
+                    match &result {
+                        Ok(_) => {
+                            let out = rewritten.output.map(|e| e.id);
+                            for s in &rewritten.sources {
+                                self.replaced.insert(*s, out);
+                            }
+                            self.note_rollup_bytes();
+                        }
+                        Err(_) => {
+                            if let Some(out) = rewritten.output {
+                                let path = segment::path_in(&self.shared.paths.segments, out.id);
+                                let _ = self.shared.opts.fs.remove_file(&path);
+                            }
+                        }
+                    }
+                    let _ = reply.send(result);
+                }
+                Job::RewriteRollups { change, reply } => {
+                    let _ = reply.send(self.rewrite_rollups(change));
                 }
                 Job::Stop => break,
             }
@@ -92,6 +161,29 @@ impl Flusher {
         self.manifest = next;
         self.note_rollup_bytes();
         Ok(())
+    }
+
+    fn rewrite_rollups(
+        &mut self,
+        change: Box<dyn FnMut(&mut RollupFile) -> bool + Send>,
+    ) -> Result<usize> {
+        let shared = &*self.shared;
+        let mut next = self.manifest.clone();
+        let old = rollups::rewrite_files(&shared.paths, &shared.opts, &mut next, change)?;
+        if old.is_empty() {
+            return Ok(0);
+        }
+        next.commit += 1;
+        next.store(&*shared.opts.fs, &shared.paths.manifest)?;
+        self.manifest = next;
+        for id in &old {
+            let path = crate::rollup::file::path_in(&shared.paths.rollups, *id);
+            if let Err(e) = shared.opts.fs.remove_file(&path) {
+                tracing::warn!(shard = shared.id, error = %e, "could not remove a replaced rollup file");
+            }
+        }
+        self.note_rollup_bytes();
+        Ok(old.len())
     }
 
     /// Flushes until it succeeds or the shard stops (then returns false); a failed attempt
@@ -121,6 +213,11 @@ impl Flusher {
             };
             match result {
                 Ok((segments, _)) => {
+                    let bytes: u64 = segments.iter().map(|s| s.file_len()).sum();
+                    shared
+                        .stats
+                        .flushed_bytes
+                        .fetch_add(bytes, Ordering::Relaxed);
                     shared.update_view(|v| View {
                         active: v.active.clone(),
                         frozen: None,
@@ -164,6 +261,21 @@ impl Flusher {
                         match rx.recv_deadline(deadline) {
                             Ok(Job::Notify(reply) | Job::AddRollups { reply, .. }) => {
                                 let _ = reply.send(Err(e.duplicate()));
+                            }
+                            Ok(Job::Compact { reply, .. }) => {
+                                let _ = reply.send(Err(e.duplicate()));
+                            }
+                            Ok(Job::RewriteRollups { reply, .. }) => {
+                                let _ = reply.send(Err(e.duplicate()));
+                            }
+                            Ok(Job::Reserve(reply)) => {
+                                let id = SegmentId(self.manifest.next_segment_id);
+                                self.manifest.next_segment_id += 1;
+                                self.manifest.commit += 1;
+                                let _ = reply.send((id, self.manifest.commit));
+                            }
+                            Ok(Job::Boundary(reply)) => {
+                                let _ = reply.send(SegmentId(self.manifest.next_segment_id));
                             }
                             Ok(Job::Flush { replies: more, .. }) => {
                                 // The writer waits for this flush before freezing another

@@ -8,6 +8,7 @@
 //!
 //! Knows nothing of HTTP or of other shards.
 
+pub mod compact;
 mod dedup;
 mod flush;
 mod memtable;
@@ -89,6 +90,14 @@ pub struct ShardStats {
     pub dedup_index_bytes: AtomicU64,
     /// Bytes of the live rollup files (set by the flusher).
     pub rollup_file_bytes: AtomicU64,
+    /// Compactions committed (merges, expiries and purges).
+    pub compactions: AtomicU64,
+    /// Bytes of the segments compactions replaced.
+    pub compacted_bytes_read: AtomicU64,
+    /// Bytes of the segments compactions wrote.
+    pub compacted_bytes_written: AtomicU64,
+    /// Bytes of the segments flushes wrote.
+    pub flushed_bytes: AtomicU64,
 }
 
 /// Where a shard's files live.
@@ -349,6 +358,71 @@ impl Shard {
             .and_then(|()| rx.recv().unwrap_or(Err(Error::Closed)));
         delta.apply_to(store);
         persisted
+    }
+
+    /// The rewrites this shard's segments need now (see [`compact`]).
+    pub fn plan_compaction(&self, ctx: &compact::PlanContext<'_>) -> Result<Vec<compact::Task>> {
+        compact::plan(&self.view().segments, ctx)
+    }
+
+    /// Runs one rewrite: writes the new segment on this thread, then has the flusher make it
+    /// live unless `valid()` is false by then ([`Error::Stale`]). Returns what it did.
+    pub fn compact(
+        &self,
+        task: &compact::Task,
+        ctx: &compact::PlanContext<'_>,
+        valid: Box<dyn FnOnce() -> bool + Send>,
+    ) -> Result<compact::Rewritten> {
+        let ask = |job: flush::Job| self.flush_tx.send(job).map_err(|_| Error::Closed);
+        let (reply, rx) = oneshot::channel();
+        ask(flush::Job::Reserve(reply))?;
+        let (id, commit) = rx.recv().map_err(|_| Error::Closed)?;
+        let rewritten =
+            compact::rewrite(task, ctx, id, commit, &self.shared.paths, &self.shared.opts)?;
+        let summary = rewritten.clone();
+        let (reply, rx) = oneshot::channel();
+        ask(flush::Job::Compact {
+            rewritten: Box::new(rewritten),
+            valid,
+            reply,
+        })?;
+        rx.recv().unwrap_or(Err(Error::Closed))?;
+        self.shared
+            .stats
+            .compactions
+            .fetch_add(1, Ordering::Relaxed);
+        bump(&self.shared.stats.compacted_bytes_read, summary.bytes_read);
+        bump(
+            &self.shared.stats.compacted_bytes_written,
+            summary.output.map_or(0, |e| e.file_len),
+        );
+        Ok(summary)
+    }
+
+    /// The id the next segment will get: every segment live now, or being written by a
+    /// compaction, has a lower one.
+    pub fn boundary(&self) -> Result<crate::segment::SegmentId> {
+        let (reply, rx) = oneshot::channel();
+        self.flush_tx
+            .send(flush::Job::Boundary(reply))
+            .map_err(|_| Error::Closed)?;
+        rx.recv().map_err(|_| Error::Closed)
+    }
+
+    /// Rewrites the live rollup files for which `change` returns true (having changed
+    /// them), in one manifest replacement; returns how many.
+    pub fn rewrite_rollups(
+        &self,
+        change: impl FnMut(&mut crate::rollup::file::RollupFile) -> bool + Send + 'static,
+    ) -> Result<usize> {
+        let (reply, rx) = oneshot::channel();
+        self.flush_tx
+            .send(flush::Job::RewriteRollups {
+                change: Box::new(change),
+                reply,
+            })
+            .map_err(|_| Error::Closed)?;
+        rx.recv().unwrap_or(Err(Error::Closed))
     }
 
     /// Queues a write; the receiver answers once it is durable (per the sync policy) and

@@ -279,3 +279,36 @@ pub(super) fn remove_orphans(
     }
     Ok(removed)
 }
+
+/// Rewrites every live rollup file for which `change` returns true (having changed it) as
+/// a new file, listed in `next` instead of the old one; returns the old files' ids, to
+/// remove once `next` is stored. A file that cannot be read is left as it is (recovery
+/// reports it and recounts its segments).
+pub(super) fn rewrite_files(
+    paths: &ShardPaths,
+    opts: &Options,
+    next: &mut Manifest,
+    mut change: impl FnMut(&mut RollupFile) -> bool,
+) -> Result<Vec<u64>> {
+    let mut replaced = Vec::new();
+    for entry in next.rollups.clone() {
+        let path = file::path_in(&paths.rollups, entry.id);
+        let Ok(bytes) = opts.fs.read(&path) else {
+            continue;
+        };
+        let Ok(mut f) = RollupFile::decode(&bytes, &path) else {
+            continue;
+        };
+        if !change(&mut f) {
+            continue;
+        }
+        let id = next.next_segment_id;
+        next.next_segment_id += 1;
+        let written = write_file(paths, opts, id, &f)?;
+        next.rollups.retain(|e| e.id != entry.id);
+        next.rollups.push(written);
+        replaced.push(entry.id);
+    }
+    next.rollups.sort_by_key(|e| e.id);
+    Ok(replaced)
+}
