@@ -1,6 +1,7 @@
 //! Subcommands of the `meterdb` binary, one module each.
 
 mod check;
+mod compact;
 mod import;
 mod query;
 mod serve;
@@ -69,6 +70,10 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Stats { dir } => {
             init_logging("warn")?;
             check::stats(&dir)
+        }
+        Command::Compact { dir } => {
+            init_logging("warn")?;
+            compact::run(&dir)
         }
     }
 }

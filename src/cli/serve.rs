@@ -72,6 +72,14 @@ pub struct ServeArgs {
     /// Stored rows one query statement may read into memory [default: 20000000].
     #[arg(long, env = "METERDB_QUERY_MAX_SCAN_ROWS")]
     query_max_scan_rows: Option<usize>,
+    /// Seconds between background compaction passes (merges, retention, purging deleted
+    /// data); 0 turns them off [default: 300].
+    #[arg(long, env = "METERDB_COMPACTION_INTERVAL_SECS")]
+    compaction_interval_secs: Option<u64>,
+    /// Background compaction sleeps this many times as long as each rewrite took, leaving
+    /// the cores to ingestion [default: 1.0].
+    #[arg(long, env = "METERDB_COMPACTION_PACE")]
+    compaction_pace: Option<f64>,
 }
 
 impl ServeArgs {
@@ -95,6 +103,8 @@ impl ServeArgs {
             query_max_rows: self.query_max_rows,
             query_max_cells: self.query_max_cells,
             query_max_scan_rows: self.query_max_scan_rows,
+            compaction_interval_secs: self.compaction_interval_secs,
+            compaction_pace: self.compaction_pace,
         };
         (self.config, layer)
     }
@@ -143,6 +153,10 @@ async fn serve_until_signal(settings: Settings) -> anyhow::Result<()> {
         "data directory open"
     );
     let engine = Arc::new(engine);
+    let compactor = match settings.compaction_interval {
+        Some(every) => Some(meterdb::engine::Compactor::spawn(&engine, every)?),
+        None => None,
+    };
     // The spec's USAGE_TRACKING_* and LIMITS_* variables; the tracker loads the limits file.
     // Before listening: a damaged LIMITS file stops the start, and a server that announced its
     // address must be able to answer.
@@ -161,6 +175,8 @@ async fn serve_until_signal(settings: Settings) -> anyhow::Result<()> {
         Arc::new(tracker),
     ));
     serve(listener, state, shutdown_signal(), grace).await?;
+    // A pass in progress finishes its rewrite first (a kill instead is safe too).
+    tokio::task::spawn_blocking(move || drop(compactor)).await?;
     tracing::info!("flushing buffers to segments");
     let closed = tokio::task::spawn_blocking(move || match Arc::try_unwrap(engine) {
         Ok(engine) => engine.close(),

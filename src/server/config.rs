@@ -61,6 +61,9 @@ impl Default for ServerConfig {
     }
 }
 
+/// Time between background compaction passes by default.
+pub const DEFAULT_COMPACTION_INTERVAL: Duration = Duration::from_secs(300);
+
 /// The largest body limit accepted: a decoded body must fit one WAL record with room to spare.
 pub const MAX_BODY_LIMIT: usize = 128 << 20;
 
@@ -104,6 +107,10 @@ pub struct Layer {
     pub query_max_cells: Option<usize>,
     /// Stored rows one statement's scan may read. Default 20,000,000.
     pub query_max_scan_rows: Option<usize>,
+    /// Seconds between background compaction passes; 0 turns them off. Default 300.
+    pub compaction_interval_secs: Option<u64>,
+    /// Compaction sleeps this many times as long as each rewrite took. Default 1.0.
+    pub compaction_pace: Option<f64>,
 }
 
 impl Layer {
@@ -135,6 +142,10 @@ impl Layer {
             query_max_rows: self.query_max_rows.or(lower.query_max_rows),
             query_max_cells: self.query_max_cells.or(lower.query_max_cells),
             query_max_scan_rows: self.query_max_scan_rows.or(lower.query_max_scan_rows),
+            compaction_interval_secs: self
+                .compaction_interval_secs
+                .or(lower.compaction_interval_secs),
+            compaction_pace: self.compaction_pace.or(lower.compaction_pace),
         }
     }
 }
@@ -152,6 +163,8 @@ pub struct Settings {
     pub server: ServerConfig,
     /// Log filter.
     pub log: String,
+    /// Time between background compaction passes; `None`: no background compaction.
+    pub compaction_interval: Option<Duration>,
 }
 
 impl Settings {
@@ -168,6 +181,12 @@ impl Settings {
         }
         if let Some(s) = layer.max_buffer_age_secs {
             engine.max_buffer_age = Duration::from_secs(s);
+        }
+        if let Some(p) = layer.compaction_pace {
+            if !(0.0..=1000.0).contains(&p) {
+                anyhow::bail!("compaction_pace {p} must be between 0 and 1000");
+            }
+            engine.compaction_pace = p;
         }
         let max_body_bytes = layer.max_body_bytes.unwrap_or(defaults.max_body_bytes);
         if !(1..=MAX_BODY_LIMIT).contains(&max_body_bytes) {
@@ -225,6 +244,11 @@ impl Settings {
             engine,
             server,
             log: layer.log.unwrap_or_else(|| "info".to_owned()),
+            compaction_interval: match layer.compaction_interval_secs {
+                Some(0) => None,
+                Some(s) => Some(Duration::from_secs(s)),
+                None => Some(DEFAULT_COMPACTION_INTERVAL),
+            },
         })
     }
 }

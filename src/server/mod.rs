@@ -10,6 +10,7 @@
 pub mod auth;
 pub mod body;
 pub mod config;
+pub mod deletion;
 pub mod conn;
 pub mod error;
 pub mod events;
@@ -83,6 +84,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/ping", get(ops::ping).head(ops::ping))
         .route("/health", get(ops::health))
         .route("/metrics", get(ops::metrics))
+        .route(
+            "/api/v1/tenants/{tenant}",
+            axum::routing::delete(deletion::delete_tenant),
+        )
         .nest("/api/v1/tenants/{tenant}", usage_routes(state.clone()))
         .fallback(error::not_found)
         .layer(axum::middleware::from_fn_with_state(
@@ -114,6 +119,10 @@ fn usage_routes(state: Arc<AppState>) -> Router<Arc<AppState>> {
         )
         .route("/limits", get(usage::list_limits).post(usage::create_limit))
         .route("/limits/check", get(usage::check_limit))
+        .route(
+            "/users/{user}",
+            axum::routing::delete(deletion::delete_user),
+        )
         .route(
             "/limits/{id}",
             get(usage::get_limit)

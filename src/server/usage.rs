@@ -53,8 +53,8 @@ pub struct UsageParams {
     pub granularity: Option<String>,
 }
 
-type Tenant = Result<Path<String>, PathRejection>;
-type TenantAnd = Result<Path<(String, String)>, PathRejection>;
+pub(super) type Tenant = Result<Path<String>, PathRejection>;
+pub(super) type TenantAnd = Result<Path<(String, String)>, PathRejection>;
 
 /// `GET /api/v1/tenants/{tenant}/usage`.
 pub async fn usage(
@@ -259,11 +259,11 @@ async fn blocking<T: Send + 'static>(
         .map_err(ApiError::from)
 }
 
-fn tenant(path: Tenant) -> Result<String, ApiError> {
+pub(super) fn tenant(path: Tenant) -> Result<String, ApiError> {
     path.map(|Path(t)| t).map_err(bad_path)
 }
 
-fn tenant_and(path: TenantAnd) -> Result<(String, String), ApiError> {
+pub(super) fn tenant_and(path: TenantAnd) -> Result<(String, String), ApiError> {
     path.map(|Path(p)| p).map_err(bad_path)
 }
 
