@@ -54,7 +54,7 @@ pub struct UsageParams {
 }
 
 type Tenant = Result<Path<String>, PathRejection>;
-type TenantAnd = Result<Path<(String, String)>, PathRejection>;
+pub(super) type TenantAnd = Result<Path<(String, String)>, PathRejection>;
 
 /// `GET /api/v1/tenants/{tenant}/usage`.
 pub async fn usage(
@@ -263,7 +263,7 @@ fn tenant(path: Tenant) -> Result<String, ApiError> {
     path.map(|Path(t)| t).map_err(bad_path)
 }
 
-fn tenant_and(path: TenantAnd) -> Result<(String, String), ApiError> {
+pub(super) fn tenant_and(path: TenantAnd) -> Result<(String, String), ApiError> {
     path.map(|Path(p)| p).map_err(bad_path)
 }
 
@@ -283,7 +283,7 @@ fn required(value: Option<String>, name: &str) -> Result<String, ApiError> {
 }
 
 /// A time parameter: epoch nanoseconds (digits, optionally negative) or RFC 3339.
-fn parse_time(s: &str, name: &str) -> Result<Timestamp, ApiError> {
+pub(super) fn parse_time(s: &str, name: &str) -> Result<Timestamp, ApiError> {
     let digits = s.strip_prefix('-').unwrap_or(s);
     let parsed = if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
         s.parse::<i64>().ok()
