@@ -90,7 +90,8 @@
 //!   InfluxDB 1.x's JSON shape. No I/O of its own.
 //! - [`server`]: the HTTP server (axum): write, events, query, usage (`/api/v1/tenants/...`)
 //!   and operational endpoints behind one authentication layer; settings layering; its own
-//!   accept loop (`server/conn.rs`: header-read timeout, request-head limit, connection cap).
+//!   accept loop (`server/conn.rs`: header-read timeout, request-head limit, connection cap);
+//!   a user's export (`server/export.rs`: JSON lines or CSV, streamed in bounded time windows).
 //!   **Architecture invariant:** handlers decode, call the engine, `influxql` or the usage
 //!   tracker, and shape answers; no storage logic.
 //! - [`usage`]: meters, limits, calendar periods and the limit check, as pure functions over

@@ -9,7 +9,7 @@ use regex::Regex;
 
 mod rows;
 
-use crate::model::{FieldType, TenantId};
+use crate::model::{FieldType, FieldValueRef, TenantId};
 
 /// A scan: which rows and which columns.
 #[derive(Clone, Debug, Default)]
@@ -187,6 +187,19 @@ pub struct FieldColumn {
     pub key: String,
     /// Values, `None` where a row has no such field.
     pub values: FieldValues,
+}
+
+impl FieldColumn {
+    /// The value of row `row`, `None` when the row has no such field.
+    pub fn value(&self, row: usize) -> Option<FieldValueRef<'_>> {
+        match &self.values {
+            FieldValues::F64(v) => v.get(row).copied().flatten().map(FieldValueRef::F64),
+            FieldValues::I64(v) => v.get(row).copied().flatten().map(FieldValueRef::I64),
+            FieldValues::U64(v) => v.get(row).copied().flatten().map(FieldValueRef::U64),
+            FieldValues::Bool(v) => v.get(row).copied().flatten().map(FieldValueRef::Bool),
+            FieldValues::Str(v) => v.get(row).map(FieldValueRef::Str),
+        }
+    }
 }
 
 /// The values of a field column, by type.

@@ -49,6 +49,15 @@ enum Command {
         #[arg(default_value = "./data", env = "METERDB_DATA_DIR")]
         dir: PathBuf,
     },
+    /// Run one compaction pass now, with a progress bar: merge small segments, drop raw
+    /// events and rollups past retention (USAGE_TRACKING_EVENTS_RETENTION_DAYS and
+    /// USAGE_TRACKING_METRICS_RETENTION_DAYS), and purge deleted users and tenants from the
+    /// files. The server must not have the directory open.
+    Compact {
+        /// The data directory.
+        #[arg(default_value = "./data", env = "METERDB_DATA_DIR")]
+        dir: PathBuf,
+    },
 }
 
 /// Runs a parsed command line.

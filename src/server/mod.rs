@@ -14,6 +14,7 @@ pub mod deletion;
 pub mod conn;
 pub mod error;
 pub mod events;
+pub mod export;
 pub mod metrics;
 pub mod ops;
 pub mod query;
@@ -119,6 +120,7 @@ fn usage_routes(state: Arc<AppState>) -> Router<Arc<AppState>> {
         )
         .route("/limits", get(usage::list_limits).post(usage::create_limit))
         .route("/limits/check", get(usage::check_limit))
+        .route("/users/{user}/export", get(export::export))
         .route(
             "/users/{user}",
             axum::routing::delete(deletion::delete_user),

@@ -283,7 +283,7 @@ fn required(value: Option<String>, name: &str) -> Result<String, ApiError> {
 }
 
 /// A time parameter: epoch nanoseconds (digits, optionally negative) or RFC 3339.
-fn parse_time(s: &str, name: &str) -> Result<Timestamp, ApiError> {
+pub(super) fn parse_time(s: &str, name: &str) -> Result<Timestamp, ApiError> {
     let digits = s.strip_prefix('-').unwrap_or(s);
     let parsed = if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
         s.parse::<i64>().ok()
