@@ -431,6 +431,10 @@ impl Engine {
                     wal_syncs: load(&st.wal_syncs),
                     wal_bytes: load(&st.wal_bytes),
                     flushes: load(&st.flushes),
+                    flushed_bytes: load(&st.flushed_bytes),
+                    compactions: load(&st.compactions),
+                    compacted_bytes_read: load(&st.compacted_bytes_read),
+                    compacted_bytes_written: load(&st.compacted_bytes_written),
                     write_stalls: load(&st.write_stalls),
                     duplicate_events: load(&st.duplicate_events),
                     dedup_index_bytes: load(&st.dedup_index_bytes),
@@ -479,6 +483,15 @@ pub struct ShardStatus {
     pub wal_bytes: u64,
     /// Flushes since open.
     pub flushes: u64,
+    /// Segment bytes written by flushes since open.
+    pub flushed_bytes: u64,
+    /// Segment rewrites committed by compaction since open.
+    pub compactions: u64,
+    /// Bytes of the segments compaction replaced since open.
+    pub compacted_bytes_read: u64,
+    /// Segment bytes compaction wrote since open (with `flushed_bytes`, the write
+    /// amplification: (flushed + compacted) / flushed).
+    pub compacted_bytes_written: u64,
     /// Writes that waited for a flush.
     pub write_stalls: u64,
     /// Events not stored since open because their event id was stored already.

@@ -247,7 +247,11 @@ mod tests {
         assert_eq!(t.covering(1, SegmentId(9)), vec![a.clone()]);
         assert!(t.covering(1, SegmentId(10)).is_empty());
         assert!(t.covering(0, SegmentId(9)).is_empty());
-        let kept = visible(std::slice::from_ref(&a), &batch("acme", &["al", "bob", "cy"])).unwrap();
+        let kept = visible(
+            std::slice::from_ref(&a),
+            &batch("acme", &["al", "bob", "cy"]),
+        )
+        .unwrap();
         assert_eq!(kept.tags[0].dict, vec!["al".to_owned(), "cy".to_owned()]);
         assert!(visible(std::slice::from_ref(&a), &batch("other", &["bob"])).is_none());
         t.remove(&[a.id]).unwrap();

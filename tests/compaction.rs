@@ -4,11 +4,10 @@
 
 mod common;
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{all_events, test_options};
+use common::{all_events, occurs_in, test_options};
 use meterdb::catalog::CatalogRequest;
 use meterdb::clock::ManualClock;
 use meterdb::{
@@ -58,43 +57,6 @@ fn count(engine: &Engine, tenant: &str, user: Option<&str>) -> u64 {
             ..ScanRequest::default()
         })
         .unwrap()
-}
-
-/// Whether `needle` occurs in any file under `dir`, in its raw bytes or inside any zstd
-/// frame the file holds (strings and dictionaries are stored compressed when that wins).
-fn occurs_in(dir: &Path, needle: &[u8]) -> Vec<String> {
-    let mut hits = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            hits.extend(occurs_in(&path, needle));
-            continue;
-        }
-        let bytes = std::fs::read(&path).unwrap();
-        let mut found = contains(&bytes, needle);
-        for at in 0..bytes.len().saturating_sub(4) {
-            if found {
-                break;
-            }
-            if bytes[at..at + 4] == [0x28, 0xb5, 0x2f, 0xfd] {
-                let mut out = Vec::new();
-                let mut d = zstd::stream::read::Decoder::new(&bytes[at..])
-                    .unwrap()
-                    .single_frame();
-                if std::io::Read::read_to_end(&mut d, &mut out).is_ok() {
-                    found = contains(&out, needle);
-                }
-            }
-        }
-        if found {
-            hits.push(path.display().to_string());
-        }
-    }
-    hits
-}
-
-fn contains(hay: &[u8], needle: &[u8]) -> bool {
-    hay.windows(needle.len()).any(|w| w == needle)
 }
 
 #[test]

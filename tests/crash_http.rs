@@ -745,6 +745,12 @@ fn spawn_server(dir: &Path) -> Spawned {
             MAX_BUFFER_BYTES,
             "--shutdown-grace-secs",
             "2",
+            // Compaction runs all the time, so that kills also land inside its rewrites
+            // and commits.
+            "--compaction-interval-secs",
+            "1",
+            "--compaction-pace",
+            "0",
         ],
         &[],
         false,

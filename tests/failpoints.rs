@@ -1,7 +1,8 @@
 //! Faults chosen by the test, through the fault-injecting file layer (feature `failpoints`):
 //! disk full and I/O errors fail writes cleanly and leave the store readable; a failed fsync
 //! stops writes instead of pretending the data is durable; a crash at each step of the flush
-//! and WAL-trim protocol leaves every acknowledged event present exactly once.
+//! and WAL-trim protocol leaves every acknowledged event present exactly once, and a crash at
+//! each step of a compaction leaves the old segments or the new ones, never both or neither.
 
 mod common;
 
@@ -322,4 +323,119 @@ fn a_write_whose_fsync_fails_is_stored_exactly_once_by_its_retry_after_restart()
         .filter_map(|e| e.event_id)
         .collect();
     assert_eq!(ids, ["e1"]);
+}
+
+/// A child that writes 300 batches (flushed into many small segments over two past days),
+/// then arms a crash at the `skip`-th `kind` operation on a path containing `part` and runs a
+/// compaction pass, which dies there.
+fn compaction_crash_child(kind: FaultKind, part: &str, skip: u64) {
+    let Ok(dir) = std::env::var(CHILD_DIR) else {
+        return;
+    };
+    let start: u64 = std::env::var(common::crash::CHILD_START)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let fs = FaultyFs::new(Arc::new(StdFs));
+    let options = Options {
+        fs: Arc::new(fs.clone()),
+        compaction_pace: 0.0,
+        ..crash_options()
+    };
+    let engine = Engine::open(&dir, options).unwrap();
+    // The test harness has printed the test's name without a line break.
+    println!();
+    for b in start..start + 300 {
+        let receipt = engine.write(common::crash::numbered_batch(b)).unwrap();
+        assert!(receipt.rejected.is_empty());
+        println!("ack {b}");
+    }
+    engine.flush().unwrap();
+    fs.crash(kind, part, skip);
+    let report = engine.compact();
+    // Tells the parent that the crash point was never reached.
+    std::fs::write(
+        std::path::Path::new(&dir).join("SURVIVED"),
+        format!("{report:?}"),
+    )
+    .unwrap();
+}
+
+#[test]
+fn child_compaction_crash_at_output_create() {
+    compaction_crash_child(FaultKind::Create, ".seg", 0);
+}
+#[test]
+fn child_compaction_crash_at_output_rename() {
+    compaction_crash_child(FaultKind::Rename, ".seg", 0);
+}
+#[test]
+fn child_compaction_crash_at_output_dir_sync() {
+    compaction_crash_child(FaultKind::SyncDir, "segments", 0);
+}
+#[test]
+fn child_compaction_crash_at_rollup_rewrite() {
+    compaction_crash_child(FaultKind::Rename, ".rollup", 0);
+}
+#[test]
+fn child_compaction_crash_at_manifest_rename() {
+    compaction_crash_child(FaultKind::Rename, "MANIFEST", 0);
+}
+#[test]
+fn child_compaction_crash_at_source_removal() {
+    compaction_crash_child(FaultKind::Remove, ".seg", 0);
+}
+#[test]
+fn child_compaction_crash_at_old_rollup_removal() {
+    compaction_crash_child(FaultKind::Remove, ".rollup", 0);
+}
+#[test]
+fn child_compaction_crash_at_second_commit() {
+    compaction_crash_child(FaultKind::Rename, "MANIFEST", 1);
+}
+
+#[test]
+fn a_crash_at_each_step_of_a_compaction_leaves_the_old_segments_or_the_new_never_both() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut acked = BTreeSet::new();
+    let mut next = 0;
+    for child in [
+        "child_compaction_crash_at_output_create",
+        "child_compaction_crash_at_output_rename",
+        "child_compaction_crash_at_output_dir_sync",
+        "child_compaction_crash_at_rollup_rewrite",
+        "child_compaction_crash_at_manifest_rename",
+        "child_compaction_crash_at_source_removal",
+        "child_compaction_crash_at_old_rollup_removal",
+        "child_compaction_crash_at_second_commit",
+    ] {
+        let segments_before = segment_files(dir.path());
+        let new = run_child(child, dir.path(), next, Duration::from_secs(30));
+        assert_eq!(new.len(), 300, "{child} did not write its batches");
+        let survived = std::fs::read_to_string(dir.path().join("SURVIVED"));
+        assert!(
+            survived.is_err(),
+            "{child} never reached its crash point: {survived:?}"
+        );
+        next = new.last().map_or(next, |b| b + 1) + 100;
+        acked.extend(new);
+        // Every acknowledged event once, no partial batch, rollups equal to the rows: a
+        // mix of old and new segments would double events, neither would lose them.
+        check_store(dir.path(), crash_options(), &acked);
+        assert!(segments_before <= segment_files(dir.path()) + 300);
+    }
+    // A pass after all that finishes the job and keeps everything.
+    let engine = Engine::open(dir.path(), crash_options()).unwrap();
+    let report = engine.compact().unwrap();
+    assert!(report.rewrites > 0, "{report:?}");
+    engine.close().unwrap();
+    check_store(dir.path(), crash_options(), &acked);
+}
+
+fn segment_files(dir: &std::path::Path) -> usize {
+    (0..2)
+        .map(|s| {
+            std::fs::read_dir(dir.join(format!("shard-{s:03}/segments"))).map_or(0, |d| d.count())
+        })
+        .sum()
 }

@@ -127,7 +127,7 @@ impl Collector for EngineCollector {
     fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
         let stats = self.0.stats();
         let sum = |f: fn(&crate::ShardStatus) -> u64| stats.iter().map(f).sum::<u64>();
-        let counters: [(&str, &str, u64); 5] = [
+        let counters: [(&str, &str, u64); 9] = [
             ("wal_syncs", "WAL fsyncs since start", sum(|s| s.wal_syncs)),
             (
                 "wal_bytes",
@@ -148,6 +148,26 @@ impl Collector for EngineCollector {
                 "duplicate_events",
                 "Events not stored since start because their event id was stored already",
                 sum(|s| s.duplicate_events),
+            ),
+            (
+                "flushed_bytes",
+                "Segment bytes written by flushes since start",
+                sum(|s| s.flushed_bytes),
+            ),
+            (
+                "compactions",
+                "Segment rewrites committed by compaction since start",
+                sum(|s| s.compactions),
+            ),
+            (
+                "compacted_bytes_read",
+                "Bytes of the segments compaction replaced since start",
+                sum(|s| s.compacted_bytes_read),
+            ),
+            (
+                "compacted_bytes_written",
+                "Segment bytes written by compaction since start",
+                sum(|s| s.compacted_bytes_written),
             ),
         ];
         for (name, help, v) in counters {

@@ -10,8 +10,8 @@
 pub mod auth;
 pub mod body;
 pub mod config;
-pub mod deletion;
 pub mod conn;
+pub mod deletion;
 pub mod error;
 pub mod events;
 pub mod export;

@@ -158,3 +158,46 @@ pub fn url_encode(q: &str) -> String {
         })
         .collect()
 }
+
+/// Whether `needle` occurs in any file under `dir`, in its raw bytes or inside any zstd
+/// frame the file holds (strings and dictionaries are stored compressed when that wins).
+pub fn occurs_in(dir: &Path, needle: &[u8]) -> Vec<String> {
+    let mut hits = Vec::new();
+    // Files come and go while a server compacts: a vanished one holds nothing.
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return hits;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            hits.extend(occurs_in(&path, needle));
+            continue;
+        }
+        let Ok(bytes) = std::fs::read(&path) else {
+            continue;
+        };
+        let mut found = contains(&bytes, needle);
+        for at in 0..bytes.len().saturating_sub(4) {
+            if found {
+                break;
+            }
+            if bytes[at..at + 4] == [0x28, 0xb5, 0x2f, 0xfd] {
+                let mut out = Vec::new();
+                let mut d = zstd::stream::read::Decoder::new(&bytes[at..])
+                    .unwrap()
+                    .single_frame();
+                if std::io::Read::read_to_end(&mut d, &mut out).is_ok() {
+                    found = contains(&out, needle);
+                }
+            }
+        }
+        if found {
+            hits.push(path.display().to_string());
+        }
+    }
+    hits
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
