@@ -13,6 +13,7 @@ use crate::error::{Corruption, Error, InvalidEvent, Result};
 use crate::fs::{FileSystem, LockGuard, write_atomic};
 use crate::meters::MeterRegistry;
 use crate::model::WriteBatch;
+use crate::retention::{Retention, RetentionPolicies};
 use crate::rollup::RollupStore;
 use crate::scan::{ColumnBatch, ScanRequest};
 use crate::shard::{RecoveryReport, RollupContext, Shard, ShardReceipt, View};
@@ -58,6 +59,7 @@ pub struct Engine {
     /// Serialises meter definitions and deletions (each takes a backfill).
     meter_admin: std::sync::Mutex<()>,
     window: IngestWindow,
+    retention: RetentionPolicies,
     /// The file layer, for files kept next to the engine's (the usage tracker's limits).
     fs: Arc<dyn FileSystem>,
     _lock: LockGuard,
@@ -82,6 +84,11 @@ impl Engine {
             .map_err(|e| Error::io("lock", &lock_path, e))?
             .ok_or_else(|| Error::Locked { path: dir.clone() })?;
         let n_shards = shard_count(fs, &dir, options.shards)?;
+        let defaults = Retention {
+            events: options.raw_retention,
+            metrics: options.rollup_retention,
+        };
+        let retention = RetentionPolicies::open(options.fs.clone(), &dir, defaults)?;
         let context = RollupContext {
             registry: Arc::new(MeterRegistry::open(options.fs.clone(), &dir)?),
             store: Arc::new(RollupStore::new(
@@ -120,6 +127,7 @@ impl Engine {
             rollups: context.store,
             meter_admin: std::sync::Mutex::new(()),
             window: IngestWindow::new(&options),
+            retention,
             fs: options.fs.clone(),
             _lock: lock,
         })
@@ -128,6 +136,11 @@ impl Engine {
     /// The data directory.
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// The default retention and the tenants' overrides.
+    pub fn retention(&self) -> &RetentionPolicies {
+        &self.retention
     }
 
     /// Number of shards.

@@ -116,6 +116,9 @@ pub enum Error {
         /// Ids of the limits on it.
         limits: Vec<String>,
     },
+    /// A retention override is not acceptable; the text names the field and the problem.
+    #[error(transparent)]
+    InvalidRetention(crate::retention::RetentionError),
 }
 
 impl Error {
@@ -177,6 +180,7 @@ impl Error {
                 meter: meter.clone(),
                 limits: limits.clone(),
             },
+            Error::InvalidRetention(e) => Error::InvalidRetention(e.clone()),
         }
     }
 

@@ -15,6 +15,9 @@
 //! be given limits. An unknown meter or limit id is a 404; a limit on a meter the tenant does
 //! not have is a 404 naming the meter; bad parameters and bodies are 400s that name the
 //! parameter or JSON key.
+//!
+//! The tenant's retention (`retention`) has its own module, [`super::retention`], and shares
+//! this module's tenant path extraction.
 
 use std::sync::Arc;
 
@@ -53,7 +56,7 @@ pub struct UsageParams {
     pub granularity: Option<String>,
 }
 
-type Tenant = Result<Path<String>, PathRejection>;
+pub(super) type Tenant = Result<Path<String>, PathRejection>;
 type TenantAnd = Result<Path<(String, String)>, PathRejection>;
 
 /// `GET /api/v1/tenants/{tenant}/usage`.
@@ -259,7 +262,7 @@ async fn blocking<T: Send + 'static>(
         .map_err(ApiError::from)
 }
 
-fn tenant(path: Tenant) -> Result<String, ApiError> {
+pub(super) fn tenant(path: Tenant) -> Result<String, ApiError> {
     path.map(|Path(t)| t).map_err(bad_path)
 }
 
