@@ -79,8 +79,14 @@ pub struct Options {
     /// Raw-event retention: a write refuses an event dated before now minus this (listed in
     /// [`crate::Receipt::rejected`] with [`crate::InvalidEvent::TooOld`]), as it would be
     /// dropped as soon as stored. An event dated exactly at the bound is accepted.
-    /// [`Duration::MAX`] accepts any age. Default = 30 days.
+    /// [`Duration::MAX`] accepts any age. Also the default raw-event retention of
+    /// [`crate::RetentionPolicies`] (a tenant may override it). Default = 30 days.
     pub raw_retention: Duration,
+    /// Rollup retention: minute, hour and day buckets older than this are dropped, for tenants
+    /// without an override ([`crate::RetentionPolicies`]). Raised to `raw_retention` when
+    /// shorter, so that usage stays answerable while raw events are kept.
+    /// [`Duration::MAX`] keeps rollups forever. Default = 90 days.
+    pub rollup_retention: Duration,
     /// A write refuses an event dated after now plus this (listed in
     /// [`crate::Receipt::rejected`] with [`crate::InvalidEvent::TooFarAhead`]): most likely
     /// a client with a wrong clock or precision. An event dated exactly at the bound is
@@ -111,6 +117,7 @@ impl Default for Options {
             max_wal_file_bytes: 128 << 20,
             dedup_window: Duration::from_secs(30 * 86_400),
             raw_retention: Duration::from_secs(30 * 86_400),
+            rollup_retention: Duration::from_secs(90 * 86_400),
             max_future: Duration::from_secs(24 * 3600),
             rollup_minute_window: Duration::from_secs(86_400),
             compaction: CompactionPolicy::default(),
@@ -132,6 +139,7 @@ impl fmt::Debug for Options {
             .field("dedup_window", &self.dedup_window)
             .field("rollup_minute_window", &self.rollup_minute_window)
             .field("raw_retention", &self.raw_retention)
+            .field("rollup_retention", &self.rollup_retention)
             .field("max_future", &self.max_future)
             .field("compaction", &self.compaction)
             .field("compaction_pace", &self.compaction_pace)

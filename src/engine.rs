@@ -14,6 +14,7 @@ use crate::error::{Corruption, Error, InvalidEvent, Result};
 use crate::fs::{FileSystem, LockGuard, write_atomic};
 use crate::meters::MeterRegistry;
 use crate::model::WriteBatch;
+use crate::retention::{Retention, RetentionPolicies};
 use crate::rollup::RollupStore;
 use crate::scan::{ColumnBatch, ScanRequest};
 use crate::shard::{RecoveryReport, RollupContext, Shard, ShardReceipt, View};
@@ -63,6 +64,7 @@ pub struct Engine {
     /// Serialises meter definitions and deletions (each takes a backfill).
     meter_admin: std::sync::Mutex<()>,
     window: IngestWindow,
+    retention: RetentionPolicies,
     /// The file layer, for files kept next to the engine's (the usage tracker's limits).
     fs: Arc<dyn FileSystem>,
     clock: Arc<dyn crate::clock::Clock>,
@@ -72,8 +74,6 @@ pub struct Engine {
     maintenance: maintenance::Maintenance,
     compaction: crate::shard::compact::CompactionPolicy,
     compaction_pace: f64,
-    raw_retention: std::time::Duration,
-    rollup_retention: std::time::Duration,
     _lock: LockGuard,
 }
 
@@ -98,6 +98,11 @@ impl Engine {
         let n_shards = shard_count(fs, &dir, options.shards)?;
         let tombstones = Arc::new(Tombstones::open(options.fs.clone(), &dir)?);
         let audit = AuditLog::new(options.fs.clone(), &dir);
+        let defaults = Retention {
+            events: options.raw_retention,
+            metrics: options.rollup_retention,
+        };
+        let retention = RetentionPolicies::open(options.fs.clone(), &dir, defaults)?;
         let context = RollupContext {
             registry: Arc::new(MeterRegistry::open(options.fs.clone(), &dir)?),
             store: Arc::new(RollupStore::new(
@@ -136,6 +141,7 @@ impl Engine {
             rollups: context.store,
             meter_admin: std::sync::Mutex::new(()),
             window: IngestWindow::new(&options),
+            retention,
             fs: options.fs.clone(),
             clock: options.clock.clone(),
             tombstones,
@@ -143,8 +149,6 @@ impl Engine {
             maintenance: Default::default(),
             compaction: options.compaction,
             compaction_pace: options.compaction_pace,
-            raw_retention: options.raw_retention,
-            rollup_retention: std::time::Duration::from_secs(90 * 86_400),
             _lock: lock,
         })
     }
@@ -152,6 +156,11 @@ impl Engine {
     /// The data directory.
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// The default retention and the tenants' overrides.
+    pub fn retention(&self) -> &RetentionPolicies {
+        &self.retention
     }
 
     /// Number of shards.

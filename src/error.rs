@@ -120,6 +120,9 @@ pub enum Error {
         /// Ids of the limits on it.
         limits: Vec<String>,
     },
+    /// A retention override is not acceptable; the text names the field and the problem.
+    #[error(transparent)]
+    InvalidRetention(crate::retention::RetentionError),
 }
 
 impl Error {
@@ -182,6 +185,7 @@ impl Error {
                 meter: meter.clone(),
                 limits: limits.clone(),
             },
+            Error::InvalidRetention(e) => Error::InvalidRetention(e.clone()),
         }
     }
 

@@ -40,8 +40,8 @@
 //!
 //! # Code map
 //!
-//! Dependencies flow one way: `tracker → engine → window, meters, shard → rollup, wal,
-//! segment, manifest → codec, fs, clock`; `model`, `scan`, `usage` and `error` are used
+//! Dependencies flow one way: `tracker → engine → window, meters, retention, shard → rollup,
+//! wal, segment, manifest → codec, fs, clock`; `model`, `scan`, `usage` and `error` are used
 //! everywhere and depend on nothing else in the crate (but `model`).
 //!
 //! - [`model`]: events, typed field values, ids, and the columnar [`WriteBatch`] with its byte
@@ -70,6 +70,12 @@
 //!   atomically.
 //! - [`meters`]: the meter registry: the built-in meters and each tenant's defined ones with
 //!   their rollup ids, persisted in the data directory's `METERS` file.
+//! - [`retention`]: [`RetentionPolicies`], how long each tenant's raw events and rollups are
+//!   kept: the defaults ([`Options::raw_retention`], [`Options::rollup_retention`]) and the
+//!   tenants' overrides, persisted in the data directory's `RETENTION` file; the engine opens
+//!   it ([`Engine::retention`]). Settings only: what is past retention is dropped elsewhere.
+//!   **Architecture invariant:** an effective metrics retention is never shorter than the
+//!   effective events retention.
 //! - [`rollup`]: per tenant and meter, minute (for a recent window), hour and day buckets
 //!   maintained at ingest, the rollup file format, and range sums; the engine's usage API
 //!   (`Engine::usage`, `usage_series`, `define_meter`) reads them and recounts raw events only
@@ -88,10 +94,11 @@
 //! - [`influxql`]: the InfluxQL subset of `/query`: lexer and parser → syntax tree, `SELECT`
 //!   and `SHOW` execution over [`Engine::scan`] and [`Engine::catalog`], and the answer in
 //!   InfluxDB 1.x's JSON shape. No I/O of its own.
-//! - [`server`]: the HTTP server (axum): write, events, query, usage (`/api/v1/tenants/...`)
-//!   and operational endpoints behind one authentication layer; settings layering; its own
-//!   accept loop (`server/conn.rs`: header-read timeout, request-head limit, connection cap);
-//!   a user's export (`server/export.rs`: JSON lines or CSV, streamed in bounded time windows).
+//! - [`server`]: the HTTP server (axum): write, events, query, usage, retention and deletion
+//!   (`/api/v1/tenants/...`) and operational endpoints behind one authentication layer;
+//!   settings layering; its own accept loop (`server/conn.rs`: header-read timeout,
+//!   request-head limit, connection cap); a user's export (`server/export.rs`: JSON lines or
+//!   CSV, streamed in bounded time windows).
 //!   **Architecture invariant:** handlers decode, call the engine, `influxql` or the usage
 //!   tracker, and shape answers; no storage logic.
 //! - [`usage`]: meters, limits, calendar periods and the limit check, as pure functions over
@@ -148,6 +155,7 @@ pub mod ingest;
 pub mod manifest;
 pub mod meters;
 pub mod model;
+pub mod retention;
 pub mod rollup;
 pub mod scan;
 pub mod segment;
@@ -166,6 +174,7 @@ pub use model::{
     Day, Event, EventRef, FieldType, FieldValue, FieldValueRef, SeqNo, TenantId, Timestamp,
     WriteBatch,
 };
+pub use retention::{Retention, RetentionPolicies, TenantRetention};
 pub use scan::{
     ColumnBatch, FieldColumn, FieldValues, ScanRequest, StrColumn, TagColumn, TagOp, TagPredicate,
 };

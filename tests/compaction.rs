@@ -346,3 +346,52 @@ fn a_deleted_tenant_is_hidden_and_purged_while_others_stay() {
     let text = std::fs::read_to_string(dir.path().join("TOMBSTONES")).unwrap();
     assert!(!text.contains("initech"), "{text}");
 }
+
+#[test]
+fn a_tenants_own_retention_drops_its_rows_and_keeps_the_others_in_shared_segments() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(Timestamp(NOV_1)));
+    let opts = Options {
+        raw_retention: Duration::from_secs(30 * 86_400),
+        dedup_window: Duration::from_secs(30 * 86_400),
+        ..options(&clock, 1)
+    };
+    let engine = Engine::open(dir.path(), opts).unwrap();
+    engine
+        .retention()
+        .set(
+            "globex",
+            meterdb::TenantRetention {
+                events_days: Some(7),
+                metrics_days: None,
+            },
+        )
+        .unwrap();
+    for d in 0..20 {
+        let noon = NOV_1 + d * DAY + 12 * HOUR;
+        clock.set(Timestamp(noon));
+        let events: Vec<Event> = (0..10)
+            .map(|i| {
+                api_call(
+                    ["acme", "globex"][i as usize % 2],
+                    "u",
+                    noon + i,
+                    &format!("{d}-{i}"),
+                )
+            })
+            .collect();
+        common::store(&engine, &events);
+        engine.flush().unwrap();
+    }
+    // Each day's segment holds both tenants: globex's old days are rewritten out of them.
+    let report = engine.compact().unwrap();
+    assert!(report.rewrites >= 12, "{report:?}");
+    assert_eq!(count(&engine, "acme", None), 20 * 5);
+    // Day 19 is today; days 12..=19 are within 7 days (day 12 ended 6.5 days ago).
+    assert_eq!(count(&engine, "globex", None), 8 * 5);
+    let all_days = NOV_1..NOV_1 + 20 * DAY;
+    assert_eq!(
+        engine.usage("globex", "api_calls", all_days).unwrap().count,
+        100
+    );
+}

@@ -5,8 +5,8 @@
 //!
 //! - the server starts and serves everything still good (the other tenants' events exactly;
 //!   usage from rollups equal to the raw recount wherever the raw events are there), or, for
-//!   damage it cannot serve around (`METERS`, `LIMITS`), exits non-zero with an error naming
-//!   the file, never a panic;
+//!   damage it cannot serve around (`METERS`, `LIMITS`, `RETENTION`), exits non-zero with an
+//!   error naming the file, never a panic;
 //! - `GET /health` lists the damage found at start-up and its log names the file;
 //! - `meterdb check DIR` exits 1 naming the damaged file, and 0 on an undamaged directory.
 //!
@@ -560,7 +560,26 @@ fn a_damaged_limits_file_stops_the_start_naming_it() {
     assert_refused(&w, &limits);
 }
 
-/// Damage to a file that cannot be recounted from the data (meter definitions, limits):
+#[test]
+fn a_damaged_retention_file_stops_the_start_naming_it() {
+    let w = Written::new();
+    let server = serve(w.path());
+    let r = ureq::put(format!("{}/api/v1/tenants/acme/retention", server.url))
+        .config()
+        .http_status_as_error(false)
+        .build()
+        .send(r#"{"events_days": 7}"#)
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert!(server.terminate().success());
+    let retention = w.path().join("RETENTION");
+    let text = std::fs::read_to_string(&retention).unwrap();
+    std::fs::write(&retention, &text[..text.len() - 3]).unwrap();
+    assert_refused(&w, &retention);
+}
+
+/// Damage to a file that cannot be recounted from the data (meter definitions, limits,
+/// retention overrides):
 /// starting without it would silently stop counting a meter or enforcing a limit, so the server
 /// refuses to start, with an error naming the file, and `meterdb check` names it too.
 fn assert_refused(w: &Written, file: &Path) {

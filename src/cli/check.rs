@@ -13,8 +13,8 @@ pub fn check(dir: &Path) -> anyhow::Result<ExitCode> {
     }
     let engine = match Engine::open(dir, Options::default()) {
         Ok(engine) => engine,
-        // Damage the engine cannot open around (META, METERS) is what `check` is for: name it
-        // like any other damage, not as a failure of the command.
+        // Damage the engine cannot open around (META, METERS, RETENTION) is what `check` is
+        // for: name it like any other damage, not as a failure of the command.
         Err(Error::Corruption(c)) => {
             println!("damaged: {c}");
             println!("the data directory cannot be opened until this file is repaired");

@@ -149,9 +149,18 @@ async fn serve_until_signal(settings: Settings) -> anyhow::Result<()> {
         damage,
         took_ms = opened.elapsed().as_millis() as u64,
         raw_retention_days = settings.engine.raw_retention.as_secs() / 86_400,
+        rollup_retention_days = engine.retention().defaults().metrics.as_secs() / 86_400,
+        retention_overrides = engine.retention().overrides().len(),
         max_future_secs = settings.engine.max_future.as_secs(),
         "data directory open"
     );
+    if engine.retention().defaults().metrics > settings.engine.rollup_retention {
+        // Not a warning: keeping raw events longer (imports of old data) is a documented use.
+        tracing::info!(
+            "USAGE_TRACKING_METRICS_RETENTION_DAYS is shorter than \
+             USAGE_TRACKING_EVENTS_RETENTION_DAYS: rollups are kept as long as raw events"
+        );
+    }
     let engine = Arc::new(engine);
     let compactor = match settings.compaction_interval {
         Some(every) => Some(meterdb::engine::Compactor::spawn(&engine, every)?),

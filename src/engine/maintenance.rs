@@ -142,8 +142,9 @@ impl Engine {
     }
 
     /// A tenant's raw-event and rollup retention.
-    pub(super) fn retention_of(&self, _tenant: &str) -> (Duration, Duration) {
-        (self.raw_retention, self.rollup_retention)
+    pub(super) fn retention_of(&self, tenant: &str) -> (Duration, Duration) {
+        let r = self.retention.get(tenant);
+        (r.events, r.metrics)
     }
 
     /// Drops rollup buckets older than their tenant's metrics retention (whole days), in

@@ -271,15 +271,18 @@ fn positive_secs(name: &str, value: Option<u64>, default: Duration) -> anyhow::R
     }
 }
 
-/// Sets the engine's ingest window from the spec's settings, for `meterdb serve` and
-/// `meterdb import`: events older than `USAGE_TRACKING_EVENTS_RETENTION_DAYS` or more than
-/// `METERDB_MAX_FUTURE` ahead of the clock are refused. Event ids are remembered as long as
+/// Sets the engine's ingest window and default retention from the spec's settings, for
+/// `meterdb serve` and `meterdb import`: events older than
+/// `USAGE_TRACKING_EVENTS_RETENTION_DAYS` or more than `METERDB_MAX_FUTURE` ahead of the clock
+/// are refused, and rollups are kept `USAGE_TRACKING_METRICS_RETENTION_DAYS` (see
+/// [`crate::RetentionPolicies`] for tenants' overrides). Event ids are remembered as long as
 /// raw events are kept, so that a retry of any stored event is recognised.
 pub fn apply_ingest_window(engine: &mut Options, usage: &UsageSettings) {
     let retention = Duration::from_secs(u64::from(usage.events_retention_days) * 86_400);
     engine.raw_retention = retention;
     engine.dedup_window = retention;
     engine.max_future = usage.max_future;
+    engine.rollup_retention = Duration::from_secs(u64::from(usage.metrics_retention_days) * 86_400);
 }
 
 #[cfg(test)]
@@ -347,10 +350,12 @@ mod tests {
         let usage = UsageSettings::from_vars([
             ("USAGE_TRACKING_EVENTS_RETENTION_DAYS", "3650"),
             ("METERDB_MAX_FUTURE", "90m"),
+            ("USAGE_TRACKING_METRICS_RETENTION_DAYS", "7300"),
         ])
         .unwrap();
         apply_ingest_window(&mut engine, &usage);
         assert_eq!(engine.raw_retention, Duration::from_secs(3650 * 86_400));
+        assert_eq!(engine.rollup_retention, Duration::from_secs(7300 * 86_400));
         assert_eq!(engine.dedup_window, engine.raw_retention);
         assert_eq!(engine.max_future, Duration::from_secs(90 * 60));
         let mut defaults = Options::default();
@@ -358,6 +363,10 @@ mod tests {
         assert_eq!(defaults.raw_retention, Options::default().raw_retention);
         assert_eq!(defaults.dedup_window, Options::default().dedup_window);
         assert_eq!(defaults.max_future, Options::default().max_future);
+        assert_eq!(
+            defaults.rollup_retention,
+            Options::default().rollup_retention
+        );
     }
 
     #[test]

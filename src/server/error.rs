@@ -133,7 +133,9 @@ impl From<crate::Error> for ApiError {
                 ApiError::BadRequest(e.to_string())
             }
             Error::BatchTooLarge { .. } => ApiError::BadRequest(e.to_string()),
-            Error::InvalidMeter(_) | Error::InvalidLimit(_) => ApiError::BadRequest(e.to_string()),
+            Error::InvalidMeter(_) | Error::InvalidLimit(_) | Error::InvalidRetention(_) => {
+                ApiError::BadRequest(e.to_string())
+            }
             Error::UnknownMeter { .. } | Error::UnknownLimit { .. } => {
                 ApiError::NotFound(e.to_string())
             }

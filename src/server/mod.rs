@@ -18,6 +18,7 @@ pub mod export;
 pub mod metrics;
 pub mod ops;
 pub mod query;
+pub mod retention;
 pub mod usage;
 pub mod write;
 
@@ -130,6 +131,12 @@ fn usage_routes(state: Arc<AppState>) -> Router<Arc<AppState>> {
             get(usage::get_limit)
                 .put(usage::update_limit)
                 .delete(usage::delete_limit),
+        )
+        .route(
+            "/retention",
+            get(retention::get_retention)
+                .put(retention::put_retention)
+                .delete(retention::delete_retention),
         )
         .route_layer(axum::middleware::from_fn_with_state(state, usage::timed))
 }

@@ -15,6 +15,9 @@
 //! be given limits. An unknown meter or limit id is a 404; a limit on a meter the tenant does
 //! not have is a 404 naming the meter; bad parameters and bodies are 400s that name the
 //! parameter or JSON key.
+//!
+//! The tenant's retention (`retention`) has its own module, [`super::retention`], and shares
+//! this module's tenant path extraction.
 
 use std::sync::Arc;
 

@@ -31,8 +31,9 @@ pub struct UsageSettings {
     /// `USAGE_TRACKING_EVENTS_RETENTION_DAYS`: raw events older than this are dropped, and
     /// writes refuse them (`crate::server::config::apply_ingest_window`). Default 30 days.
     pub events_retention_days: u32,
-    /// `USAGE_TRACKING_METRICS_RETENTION_DAYS`: rollups older than this are dropped.
-    /// Default 90 days.
+    /// `USAGE_TRACKING_METRICS_RETENTION_DAYS`: rollups older than this are dropped, for
+    /// tenants without an override (`crate::server::config::apply_ingest_window` sets
+    /// `Options::rollup_retention` from it). Default 90 days.
     pub metrics_retention_days: u32,
     /// `LIMITS_ENFORCEMENT_ENABLED` and `LIMITS_GRACE_PERIOD_MINUTES`.
     pub limits: LimitSettings,
