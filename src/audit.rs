@@ -30,8 +30,8 @@ pub struct AuditEntry {
     pub tombstone: u64,
     /// Events hidden by the deletion (for `delete_*`).
     pub events: Option<u64>,
-    /// What happens to the rollups (`keep`).
-    pub rollups: &'static str,
+    /// What happens to the rollups (`keep` or `subtract`).
+    pub rollups: String,
 }
 
 /// The hex SHA-256 of a user id, as the audit log and the rollup files name deleted users.

@@ -55,6 +55,42 @@ impl fmt::Display for SyncPolicy {
     }
 }
 
+/// What a deletion does to the rollups that counted the deleted events.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum RollupsOnDelete {
+    /// Keep their counts (billing history); the deleted user's id is replaced by its
+    /// SHA-256 in the rollup files once the rows are purged. The default.
+    #[default]
+    Keep,
+    /// Take the deleted events' contributions out: counts, sums and averages exactly, the
+    /// user from `unique_count` meters over the tag `user`; a whole tenant's rollups are
+    /// dropped. Smallest, largest and latest values cannot be taken back and stay.
+    Subtract,
+}
+
+impl FromStr for RollupsOnDelete {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<RollupsOnDelete, String> {
+        match s {
+            "keep" => Ok(RollupsOnDelete::Keep),
+            "subtract" => Ok(RollupsOnDelete::Subtract),
+            _ => Err(format!(
+                "rollups_on_delete {s:?} is not one of keep, subtract"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for RollupsOnDelete {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            RollupsOnDelete::Keep => "keep",
+            RollupsOnDelete::Subtract => "subtract",
+        })
+    }
+}
+
 /// How an [`crate::Engine`] runs. Every field has a default that works on a laptop.
 #[derive(Clone)]
 pub struct Options {
@@ -96,6 +132,8 @@ pub struct Options {
     /// this (a range edge off the hour, minute-granularity metrics) is recounted from raw
     /// events; hour and day buckets are always in memory. Default = 24 hours.
     pub rollup_minute_window: Duration,
+    /// What deleting a user or a tenant does to its rollups. Default = keep.
+    pub rollups_on_delete: RollupsOnDelete,
     /// How eagerly compaction merges small segments (see [`crate::shard::compact`]).
     pub compaction: CompactionPolicy,
     /// While a background compaction runs, it sleeps this many times as long as each rewrite
@@ -120,6 +158,7 @@ impl Default for Options {
             rollup_retention: Duration::from_secs(90 * 86_400),
             max_future: Duration::from_secs(24 * 3600),
             rollup_minute_window: Duration::from_secs(86_400),
+            rollups_on_delete: RollupsOnDelete::Keep,
             compaction: CompactionPolicy::default(),
             compaction_pace: 1.0,
             fs: Arc::new(StdFs),
@@ -141,6 +180,7 @@ impl fmt::Debug for Options {
             .field("raw_retention", &self.raw_retention)
             .field("rollup_retention", &self.rollup_retention)
             .field("max_future", &self.max_future)
+            .field("rollups_on_delete", &self.rollups_on_delete)
             .field("compaction", &self.compaction)
             .field("compaction_pace", &self.compaction_pace)
             .finish_non_exhaustive()

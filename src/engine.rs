@@ -74,6 +74,7 @@ pub struct Engine {
     maintenance: maintenance::Maintenance,
     compaction: crate::shard::compact::CompactionPolicy,
     compaction_pace: f64,
+    rollups_on_delete: crate::RollupsOnDelete,
     _lock: LockGuard,
 }
 
@@ -149,8 +150,14 @@ impl Engine {
             maintenance: Default::default(),
             compaction: options.compaction,
             compaction_pace: options.compaction_pace,
+            rollups_on_delete: options.rollups_on_delete,
             _lock: lock,
         })
+    }
+
+    /// What deleting a user or a tenant does to its rollups.
+    pub fn rollups_on_delete(&self) -> crate::RollupsOnDelete {
+        self.rollups_on_delete
     }
 
     /// The data directory.

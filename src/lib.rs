@@ -167,7 +167,7 @@ pub mod usage;
 pub mod wal;
 pub mod window;
 
-pub use config::{Options, SyncPolicy};
+pub use config::{Options, RollupsOnDelete, SyncPolicy};
 pub use engine::{Engine, Receipt, ShardStatus};
 pub use error::{Corruption, CorruptionKind, Error, InvalidEvent, Result};
 pub use model::{

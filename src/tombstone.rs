@@ -41,6 +41,17 @@ pub struct Tombstone {
     pub before: u64,
     /// When the deletion was made, ns since the epoch.
     pub at: i64,
+    /// `subtract` when the deleted events' contributions are taken out of the rollups,
+    /// `keep` when the rollups keep them.
+    #[serde(default = "keep")]
+    pub rollups: String,
+    /// Set once the contributions are taken out (`subtract` only).
+    #[serde(default)]
+    pub deducted: bool,
+}
+
+fn keep() -> String {
+    "keep".to_owned()
 }
 
 impl Tombstone {
@@ -132,6 +143,7 @@ impl Tombstones {
         shard: usize,
         before: SegmentId,
         at: i64,
+        rollups: crate::RollupsOnDelete,
     ) -> Result<Tombstone> {
         let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
         let t = Tombstone {
@@ -141,6 +153,8 @@ impl Tombstones {
             shard,
             before: before.0,
             at,
+            rollups: rollups.to_string(),
+            deducted: false,
         };
         let mut list = state.1.clone();
         list.push(t.clone());
@@ -148,6 +162,18 @@ impl Tombstones {
         *state = (state.0 + 1, list);
         self.generation.fetch_add(1, Ordering::SeqCst);
         Ok(t)
+    }
+
+    /// Records that tombstone `id`'s contributions are out of the rollups.
+    pub fn mark_deducted(&self, id: u64) -> Result<()> {
+        let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
+        let mut list = state.1.clone();
+        list.iter_mut()
+            .filter(|t| t.id == id)
+            .for_each(|t| t.deducted = true);
+        self.store(state.0, &list)?;
+        state.1 = list;
+        Ok(())
     }
 
     /// Forgets the tombstones `ids` (their rows are physically gone).
@@ -240,7 +266,16 @@ mod tests {
         let fs: Arc<dyn FileSystem> = Arc::new(StdFs);
         let t = Tombstones::open(fs.clone(), dir.path()).unwrap();
         let gen0 = t.generation();
-        let a = t.add("acme", Some("bob"), 1, SegmentId(10), 5).unwrap();
+        let a = t
+            .add(
+                "acme",
+                Some("bob"),
+                1,
+                SegmentId(10),
+                5,
+                crate::RollupsOnDelete::Keep,
+            )
+            .unwrap();
         assert_ne!(t.generation(), gen0);
         let t = Tombstones::open(fs.clone(), dir.path()).unwrap();
         assert_eq!(t.all(), vec![a.clone()]);

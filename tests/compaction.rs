@@ -395,3 +395,65 @@ fn a_tenants_own_retention_drops_its_rows_and_keeps_the_others_in_shared_segment
         100
     );
 }
+
+#[test]
+fn with_subtract_a_deletion_takes_the_users_contributions_out_of_the_rollups_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(Timestamp(NOV_1 + 12 * HOUR)));
+    let opts = Options {
+        rollups_on_delete: meterdb::RollupsOnDelete::Subtract,
+        ..options(&clock, 2)
+    };
+    let engine = Engine::open(dir.path(), opts.clone()).unwrap();
+    let secret = "carol-5b0e6a1c-2f47-4d88-b3a9-0c6e1d7f2a53";
+    let mut n = 0;
+    for round in 0..3 {
+        let events: Vec<Event> = (0..40)
+            .map(|i| {
+                n += 1;
+                let user = if i % 4 == 0 { secret } else { "dave" };
+                api_call(
+                    "acme",
+                    user,
+                    NOV_1 + round * HOUR + i * 60_000_000_000,
+                    &format!("s{n}"),
+                )
+            })
+            .collect();
+        common::store(&engine, &events);
+        if round < 2 {
+            engine.flush().unwrap();
+        }
+    }
+    let range = NOV_1..NOV_1 + DAY;
+    let usage = |e: &Engine| {
+        let calls = e.usage("acme", "api_calls", range.clone()).unwrap();
+        let users = e.usage("acme", "active_users", range.clone()).unwrap();
+        (calls.count, users.unique)
+    };
+    assert_eq!(usage(&engine), (120, 2));
+    let d = engine.delete_user("acme", secret).unwrap();
+    assert_eq!(d.events, 30);
+    // Taken out before the deletion returns: rollups equal a recount of the visible rows.
+    assert_eq!(usage(&engine), (90, 1));
+    assert_eq!(count(&engine, "acme", None), 90);
+    // A retried deletion finds nothing more to take out.
+    assert_eq!(engine.delete_user("acme", secret).unwrap().events, 0);
+    assert_eq!(usage(&engine), (90, 1));
+    engine.close().unwrap();
+    let engine = Engine::open(dir.path(), opts.clone()).unwrap();
+    assert_eq!(usage(&engine), (90, 1));
+    assert_eq!(engine.compact().unwrap().purged, 2);
+    assert_eq!(usage(&engine), (90, 1));
+    engine.close().unwrap();
+    let hits = occurs_in(dir.path(), secret.as_bytes());
+    assert!(hits.is_empty(), "{hits:?}");
+    let engine = Engine::open(dir.path(), opts.clone()).unwrap();
+    assert_eq!(usage(&engine), (90, 1));
+    // A tenant's deletion drops its rollups.
+    engine.delete_tenant("acme").unwrap();
+    assert_eq!(usage(&engine), (0, 0));
+    engine.close().unwrap();
+    let engine = Engine::open(dir.path(), opts).unwrap();
+    assert_eq!(usage(&engine), (0, 0));
+}

@@ -80,6 +80,10 @@ pub struct ServeArgs {
     /// the cores to ingestion [default: 1.0].
     #[arg(long, env = "METERDB_COMPACTION_PACE")]
     compaction_pace: Option<f64>,
+    /// What deleting a user or a tenant does to the rollups that counted its events: keep
+    /// (billing history) or subtract [default: keep].
+    #[arg(long, env = "METERDB_ROLLUPS_ON_DELETE")]
+    rollups_on_delete: Option<String>,
 }
 
 impl ServeArgs {
@@ -105,6 +109,7 @@ impl ServeArgs {
             query_max_scan_rows: self.query_max_scan_rows,
             compaction_interval_secs: self.compaction_interval_secs,
             compaction_pace: self.compaction_pace,
+            rollups_on_delete: self.rollups_on_delete,
         };
         (self.config, layer)
     }

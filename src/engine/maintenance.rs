@@ -7,13 +7,15 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::Engine;
+use crate::RollupsOnDelete;
 use crate::audit::{AuditEntry, user_digest};
 use crate::error::{Error, Result};
 use crate::model::{NANOS_PER_DAY, TenantId};
 use crate::rollup::file::RollupFile;
 use crate::scan::{ScanRequest, TagPredicate};
+use crate::segment::SegmentId;
 use crate::shard::compact::PlanContext;
-use crate::tombstone::{Tombstone, USER_TAG};
+use crate::tombstone::USER_TAG;
 
 /// What a compaction pass did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -82,6 +84,7 @@ impl Engine {
             .running
             .lock()
             .unwrap_or_else(|e| e.into_inner());
+        self.settle_deductions()?;
         let now = self.clock.now().0;
         let generation = self.tombstones.generation();
         let tombstones = self.tombstones.all();
@@ -186,6 +189,43 @@ impl Engine {
         Ok(rewritten)
     }
 
+    /// Takes the contributions of the deletions made with [`RollupsOnDelete::Subtract`] out
+    /// of the rollups, once each (a crash between recording a deletion and its deduction
+    /// leaves it to the next pass, before any rewrite purges the rows it counts).
+    fn settle_deductions(&self) -> Result<()> {
+        let all = self.tombstones.all();
+        for t in &all {
+            if t.rollups != RollupsOnDelete::Subtract.to_string() || t.deducted {
+                continue;
+            }
+            let shard = &self.shards[t.shard];
+            match &t.user {
+                Some(user) => {
+                    let meters = self.meters.snapshot().meters_for(&t.tenant);
+                    let earlier: Vec<_> = all
+                        .iter()
+                        .filter(|e| e.id < t.id && e.tenant == t.tenant)
+                        .cloned()
+                        .collect();
+                    shard.deduct_user(&t.tenant, user, &meters, SegmentId(t.before), &earlier)?;
+                }
+                None => {
+                    let tenant = t.tenant.clone();
+                    shard.rewrite_rollups(move |f: &mut RollupFile| {
+                        let before = f.tenants.len();
+                        f.tenants.retain(|b| b.tenant != tenant);
+                        f.tenants.len() != before
+                    })?;
+                    if let Some(r) = self.rollups.get(&t.tenant) {
+                        r.meters().clear();
+                    }
+                }
+            }
+            self.tombstones.mark_deducted(t.id)?;
+        }
+        Ok(())
+    }
+
     /// Forgets the deletions whose rows no live segment holds any more, once their user ids
     /// are replaced by digests in the rollup files (the counts stay: billing history).
     fn finish_purges(&self) -> Result<(usize, usize)> {
@@ -193,7 +233,7 @@ impl Engine {
         let mut rewritten = 0;
         for t in self.tombstones.all() {
             let view = self.shards[t.shard].view();
-            let req = tombstone_rows(&t);
+            let req = rows_of(&t.tenant, t.user.as_deref());
             let mut left = false;
             for seg in view
                 .segments
@@ -232,7 +272,7 @@ impl Engine {
                 user_sha256: t.user.as_deref().map(user_digest),
                 tombstone: t.id,
                 events: None,
-                rollups: "keep",
+                rollups: t.rollups.clone(),
             })?;
             finished.push(t.id);
         }
@@ -242,8 +282,10 @@ impl Engine {
 
     /// Deletes every stored event of `user` (tag `user`) of `tenant`: from the moment this
     /// returns no scan, query or export shows them; the next compaction pass removes them
-    /// from the data files. Rollups keep their counts (billing history), with the user's id
-    /// replaced by its digest once the rows are purged. Recorded in the audit log.
+    /// from the data files. With [`RollupsOnDelete::Keep`] rollups keep their counts
+    /// (billing history); with [`RollupsOnDelete::Subtract`] the events' contributions are
+    /// taken out before this returns. Either way the user's id is replaced by its digest in
+    /// the rollup files once the rows are purged. Recorded in the audit log.
     pub fn delete_user(&self, tenant: &str, user: &str) -> Result<Deletion> {
         if user.is_empty() {
             return Err(Error::InvalidOptions("the user to delete is empty".into()));
@@ -268,18 +310,16 @@ impl Engine {
         self.tombstones.invalidate();
         shard.request_flush().recv().unwrap_or(Err(Error::Closed))?;
         let before = shard.boundary()?;
-        let probe = Tombstone {
-            id: 0,
-            tenant: tenant.to_owned(),
-            user: user.map(str::to_owned),
-            shard: shard_no,
-            before: before.0,
-            at: 0,
+        let events = self.count(&rows_of(tenant, user))?;
+        let mode = if events > 0 {
+            self.rollups_on_delete
+        } else {
+            // Nothing visible to take out (a retry of a deletion): never deduct twice.
+            RollupsOnDelete::Keep
         };
-        let events = self.count(&tombstone_rows(&probe))?;
         let t = self
             .tombstones
-            .add(tenant, user, shard_no, before, self.clock.now().0)?;
+            .add(tenant, user, shard_no, before, self.clock.now().0, mode)?;
         self.audit.record(&AuditEntry {
             time: crate::influxql::response::rfc3339(t.at, None),
             action: if user.is_some() {
@@ -291,8 +331,9 @@ impl Engine {
             user_sha256: user.map(user_digest),
             tombstone: t.id,
             events: Some(events),
-            rollups: "keep",
+            rollups: mode.to_string(),
         })?;
+        self.settle_deductions()?;
         self.maintenance.wake();
         Ok(Deletion { id: t.id, events })
     }
@@ -301,15 +342,11 @@ impl Engine {
 /// How a purged user's id reads in the rollup files: this prefix and its digest.
 pub const DELETED_PREFIX: &str = "deleted-sha256:";
 
-/// The rows a tombstone hides, as a scan.
-fn tombstone_rows(t: &Tombstone) -> ScanRequest {
+/// The rows of `user` of `tenant` (every row of the tenant for `None`), as a scan.
+fn rows_of(tenant: &str, user: Option<&str>) -> ScanRequest {
     ScanRequest {
-        tenant: Some(TenantId::new(&t.tenant)),
-        predicates: t
-            .user
-            .iter()
-            .map(|u| TagPredicate::eq(USER_TAG, u))
-            .collect(),
+        tenant: Some(TenantId::new(tenant)),
+        predicates: user.iter().map(|u| TagPredicate::eq(USER_TAG, u)).collect(),
         columns: Some(Vec::new()),
         ..ScanRequest::default()
     }

@@ -62,6 +62,20 @@ impl Delta {
         }
     }
 
+    /// Takes every bucket back out of the store's levels (see [`crate::rollup::store::Shape::deduct`]).
+    pub fn deduct_from(&self, store: &RollupStore) {
+        for (tenant, cells) in self.tenants() {
+            let t = store.tenant(tenant);
+            let horizon = store.minute_horizon();
+            let mut meters = t.meters();
+            for (&(meter, unit, start), acc) in cells {
+                if let Some(levels) = meters.get_mut(&meter) {
+                    levels.deduct(unit, start, acc, horizon);
+                }
+            }
+        }
+    }
+
     /// Adds what the rows of `batches` contribute to the meters each batch's tenant has in
     /// `meters`; distinct values are interned in the store's tenant dictionaries.
     pub fn add_batches(&mut self, batches: &[ColumnBatch], meters: &MeterSet, store: &RollupStore) {

@@ -17,6 +17,11 @@ use crate::segment::column::{zstd_unwrap, zstd_wrap};
 
 const MAGIC: [u8; 8] = *b"MTRROLLU";
 const VERSION: u16 = 1;
+/// Version 2 adds a flags byte after the version; it is written only for deductions, so
+/// that every other file stays readable by version-1 readers.
+const VERSION_FLAGS: u16 = 2;
+/// Flag: the file's buckets are subtracted, not added (a deleted user's contributions).
+const FLAG_DEDUCTS: u8 = 1;
 /// Largest decompressed body a reader accepts.
 const MAX_BODY: usize = 1 << 31;
 
@@ -55,6 +60,9 @@ pub struct RollupFile {
     pub meters: Vec<MeterId>,
     /// Buckets by tenant.
     pub tenants: Vec<TenantBuckets>,
+    /// The buckets are subtracted from the others' (the contributions of a deleted user,
+    /// when deletions subtract from rollups); such a file covers no segment.
+    pub deducts: bool,
 }
 
 /// One tenant's buckets in a file.
@@ -123,7 +131,12 @@ impl RollupFile {
         }
         let mut out = Vec::with_capacity(body.len() / 2 + 64);
         out.extend_from_slice(&MAGIC);
-        out.put_u16(VERSION);
+        if self.deducts {
+            out.put_u16(VERSION_FLAGS);
+            out.push(FLAG_DEDUCTS);
+        } else {
+            out.put_u16(VERSION);
+        }
         out.put_varint(self.segments.len() as u64);
         for s in &self.segments {
             out.put_u64(s.0);
@@ -164,9 +177,17 @@ impl RollupFile {
         let at = |r: &ByteReader<'_>| MAGIC.len() + r.position();
         let header = (|| {
             let version = r.u16()?;
-            if version != VERSION {
-                return Err(CorruptionKind::UnknownVersion(version));
-            }
+            let deducts = match version {
+                VERSION => false,
+                VERSION_FLAGS => match r.u8()? {
+                    0 => false,
+                    FLAG_DEDUCTS => true,
+                    other => {
+                        return Err(CorruptionKind::Invalid(format!("unknown flags {other:#x}")));
+                    }
+                },
+                _ => return Err(CorruptionKind::UnknownVersion(version)),
+            };
             let n = bounded(&mut r, 8)?;
             let segments = (0..n)
                 .map(|_| r.u64().map(SegmentId))
@@ -174,9 +195,9 @@ impl RollupFile {
             let n = bounded(&mut r, 8)?;
             let meters = (0..n).map(|_| r.u64()).collect::<Result<_, _>>()?;
             let body = zstd_unwrap(r.bytes()?, MAX_BODY)?;
-            Ok((segments, meters, body))
+            Ok((deducts, segments, meters, body))
         })();
-        let (segments, meters, body) = header.map_err(|k| bad(at(&r), k))?;
+        let (deducts, segments, meters, body) = header.map_err(|k| bad(at(&r), k))?;
         let mut r = ByteReader::new(&body);
         let tenants = decode_body(&mut r).map_err(|k| {
             bad(
@@ -188,6 +209,7 @@ impl RollupFile {
             segments,
             meters,
             tenants,
+            deducts,
         })
     }
 }
@@ -374,6 +396,7 @@ mod tests {
                     (4, Granularity::Minute, 3 * m, distinct),
                 ],
             }],
+            deducts: false,
         }
     }
 
@@ -381,6 +404,18 @@ mod tests {
     fn rollup_files_round_trip() {
         let f = sample();
         assert_eq!(RollupFile::decode(&f.encode(), Path::new("x")).unwrap(), f);
+        let deduction = RollupFile {
+            segments: Vec::new(),
+            meters: Vec::new(),
+            deducts: true,
+            ..sample()
+        };
+        let bytes = deduction.encode();
+        assert_eq!(u16::from_le_bytes([bytes[8], bytes[9]]), VERSION_FLAGS);
+        assert_eq!(
+            RollupFile::decode(&bytes, Path::new("x")).unwrap(),
+            deduction
+        );
     }
 
     #[test]

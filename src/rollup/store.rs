@@ -64,6 +64,10 @@ pub trait Shape: Sized {
     fn absorb(&mut self, acc: &Acc);
     /// Adds the bucket to `acc`.
     fn merge_into(&self, acc: &mut Acc);
+    /// Takes `acc` (some events' contributions) back out of the bucket: counts and sums
+    /// exactly, distinct values by removing `acc`'s; smallest, largest and latest values
+    /// cannot be taken back and stay.
+    fn deduct(&mut self, acc: &Acc);
 }
 
 impl Shape for u64 {
@@ -75,6 +79,9 @@ impl Shape for u64 {
     }
     fn merge_into(&self, acc: &mut Acc) {
         acc.count += self;
+    }
+    fn deduct(&mut self, acc: &Acc) {
+        *self = self.saturating_sub(acc.count);
     }
 }
 
@@ -105,6 +112,13 @@ impl Shape for Numeric {
         };
         acc.merge(&part);
     }
+    fn deduct(&mut self, acc: &Acc) {
+        self.count = self.count.saturating_sub(acc.count);
+        self.sum -= acc.sum;
+        if self.count == 0 {
+            self.sum = 0.0;
+        }
+    }
 }
 
 impl Shape for Distinct {
@@ -121,6 +135,10 @@ impl Shape for Distinct {
     fn merge_into(&self, acc: &mut Acc) {
         acc.count += self.count;
         crate::rollup::acc::union_into(&mut acc.unique, &self.ids);
+    }
+    fn deduct(&mut self, acc: &Acc) {
+        self.count = self.count.saturating_sub(acc.count);
+        self.ids -= &acc.unique;
     }
 }
 
@@ -150,6 +168,22 @@ impl<B: Shape> Tiers<B> {
                 Entry::Vacant(e) => {
                     e.insert(B::from_acc(acc));
                 }
+            }
+        }
+    }
+
+    fn deduct(&mut self, unit: Granularity, start: i64, acc: &Acc, horizon: i64) {
+        let tiers = [
+            (&mut self.minute, Granularity::Minute),
+            (&mut self.hour, Granularity::Hour),
+            (&mut self.day, Granularity::Day),
+        ];
+        for (level, g) in tiers {
+            if g == Granularity::Minute && (unit != Granularity::Minute || start < horizon) {
+                continue;
+            }
+            if let Some(b) = level.get_mut(&g.floor(start)) {
+                b.deduct(acc);
             }
         }
     }
@@ -252,6 +286,17 @@ impl Levels {
             Levels::Count(t) => t.evict_minutes(horizon),
             Levels::Numeric(t) => t.evict_minutes(horizon),
             Levels::Distinct(t) => t.evict_minutes(horizon),
+        }
+    }
+
+    /// Takes a bucket of size `unit` starting at `start` back out, as [`Levels::add`] put
+    /// it in (see [`Shape::deduct`] for what can be taken back).
+    pub fn deduct(&mut self, unit: Granularity, start: i64, acc: &Acc, horizon: i64) {
+        match self {
+            Levels::Empty => {}
+            Levels::Count(t) => t.deduct(unit, start, acc, horizon),
+            Levels::Numeric(t) => t.deduct(unit, start, acc, horizon),
+            Levels::Distinct(t) => t.deduct(unit, start, acc, horizon),
         }
     }
 

@@ -111,6 +111,9 @@ pub struct Layer {
     pub compaction_interval_secs: Option<u64>,
     /// Compaction sleeps this many times as long as each rewrite took. Default 1.0.
     pub compaction_pace: Option<f64>,
+    /// What deleting a user or tenant does to its rollups: `keep` or `subtract`. Default
+    /// `keep`.
+    pub rollups_on_delete: Option<String>,
 }
 
 impl Layer {
@@ -146,6 +149,7 @@ impl Layer {
                 .compaction_interval_secs
                 .or(lower.compaction_interval_secs),
             compaction_pace: self.compaction_pace.or(lower.compaction_pace),
+            rollups_on_delete: self.rollups_on_delete.or(lower.rollups_on_delete),
         }
     }
 }
@@ -181,6 +185,9 @@ impl Settings {
         }
         if let Some(s) = layer.max_buffer_age_secs {
             engine.max_buffer_age = Duration::from_secs(s);
+        }
+        if let Some(r) = &layer.rollups_on_delete {
+            engine.rollups_on_delete = r.parse().map_err(anyhow::Error::msg)?;
         }
         if let Some(p) = layer.compaction_pace {
             if !(0.0..=1000.0).contains(&p) {
@@ -341,6 +348,31 @@ mod tests {
             let err = Settings::resolve(layer).unwrap_err().to_string();
             let name = zero.split(' ').next().unwrap();
             assert!(err.contains(name), "{zero}: {err}");
+        }
+    }
+
+    #[test]
+    fn compaction_settings_come_from_the_file_and_bad_values_are_refused() {
+        let s = Settings::resolve(Layer::default()).unwrap();
+        assert_eq!(s.compaction_interval, Some(DEFAULT_COMPACTION_INTERVAL));
+        assert_eq!(s.engine.rollups_on_delete, crate::RollupsOnDelete::Keep);
+        let file: Layer = toml::from_str(
+            "compaction_interval_secs = 0
+compaction_pace = 0.5
+rollups_on_delete = \"subtract\"\n",
+        )
+        .unwrap();
+        let s = Settings::resolve(file).unwrap();
+        assert_eq!(s.compaction_interval, None);
+        assert_eq!(s.engine.compaction_pace, 0.5);
+        assert_eq!(s.engine.rollups_on_delete, crate::RollupsOnDelete::Subtract);
+        for (bad, name) in [
+            ("rollups_on_delete = \"forget\"", "rollups_on_delete"),
+            ("compaction_pace = -1.0", "compaction_pace"),
+        ] {
+            let layer: Layer = toml::from_str(bad).unwrap();
+            let err = Settings::resolve(layer).unwrap_err().to_string();
+            assert!(err.contains(name), "{bad}: {err}");
         }
     }
 

@@ -23,8 +23,8 @@ pub struct DeletionAnswer {
     deletion: u64,
     /// Events hidden from now on.
     events_deleted: u64,
-    /// What the rollups do with the deleted events' counts.
-    rollups: &'static str,
+    /// What the rollups do with the deleted events' counts: `keep` or `subtract`.
+    rollups: String,
     /// The data files still hold the events until the next compaction pass.
     purge: &'static str,
 }
@@ -64,7 +64,7 @@ async fn delete(
         user,
         deletion: deletion.id,
         events_deleted: deletion.events,
-        rollups: "keep",
+        rollups: state.engine.rollups_on_delete().to_string(),
         purge: "at the next compaction pass",
     }))
 }

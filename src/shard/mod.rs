@@ -409,6 +409,57 @@ impl Shard {
         rx.recv().map_err(|_| Error::Closed)
     }
 
+    /// Takes the contributions of `user`'s rows of `tenant` in the segments numbered below
+    /// `before`, except those `earlier` deletions hide (they were dealt with then), out of
+    /// the rollups: persists them as a deduction file, then subtracts them in memory.
+    /// Distinct values are taken out only for meters counting the tag `user` (another
+    /// tag's values may be other users' too).
+    pub fn deduct_user(
+        &self,
+        tenant: &str,
+        user: &str,
+        meters: &[IdMeter],
+        before: crate::segment::SegmentId,
+        earlier: &[crate::tombstone::Tombstone],
+    ) -> Result<()> {
+        let store = &self.shared.store;
+        let segments: Vec<Arc<Segment>> = self
+            .view()
+            .segments
+            .iter()
+            .filter(|s| s.info().id < before)
+            .cloned()
+            .collect();
+        let user_tag = crate::tombstone::USER_TAG;
+        let mut cells = rollups::count_matching(
+            tenant,
+            vec![crate::scan::TagPredicate::eq(user_tag, user)],
+            earlier,
+            meters,
+            &segments,
+            store,
+        )?;
+        for ((meter, _, _), acc) in cells.iter_mut() {
+            let by_user = meters
+                .iter()
+                .any(|(id, m)| id == meter && m.tag.as_deref() == Some(user_tag));
+            if !by_user {
+                acc.unique.clear();
+            }
+        }
+        let mut delta = crate::rollup::Delta::default();
+        *delta.cells_mut(tenant) = cells;
+        let mut file = rollups::file_of(&delta, store, Vec::new(), Vec::new());
+        file.deducts = true;
+        let (reply, rx) = oneshot::channel();
+        self.flush_tx
+            .send(flush::Job::AddRollups { file, reply })
+            .map_err(|_| Error::Closed)?;
+        rx.recv().unwrap_or(Err(Error::Closed))?;
+        delta.deduct_from(store);
+        Ok(())
+    }
+
     /// Rewrites the live rollup files for which `change` returns true (having changed
     /// them), in one manifest replacement; returns how many.
     pub fn rewrite_rollups(

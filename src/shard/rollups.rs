@@ -44,6 +44,7 @@ pub(super) fn load(
     report: &mut RecoveryReport,
 ) -> Coverage {
     let mut coverage = Coverage::default();
+    let mut deductions = Vec::new();
     for entry in &manifest.rollups {
         let path = file::path_in(&paths.rollups, entry.id);
         let decoded = match opts.fs.read(&path) {
@@ -64,6 +65,8 @@ pub(super) fn load(
             )),
         };
         match decoded {
+            // Deductions come after every file they take from, whatever their ids.
+            Ok(f) if f.deducts => deductions.push(f),
             Ok(f) => {
                 for s in &f.segments {
                     coverage.pairs.extend(f.meters.iter().map(|m| (*s, *m)));
@@ -76,6 +79,9 @@ pub(super) fn load(
                 coverage.unreadable.push(entry.id);
             }
         }
+    }
+    for f in &deductions {
+        apply_file(f, meters, store);
     }
     coverage
 }
@@ -108,10 +114,12 @@ pub(super) fn apply_file(f: &RollupFile, meters: &MeterSet, store: &RollupStore)
                 // Minutes after the horizon are inside this hour bucket only.
                 store.raise_horizon(start + unit.nanos());
             }
-            levels
-                .entry(*meter)
-                .or_default()
-                .add(*unit, *start, &acc, store.minute_horizon());
+            let levels = levels.entry(*meter).or_default();
+            if f.deducts {
+                levels.deduct(*unit, *start, &acc, store.minute_horizon());
+            } else {
+                levels.add(*unit, *start, &acc, store.minute_horizon());
+            }
         }
     }
 }
@@ -137,6 +145,7 @@ pub(super) fn file_of(
         segments,
         meters,
         tenants,
+        deducts: false,
     }
 }
 
@@ -164,8 +173,22 @@ pub(super) fn count_segments(
     segments: &[Arc<Segment>],
     store: &RollupStore,
 ) -> Result<Cells> {
+    count_matching(tenant, Vec::new(), &[], meters, segments, store)
+}
+
+/// [`count_segments`] for the rows that also satisfy `predicates` and that none of `hidden`
+/// hides.
+pub(super) fn count_matching(
+    tenant: &str,
+    predicates: Vec<crate::scan::TagPredicate>,
+    hidden: &[crate::tombstone::Tombstone],
+    meters: &[IdMeter],
+    segments: &[Arc<Segment>],
+    store: &RollupStore,
+) -> Result<Cells> {
     let req = ScanRequest {
         tenant: Some(TenantId::new(tenant)),
+        predicates,
         ..ScanRequest::default()
     };
     let rollups = store.tenant(tenant);
@@ -174,9 +197,13 @@ pub(super) fn count_segments(
         if !segment.tables().iter().any(|t| t.tenant.as_str() == tenant) {
             continue;
         }
+        let id = segment.info().id;
+        let hide: Vec<_> = hidden.iter().filter(|t| id.0 < t.before).cloned().collect();
         let batches = segment.scan(&req)?;
         let mut dict = rollups.dict();
         for batch in &batches {
+            let visible = crate::tombstone::visible(&hide, batch);
+            let batch = visible.as_ref().unwrap_or(batch);
             add_batch(store.minute_horizon(), &mut cells, batch, meters, &mut dict);
         }
     }
