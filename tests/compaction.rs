@@ -4,6 +4,7 @@
 
 mod common;
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -119,6 +120,10 @@ fn merging_keeps_every_event_and_every_rollup_and_settles() {
     );
     let recovered = &engine.recovery_report()[0];
     assert!(recovered.corruptions.is_empty(), "{recovered:?}");
+    assert_eq!(
+        recovered.segments_recounted, 0,
+        "the rollup files name the merged segment"
+    );
     let files = std::fs::read_dir(dir.path().join("shard-000/segments"))
         .unwrap()
         .count();
@@ -456,4 +461,47 @@ fn with_subtract_a_deletion_takes_the_users_contributions_out_of_the_rollups_onc
     engine.close().unwrap();
     let engine = Engine::open(dir.path(), opts).unwrap();
     assert_eq!(usage(&engine), (0, 0));
+}
+
+#[test]
+fn small_rollup_files_are_merged_and_still_count_every_event() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(Timestamp(NOV_1 + 12 * HOUR)));
+    let engine = Engine::open(dir.path(), options(&clock, 1)).unwrap();
+    for f in 0..20 {
+        let events: Vec<Event> = (0..10)
+            .map(|i| {
+                api_call(
+                    "acme",
+                    &format!("u{}", i % 3),
+                    NOV_1 - 3 * DAY + f * HOUR + i,
+                    &format!("r{f}-{i}"),
+                )
+            })
+            .collect();
+        common::store(&engine, &events);
+        engine.flush().unwrap();
+    }
+    let rollup_files = |dir: &Path| {
+        std::fs::read_dir(dir.join("shard-000/rollups"))
+            .unwrap()
+            .count()
+    };
+    assert_eq!(rollup_files(dir.path()), 20);
+    let range = NOV_1 - 3 * DAY..NOV_1;
+    let calls = engine.usage("acme", "api_calls", range.clone()).unwrap();
+    let users = engine.usage("acme", "active_users", range.clone()).unwrap();
+    let report = engine.compact().unwrap();
+    assert_eq!(report.rollup_files_merged, 20, "{report:?}");
+    assert_eq!(rollup_files(dir.path()), 1);
+    engine.close().unwrap();
+    let engine = Engine::open(dir.path(), options(&clock, 1)).unwrap();
+    assert!(engine.recovery_report()[0].corruptions.is_empty());
+    assert_eq!(engine.recovery_report()[0].segments_recounted, 0);
+    assert_eq!(
+        engine.usage("acme", "api_calls", range.clone()).unwrap(),
+        calls
+    );
+    assert_eq!(engine.usage("acme", "active_users", range).unwrap(), users);
+    assert_eq!(calls.count, 200);
 }

@@ -40,6 +40,8 @@ pub struct CompactionReport {
     pub purged: usize,
     /// Rollup files rewritten (retention, deletions).
     pub rollup_files_rewritten: usize,
+    /// Small rollup files merged into larger ones.
+    pub rollup_files_merged: usize,
 }
 
 /// Where a pass is, for a progress bar.
@@ -141,6 +143,9 @@ impl Engine {
         let (purged, rewritten) = self.finish_purges()?;
         report.purged = purged;
         report.rollup_files_rewritten += rewritten;
+        for shard in &self.shards {
+            report.rollup_files_merged += shard.consolidate_rollups()?;
+        }
         Ok(report)
     }
 

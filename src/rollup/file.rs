@@ -214,6 +214,89 @@ impl RollupFile {
     }
 }
 
+impl RollupFile {
+    /// One file holding what `files` hold (which must all add, or all deduct, for the same
+    /// meters): their segments, and their buckets merged; minute buckets of the hours that
+    /// end by `minute_horizon` become hour buckets (memory keeps only hours that old, so the
+    /// file need not either).
+    pub fn merge(files: &[RollupFile], minute_horizon: i64) -> RollupFile {
+        let mut segments: Vec<SegmentId> = files.iter().flat_map(|f| f.segments.clone()).collect();
+        segments.sort_unstable();
+        segments.dedup();
+        let mut tenants: std::collections::BTreeMap<&str, Merging> = Default::default();
+        for f in files {
+            for t in &f.tenants {
+                let m = tenants.entry(&t.tenant).or_default();
+                let renumber: Vec<u32> = t.values.iter().map(|v| m.intern(v)).collect();
+                for (meter, unit, start, acc) in &t.cells {
+                    let hour = Granularity::Hour.floor(*start);
+                    // Only whole hours before the horizon: a later one would move it.
+                    let old = hour.saturating_add(Granularity::Hour.nanos()) <= minute_horizon;
+                    let (unit, start) = if *unit == Granularity::Minute && old {
+                        (Granularity::Hour, hour)
+                    } else {
+                        (*unit, *start)
+                    };
+                    let mut acc = acc.clone();
+                    acc.unique = acc
+                        .unique
+                        .iter()
+                        .filter_map(|i| renumber.get(i as usize).copied())
+                        .collect();
+                    m.cells
+                        .entry((*meter, unit_code(unit), start))
+                        .or_default()
+                        .merge(&acc);
+                }
+            }
+        }
+        RollupFile {
+            segments,
+            meters: files.first().map(|f| f.meters.clone()).unwrap_or_default(),
+            deducts: files.first().is_some_and(|f| f.deducts),
+            tenants: tenants
+                .into_iter()
+                .map(|(tenant, m)| TenantBuckets {
+                    tenant: tenant.to_owned(),
+                    values: m.values,
+                    cells: m
+                        .cells
+                        .into_iter()
+                        .map(|((meter, unit, start), acc)| {
+                            let unit = if unit == UNIT_MINUTE {
+                                Granularity::Minute
+                            } else {
+                                Granularity::Hour
+                            };
+                            (meter, unit, start, acc)
+                        })
+                        .collect(),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// One tenant's buckets being merged: values renumbered, cells in file order.
+#[derive(Default)]
+struct Merging {
+    values: Vec<String>,
+    index: std::collections::HashMap<String, u32>,
+    cells: std::collections::BTreeMap<(MeterId, u8, i64), Acc>,
+}
+
+impl Merging {
+    fn intern(&mut self, v: &str) -> u32 {
+        if let Some(&i) = self.index.get(v) {
+            return i;
+        }
+        let i = self.values.len() as u32;
+        self.values.push(v.to_owned());
+        self.index.insert(v.to_owned(), i);
+        i
+    }
+}
+
 /// A rollup file whose raw body is `body` (covering no segment), with a valid header,
 /// compression and checksum: lets a fuzzer reach the body decoder.
 #[doc(hidden)]
@@ -415,6 +498,47 @@ mod tests {
         assert_eq!(
             RollupFile::decode(&bytes, Path::new("x")).unwrap(),
             deduction
+        );
+    }
+
+    #[test]
+    fn merged_files_hold_the_sum_of_their_buckets_with_old_minutes_as_hours() {
+        let m = Granularity::Minute.nanos();
+        let a = sample();
+        let mut b = sample();
+        b.segments = vec![SegmentId(5), SegmentId(9)];
+        b.tenants[0].values = vec!["cy".into(), "dan".into(), "ann".into()];
+        let merged = RollupFile::merge(&[a.clone(), b], 0);
+        assert_eq!(
+            merged.segments,
+            vec![SegmentId(4), SegmentId(5), SegmentId(9)]
+        );
+        let t = &merged.tenants[0];
+        let get = |meter: MeterId, unit: Granularity, start: i64| {
+            t.cells
+                .iter()
+                .find(|c| (c.0, c.1, c.2) == (meter, unit, start))
+                .map(|c| c.3.clone())
+        };
+        // -2m (before the horizon 0) joined the hour bucket at -60m.
+        assert_eq!(get(1, Granularity::Minute, -2 * m), None);
+        assert_eq!(get(1, Granularity::Hour, -60 * m).unwrap().count, 14);
+        assert_eq!(get(1, Granularity::Hour, -120 * m).unwrap().count, 14);
+        assert_eq!(get(1, Granularity::Minute, 40 * m).unwrap().count, 14);
+        let distinct = get(4, Granularity::Minute, 3 * m).unwrap();
+        let names: Vec<&str> = distinct
+            .unique
+            .iter()
+            .map(|i| t.values[i as usize].as_str())
+            .collect();
+        // a: {ann, cy}; b: {cy, ann} (its values are renumbered)
+        assert_eq!(names.len(), 2, "{names:?}");
+        assert!(names.contains(&"ann") && names.contains(&"cy"));
+        assert_eq!(distinct.count, 6);
+        // The merged file encodes (cells grouped by meter and size) and decodes.
+        assert_eq!(
+            RollupFile::decode(&merged.encode(), Path::new("m")).unwrap(),
+            merged
         );
     }
 

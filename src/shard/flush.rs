@@ -46,6 +46,8 @@ pub(super) enum Job {
         valid: Box<dyn FnOnce() -> bool + Send>,
         reply: oneshot::Sender<Result<Option<Arc<Segment>>>>,
     },
+    /// Merge the small rollup files (see `rollups::consolidate`).
+    ConsolidateRollups(oneshot::Sender<Result<usize>>),
     /// Rewrite the rollup files for which `change` returns true.
     RewriteRollups {
         change: Box<dyn FnMut(&mut RollupFile) -> bool + Send>,
@@ -137,6 +139,9 @@ impl Flusher {
                 Job::RewriteRollups { change, reply } => {
                     let _ = reply.send(self.rewrite_rollups(change));
                 }
+                Job::ConsolidateRollups(reply) => {
+                    let _ = reply.send(self.consolidate_rollups());
+                }
                 Job::Stop => break,
             }
         }
@@ -170,6 +175,20 @@ impl Flusher {
         let shared = &*self.shared;
         let mut next = self.manifest.clone();
         let old = rollups::rewrite_files(&shared.paths, &shared.opts, &mut next, change)?;
+        self.replace_rollups(next, old)
+    }
+
+    fn consolidate_rollups(&mut self) -> Result<usize> {
+        let shared = &*self.shared;
+        let mut next = self.manifest.clone();
+        let horizon = shared.store.minute_horizon();
+        let old = rollups::consolidate(&shared.paths, &shared.opts, &mut next, horizon)?;
+        self.replace_rollups(next, old)
+    }
+
+    /// Stores `next`, which lists new rollup files instead of `old`, then removes `old`.
+    fn replace_rollups(&mut self, mut next: Manifest, old: Vec<u64>) -> Result<usize> {
+        let shared = &*self.shared;
         if old.is_empty() {
             return Ok(0);
         }
@@ -266,6 +285,9 @@ impl Flusher {
                                 let _ = reply.send(Err(e.duplicate()));
                             }
                             Ok(Job::RewriteRollups { reply, .. }) => {
+                                let _ = reply.send(Err(e.duplicate()));
+                            }
+                            Ok(Job::ConsolidateRollups(reply)) => {
                                 let _ = reply.send(Err(e.duplicate()));
                             }
                             Ok(Job::Reserve(reply)) => {

@@ -69,6 +69,8 @@ pub struct RecoveryReport {
     pub manifest_rebuilt: bool,
     /// Segment files that were not live (left over from an interrupted flush) and were removed.
     pub orphans_removed: usize,
+    /// Live segments whose rows no rollup file counted for some meter, recounted.
+    pub segments_recounted: usize,
 }
 
 /// Counters, read by `/metrics`.
@@ -458,6 +460,16 @@ impl Shard {
         rx.recv().unwrap_or(Err(Error::Closed))?;
         delta.deduct_from(store);
         Ok(())
+    }
+
+    /// Merges the shard's small rollup files (flushes write one each) into fewer, with
+    /// minute buckets past the minute window as hours; returns how many files were merged.
+    pub fn consolidate_rollups(&self) -> Result<usize> {
+        let (reply, rx) = oneshot::channel();
+        self.flush_tx
+            .send(flush::Job::ConsolidateRollups(reply))
+            .map_err(|_| Error::Closed)?;
+        rx.recv().unwrap_or(Err(Error::Closed))
     }
 
     /// Rewrites the live rollup files for which `change` returns true (having changed

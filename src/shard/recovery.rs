@@ -177,7 +177,7 @@ pub(super) fn recover(
         buffered.add_batches(&tables, meters, store);
     }
     buffered.apply_to(store);
-    rollups::backfill_missing(
+    report.segments_recounted = rollups::backfill_missing(
         paths,
         opts,
         &mut manifest,

@@ -212,7 +212,8 @@ pub(super) fn count_matching(
 
 /// Backfills every `(segment, meter)` pair the rollup files lack: counts those segments'
 /// rows, writes one rollup file per set of missing meters, merges the buckets into the store
-/// and stores the manifest that lists the new files instead of the unreadable ones.
+/// and stores the manifest that lists the new files instead of the unreadable ones. Returns
+/// how many segments were recounted.
 pub(super) fn backfill_missing(
     paths: &ShardPaths,
     opts: &Options,
@@ -221,7 +222,7 @@ pub(super) fn backfill_missing(
     coverage: &Coverage,
     meters: &MeterSet,
     store: &RollupStore,
-) -> Result<()> {
+) -> Result<usize> {
     // Missing meters of each segment, grouped so that segments missing the same meters share
     // one file.
     let mut groups: BTreeMap<Vec<MeterId>, Vec<Arc<Segment>>> = BTreeMap::new();
@@ -241,7 +242,7 @@ pub(super) fn backfill_missing(
         }
     }
     if groups.is_empty() && coverage.unreadable.is_empty() {
-        return Ok(());
+        return Ok(0);
     }
     let mut next = manifest.clone();
     next.rollups
@@ -278,7 +279,7 @@ pub(super) fn backfill_missing(
     next.commit += 1;
     next.store(&*opts.fs, &paths.manifest)?;
     *manifest = next;
-    Ok(())
+    Ok(groups.values().map(Vec::len).sum())
 }
 
 /// Rollup files the manifest does not list (from a flush or backfill that did not commit)
@@ -338,4 +339,53 @@ pub(super) fn rewrite_files(
     }
     next.rollups.sort_by_key(|e| e.id);
     Ok(replaced)
+}
+
+/// Rollup files smaller than this are merged once there are [`MERGE_FILES`] of them with
+/// the same meters: flushes write one small file each, and recovery reads them all.
+pub(super) const SMALL_FILE: u64 = 4 << 20;
+/// See [`SMALL_FILE`].
+pub(super) const MERGE_FILES: usize = 8;
+
+/// Merges the small live rollup files (see [`SMALL_FILE`]) that count the same meters into
+/// one file each, listed in `next` instead; returns the merged files' ids, to remove once
+/// `next` is stored. Segments no longer live are dropped from the merged file's list.
+pub(super) fn consolidate(
+    paths: &ShardPaths,
+    opts: &Options,
+    next: &mut Manifest,
+    minute_horizon: i64,
+) -> Result<Vec<u64>> {
+    let mut groups: BTreeMap<(bool, Vec<MeterId>), Vec<(u64, RollupFile)>> = BTreeMap::new();
+    for entry in next.rollups.iter().filter(|e| e.file_len < SMALL_FILE) {
+        let path = file::path_in(&paths.rollups, entry.id);
+        let Ok(bytes) = opts.fs.read(&path) else {
+            continue;
+        };
+        let Ok(f) = RollupFile::decode(&bytes, &path) else {
+            continue;
+        };
+        groups
+            .entry((f.deducts, f.meters.clone()))
+            .or_default()
+            .push((entry.id, f));
+    }
+    let live: HashSet<SegmentId> = next.segments.iter().map(|e| e.id).collect();
+    let mut merged_ids = Vec::new();
+    for (_, group) in groups {
+        if group.len() < MERGE_FILES {
+            continue;
+        }
+        let (ids, files): (Vec<u64>, Vec<RollupFile>) = group.into_iter().unzip();
+        let mut merged = RollupFile::merge(&files, minute_horizon);
+        merged.segments.retain(|s| live.contains(s));
+        let id = next.next_segment_id;
+        next.next_segment_id += 1;
+        let written = write_file(paths, opts, id, &merged)?;
+        next.rollups.retain(|e| !ids.contains(&e.id));
+        next.rollups.push(written);
+        merged_ids.extend(ids);
+    }
+    next.rollups.sort_by_key(|e| e.id);
+    Ok(merged_ids)
 }
