@@ -356,7 +356,9 @@ pub(super) fn consolidate(
     next: &mut Manifest,
     minute_horizon: i64,
 ) -> Result<Vec<u64>> {
-    let mut groups: BTreeMap<(bool, Vec<MeterId>), Vec<(u64, RollupFile)>> = BTreeMap::new();
+    // Files merge with those that deduct alike and count the same meters.
+    type Kind = (bool, Vec<MeterId>);
+    let mut groups: BTreeMap<Kind, Vec<(u64, RollupFile)>> = BTreeMap::new();
     for entry in next.rollups.iter().filter(|e| e.file_len < SMALL_FILE) {
         let path = file::path_in(&paths.rollups, entry.id);
         let Ok(bytes) = opts.fs.read(&path) else {
