@@ -198,6 +198,13 @@ impl Engine {
     /// of the rollups, once each (a crash between recording a deletion and its deduction
     /// leaves it to the next pass, before any rewrite purges the rows it counts).
     fn settle_deductions(&self) -> Result<()> {
+        // A deletion and a compaction pass may both settle: one at a time, so that each
+        // tombstone is deducted once.
+        let _one_at_a_time = self
+            .maintenance
+            .settling
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         let all = self.tombstones.all();
         for t in &all {
             if t.rollups != RollupsOnDelete::Subtract.to_string() || t.deducted {
@@ -362,6 +369,7 @@ fn rows_of(tenant: &str, user: Option<&str>) -> ScanRequest {
 #[derive(Debug, Default)]
 pub(super) struct Maintenance {
     running: Mutex<()>,
+    settling: Mutex<()>,
     wake: Arc<(Mutex<bool>, Condvar)>,
 }
 
