@@ -151,6 +151,30 @@ impl RollupFile {
         out
     }
 
+    /// The segments a file lists, read from its header without decompressing its body (the
+    /// checksum is still checked), or `None` for a file [`RollupFile::decode`] would refuse
+    /// early.
+    pub fn segments_listed(bytes: &[u8]) -> Option<Vec<SegmentId>> {
+        let body_len = bytes.len().checked_sub(4)?;
+        if body_len < MAGIC.len() + 2 || bytes[..MAGIC.len()] != MAGIC {
+            return None;
+        }
+        let stored = u32::from_le_bytes(bytes[body_len..].try_into().ok()?);
+        if stored != crc32c(&bytes[..body_len]) {
+            return None;
+        }
+        let mut r = ByteReader::new(&bytes[MAGIC.len()..body_len]);
+        match r.u16().ok()? {
+            VERSION => {}
+            VERSION_FLAGS => {
+                r.u8().ok()?;
+            }
+            _ => return None,
+        }
+        let n = bounded(&mut r, 8).ok()?;
+        (0..n).map(|_| r.u64().ok().map(SegmentId)).collect()
+    }
+
     /// Decodes a file, checking magic, version, checksum, every count and every id.
     pub fn decode(bytes: &[u8], path: &Path) -> Result<RollupFile, Corruption> {
         let bad = |offset: usize, kind| Corruption::new(path, offset as u64, kind);
@@ -495,6 +519,11 @@ mod tests {
         };
         let bytes = deduction.encode();
         assert_eq!(u16::from_le_bytes([bytes[8], bytes[9]]), VERSION_FLAGS);
+        assert_eq!(RollupFile::segments_listed(&bytes), Some(Vec::new()));
+        assert_eq!(
+            RollupFile::segments_listed(&f.encode()),
+            Some(f.segments.clone())
+        );
         assert_eq!(
             RollupFile::decode(&bytes, Path::new("x")).unwrap(),
             deduction

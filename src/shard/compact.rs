@@ -323,9 +323,11 @@ pub(super) fn commit(
             ids.sort_unstable();
             true
         };
-        old_rollups = super::rollups::rewrite_files(paths, &shared.opts, &mut next, |f| {
-            rename(&mut f.segments)
-        })?;
+        let lists_a_source = |ids: &[SegmentId]| ids.iter().any(|s| r.sources.contains(s));
+        old_rollups =
+            super::rollups::rewrite_files(paths, &shared.opts, &mut next, lists_a_source, |f| {
+                rename(&mut f.segments)
+            })?;
     }
     next.store(fs, &paths.manifest)?;
     *manifest = next;

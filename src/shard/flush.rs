@@ -174,7 +174,7 @@ impl Flusher {
     ) -> Result<usize> {
         let shared = &*self.shared;
         let mut next = self.manifest.clone();
-        let old = rollups::rewrite_files(&shared.paths, &shared.opts, &mut next, change)?;
+        let old = rollups::rewrite_files(&shared.paths, &shared.opts, &mut next, |_| true, change)?;
         self.replace_rollups(next, old)
     }
 

@@ -308,14 +308,15 @@ pub(super) fn remove_orphans(
     Ok(removed)
 }
 
-/// Rewrites every live rollup file for which `change` returns true (having changed it) as
-/// a new file, listed in `next` instead of the old one; returns the old files' ids, to
+/// Rewrites every live rollup file whose segment list passes `lists` and for which
+/// `change` returns true (having changed it) as a new file, listed in `next` instead of the old one; returns the old files' ids, to
 /// remove once `next` is stored. A file that cannot be read is left as it is (recovery
 /// reports it and recounts its segments).
 pub(super) fn rewrite_files(
     paths: &ShardPaths,
     opts: &Options,
     next: &mut Manifest,
+    lists: impl Fn(&[SegmentId]) -> bool,
     mut change: impl FnMut(&mut RollupFile) -> bool,
 ) -> Result<Vec<u64>> {
     let mut replaced = Vec::new();
@@ -324,6 +325,10 @@ pub(super) fn rewrite_files(
         let Ok(bytes) = opts.fs.read(&path) else {
             continue;
         };
+        // Most files are not concerned: skip them without decompressing.
+        if RollupFile::segments_listed(&bytes).is_some_and(|segments| !lists(&segments)) {
+            continue;
+        }
         let Ok(mut f) = RollupFile::decode(&bytes, &path) else {
             continue;
         };
