@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# MeterDB against InfluxDB 1.6 and VictoriaMetrics 1.79 on the same generated usage data, one after
+# the other on this machine, with the same load driver and query script.
+#
+# usage: bench/compare.sh [EVENTS]          (default 1000000)
+#   PEERS="influx vm"   peers to run after MeterDB (PEERS="" runs MeterDB alone)
+#   RUNS=5              query repetitions (median reported, after one warm-up)
+#   WORK=dir            where data, data directories and results go (default ${TMPDIR:-/tmp}/meterdb-compare)
+#
+# For each system: a fresh data directory, the file loaded over HTTP line protocol (5,000-line
+# batches, 4 connections), peak RSS (VmHWM), disk bytes per event once flushed, then Q1..Q6 (median
+# of RUNS, answers checked against the oracle). MeterDB runs with durable acks (sync=always); it is
+# flushed by a SIGTERM (a clean shutdown) before its disk is measured, and its restart time is
+# measured when it starts again for the queries. Prints one table with MeterDB's ratio to the best
+# peer for each figure. The peers are installed from Debian packages by tests/bench/peers.sh.
+set -euo pipefail
+EVENTS=${1:-1000000}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+KIT=$ROOT/tests/bench
+WORK=${WORK:-${TMPDIR:-/tmp}/meterdb-compare}
+PEERS=${PEERS-"influx vm"}
+RUNS=${RUNS:-5}
+LP=$WORK/data/usage_$EVENTS.lp
+ORACLE=$WORK/data/oracle_$EVENTS.json
+RES=$WORK/results/$EVENTS
+mkdir -p "$WORK/data" "$RES"
+log() { echo "[$(date -u +%T)] $* (loadavg $(cut -d' ' -f1-3 /proc/loadavg))" >&2; }
+
+[ -s "$LP" ] || { log "generating $EVENTS events"; python3 "$KIT/gen_usage.py" --events "$EVENTS" --out "$LP"; }
+[ -s "$ORACLE" ] || { log "oracle"; python3 "$KIT/oracle.py" "$LP" > "$ORACLE"; }
+
+log "building MeterDB (release)"
+cargo build --release --manifest-path "$ROOT/Cargo.toml" >&2
+BIN=$ROOT/target/release/meterdb
+DIR=$WORK/meterdb
+ADDR=127.0.0.1:8087
+URL=http://$ADDR
+SRV=""
+trap '[ -n "$SRV" ] && kill "$SRV" 2>/dev/null; wait 2>/dev/null || true' EXIT
+hwm_kb() { awk '/^VmHWM/{print $2}' "/proc/$SRV/status"; }
+wait_ready() { for _ in $(seq 3000); do curl -sf -o /dev/null "$URL/ping" && return 0; sleep 0.01; done; return 1; }
+start() {
+  # The kit's data lies 27-34 days before today: keep it from being refused as too old.
+  USAGE_TRACKING_EVENTS_RETENTION_DAYS=3650 USAGE_TRACKING_METRICS_RETENTION_DAYS=3650 \
+    "$BIN" serve --data-dir "$DIR" --http-addr "$ADDR" --sync always --log warn \
+    > "$RES/meterdb.log" 2>&1 & SRV=$!
+}
+
+rm -rf "$DIR"
+log "meterdb: start"; start; wait_ready
+log "meterdb: load"
+python3 "$KIT/load.py" --url "$URL/write?db=bench&precision=ns" --file "$LP" --batch 5000 --concurrency 4 \
+  > "$RES/meterdb.load.json"
+cat "$RES/meterdb.load.json" >&2
+HWM_LOAD=$(hwm_kb)
+T0=$(date +%s.%N); kill -TERM "$SRV"; wait "$SRV" || true; SRV=""; T1=$(date +%s.%N)
+DISK=$(du -sb "$DIR" | cut -f1)
+log "meterdb: flushed and stopped in $(echo "$T1 - $T0" | bc) s, disk $DISK bytes; restart"
+T0=$(date +%s.%N); start; wait_ready; T1=$(date +%s.%N)
+RESTART=$(echo "$T1 - $T0" | bc)
+log "meterdb: queries"
+python3 "$KIT/query.py" --peer influx --url "$URL" --oracle "$ORACLE" --runs "$RUNS" > "$RES/meterdb.query.json"
+HWM_END=$(hwm_kb)
+kill -TERM "$SRV"; wait "$SRV" || true; SRV=""
+printf '{"hwm_kb_load":%s,"hwm_kb_end":%s,"disk_bytes":%s,"restart_s":%s,"version":"%s"}\n' \
+  "$HWM_LOAD" "$HWM_END" "$DISK" "$RESTART" "$("$BIN" --version | cut -d' ' -f2)" > "$RES/meterdb.server.json"
+
+if [ -n "$PEERS" ]; then
+  log "peers: $PEERS"
+  PEERS="$PEERS" RUNS="$RUNS" RES="$RES" bash "$KIT/peers.sh" "$LP" "$ORACLE" > "$RES/peers.md"
+fi
+
+python3 - "$RES" "$ORACLE" meterdb $PEERS <<'PY'
+import json, sys
+res, oracle, systems = sys.argv[1], json.load(open(sys.argv[2])), sys.argv[3:]
+ev = oracle["events"]
+rows = {}
+for s in systems:
+    load = json.load(open(f"{res}/{s}.load.json"))
+    srv = json.load(open(f"{res}/{s}.server.json"))
+    q = json.load(open(f"{res}/{s}.query.json"))["queries"]
+    rows[s] = {
+        "ingest": load["events_per_s"], "errors": load["errors"],
+        "rss": max(srv["hwm_kb_load"], srv["hwm_kb_end"]) / 1024,
+        "bpe": srv["disk_bytes"] / ev,
+        "q": {k: (v.get("median_ms"), v.get("correct", "n/a") if "error" not in v else "error") for k, v in q.items()},
+    }
+peers = [s for s in systems if s != "meterdb"]
+print(f"\n{ev:,} events, {oracle['series']:,} tag sets, biggest tenant {oracle['tenant']}\n")
+head = ["figure"] + systems + (["MeterDB vs best peer"] if peers else [])
+print("| " + " | ".join(head) + " |")
+print("|" + "---|" * len(head))
+def line(name, key, fmt, higher_better):
+    vals = [rows[s][key] for s in systems]
+    cells = [fmt(v) for v in vals]
+    if peers:
+        best = (max if higher_better else min)(rows[p][key] for p in peers)
+        m = rows["meterdb"][key]
+        ratio = (m / best) if higher_better else (best / m if m else float("inf"))
+        cells.append(f"{ratio:,.1f}x {'better' if ratio >= 1 else 'worse'}")
+    print(f"| {name} | " + " | ".join(cells) + " |")
+line("ingest events/s (HTTP, durable acks for MeterDB and InfluxDB)", "ingest", lambda v: f"{v:,.0f}", True)
+line("peak RSS MiB", "rss", lambda v: f"{v:,.0f}", False)
+line("disk bytes/event after flush", "bpe", lambda v: f"{v:.1f}", False)
+for q in ["Q1", "Q2", "Q3", "Q4", "Q5", "Q6"]:
+    cells = []
+    for s in systems:
+        ms, ok = rows[s]["q"].get(q, (None, "error"))
+        cells.append("error" if ms is None else f"{ms:,.1f} ms ({'exact' if ok is True else 'n/a' if ok == 'n/a' else 'wrong' if ok is False else ok})")
+    if peers:
+        ms = rows["meterdb"]["q"].get(q, (None, None))[0]
+        best = min((rows[p]["q"].get(q, (None,))[0] for p in peers if rows[p]["q"].get(q, (None,))[0] is not None), default=None)
+        cells.append(f"{best / ms:,.1f}x {'faster' if best >= ms else 'slower'}" if ms and best else "-")
+    print(f"| {q} median | " + " | ".join(cells) + " |")
+restart = json.load(open(f"{res}/meterdb.server.json"))["restart_s"]
+print(f"\nMeterDB restart after the clean shutdown: {float(restart):.2f} s to answer /ping.")
+PY
