@@ -6,6 +6,7 @@
 #   PEERS="influx vm"   peers to run after MeterDB (PEERS="" runs MeterDB alone)
 #   RUNS=5              query repetitions (median reported, after one warm-up)
 #   WORK=dir            where data, data directories and results go (default ${TMPDIR:-/tmp}/meterdb-compare)
+#   TABLE_ONLY=1        print the table of the last run again, without running anything
 #
 # For each system: a fresh data directory, the file loaded over HTTP line protocol (5,000-line
 # batches, 4 connections), peak RSS (VmHWM), disk bytes per event once flushed, then Q1..Q6 (median
@@ -29,8 +30,10 @@ log() { echo "[$(date -u +%T)] $* (loadavg $(cut -d' ' -f1-3 /proc/loadavg))" >&
 [ -s "$LP" ] || { log "generating $EVENTS events"; python3 "$KIT/gen_usage.py" --events "$EVENTS" --out "$LP"; }
 [ -s "$ORACLE" ] || { log "oracle"; python3 "$KIT/oracle.py" "$LP" > "$ORACLE"; }
 
-log "building MeterDB (release)"
-cargo build --release --manifest-path "$ROOT/Cargo.toml" >&2
+if [ -z "${TABLE_ONLY:-}" ]; then
+  log "building MeterDB (release)"
+  cargo build --release --manifest-path "$ROOT/Cargo.toml" >&2
+fi
 BIN=$ROOT/target/release/meterdb
 DIR=$WORK/meterdb
 ADDR=127.0.0.1:8087
@@ -46,6 +49,7 @@ start() {
     > "$RES/meterdb.log" 2>&1 & SRV=$!
 }
 
+if [ -z "${TABLE_ONLY:-}" ]; then
 rm -rf "$DIR"
 log "meterdb: start"; start; wait_ready
 log "meterdb: load"
@@ -57,7 +61,7 @@ T0=$(date +%s.%N); kill -TERM "$SRV"; wait "$SRV" || true; SRV=""; T1=$(date +%s
 DISK=$(du -sb "$DIR" | cut -f1)
 log "meterdb: flushed and stopped in $(echo "$T1 - $T0" | bc) s, disk $DISK bytes; restart"
 T0=$(date +%s.%N); start; wait_ready; T1=$(date +%s.%N)
-RESTART=$(echo "$T1 - $T0" | bc)
+RESTART=$(printf '%.3f' "$(echo "$T1 - $T0" | bc)")
 log "meterdb: queries"
 python3 "$KIT/query.py" --peer influx --url "$URL" --oracle "$ORACLE" --runs "$RUNS" > "$RES/meterdb.query.json"
 HWM_END=$(hwm_kb)
@@ -68,6 +72,7 @@ printf '{"hwm_kb_load":%s,"hwm_kb_end":%s,"disk_bytes":%s,"restart_s":%s,"versio
 if [ -n "$PEERS" ]; then
   log "peers: $PEERS"
   PEERS="$PEERS" RUNS="$RUNS" RES="$RES" bash "$KIT/peers.sh" "$LP" "$ORACLE" > "$RES/peers.md"
+fi
 fi
 
 python3 - "$RES" "$ORACLE" meterdb $PEERS <<'PY'
@@ -112,6 +117,18 @@ for q in ["Q1", "Q2", "Q3", "Q4", "Q5", "Q6"]:
         best = min((rows[p]["q"].get(q, (None,))[0] for p in peers if rows[p]["q"].get(q, (None,))[0] is not None), default=None)
         cells.append(f"{best / ms:,.1f}x {'faster' if best >= ms else 'slower'}" if ms and best else "-")
     print(f"| {q} median | " + " | ".join(cells) + " |")
+if "influx" in systems:
+    # InfluxDB 1.x is the reference for InfluxQL answers: compare every query's answer.
+    mq = json.load(open(f"{res}/meterdb.query.json"))["queries"]
+    iq = json.load(open(f"{res}/influx.query.json"))["queries"]
+    def same(a, b):
+        if isinstance(a, list) and isinstance(b, list):
+            return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
+        if isinstance(a, float) or isinstance(b, float):
+            return a is not None and b is not None and abs(a - b) <= 1e-9 * max(1.0, abs(b))
+        return a == b
+    verdict = {q: same(mq[q].get("answer"), iq[q].get("answer")) for q in mq if q in iq}
+    print("\nMeterDB's answers equal InfluxDB's: " + ", ".join(f"{q} {'yes' if ok else 'NO'}" for q, ok in verdict.items()))
 restart = json.load(open(f"{res}/meterdb.server.json"))["restart_s"]
 print(f"\nMeterDB restart after the clean shutdown: {float(restart):.2f} s to answer /ping.")
 PY
