@@ -40,8 +40,8 @@
 //!
 //! # Code map
 //!
-//! Dependencies flow one way: `tracker → engine → window, meters, retention, shard → rollup,
-//! wal, segment, manifest → codec, fs, clock`; `model`, `scan`, `usage` and `error` are used
+//! Dependencies flow one way: `tracker → engine → window, meters, retention, tombstone, audit,
+//! shard → rollup, wal, segment, manifest → codec, fs, clock`; `model`, `scan`, `usage` and `error` are used
 //! everywhere and depend on nothing else in the crate (but `model`).
 //!
 //! - [`model`]: events, typed field values, ids, and the columnar [`WriteBatch`] with its byte
@@ -49,13 +49,20 @@
 //! - [`catalog`]: which measurements, tag keys, tag values and fields exist, merged from
 //!   buffers and segment footers without reading rows; the tenant shows as a tag, the event id
 //!   as a field. No I/O of its own.
-//! - [`scan`]: what a reader asks for ([`ScanRequest`]) and gets back ([`ColumnBatch`]). No I/O.
-//! - [`engine`]: [`Engine`]: the directory lock, tenant → shard routing, write, scan, flush,
-//!   close, check. **Architecture invariant:** knows no byte encodings.
+//! - [`scan`]: what a reader asks for ([`ScanRequest`]) and gets back ([`ColumnBatch`]), and
+//!   row operations on batches (`scan/rows.rs`: pick, append, order by time). No I/O.
+//! - [`engine`]: [`Engine`]: the directory lock, tenant → shard routing, write, scan (hiding
+//!   deleted rows), flush, close, check; `engine/maintenance.rs`: compaction passes, retention,
+//!   deletions and the background [`engine::Compactor`]. **Architecture invariant:** knows no
+//!   byte encodings.
+//! - [`tombstone`]: deletions not yet purged from the files (`TOMBSTONES`), and which rows
+//!   they hide. [`audit`]: the `AUDIT.log` of deletions, naming users by SHA-256 only.
 //! - [`window`]: the ingest time window (raw-event retention behind, `max_future` ahead of
 //!   the clock) the engine applies to every write before it reaches a shard. No I/O.
 //! - [`shard`]: one shard's write path (group-commit writer thread → WAL → in-memory buffer →
-//!   flusher thread → segments + manifest), its recovery, and its read views.
+//!   flusher thread → segments + manifest), its recovery, its read views, and compaction
+//!   (`shard/compact.rs`: which segments to rewrite, the rewrite, the commit through the
+//!   flusher).
 //!   **Architecture invariant:** an event becomes visible only after its WAL record is
 //!   durable (per the sync policy), and a flush becomes visible in one step. Its event-id
 //!   index (`shard/dedup.rs`: exact sets of the buffers' ids, a bloom filter over the stored
