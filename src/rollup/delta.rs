@@ -9,8 +9,8 @@ use std::sync::Arc;
 use super::store::Dict;
 use super::{Acc, Granularity, MeterId, RollupStore, TenantRollups};
 use crate::meters::{IdMeter, MeterSet};
-use crate::model::{EventRef, FieldValueRef};
-use crate::scan::{ColumnBatch, FieldValues, NO_TAG, TagColumn};
+use crate::model::EventRef;
+use crate::scan::{ColumnBatch, NO_TAG, TagColumn};
 use crate::usage::meter::numeric;
 use crate::usage::{Aggregation, Contribution, Meter};
 
@@ -200,7 +200,7 @@ pub fn add_batch(
                     continue;
                 };
                 for row in rows {
-                    if let Some(v) = field_at(&col.values, row).and_then(numeric) {
+                    if let Some(v) = col.value(row).and_then(numeric) {
                         bucket(cells, *id, ts[row], horizon).add_value(ts[row], v);
                     }
                 }
@@ -256,14 +256,4 @@ pub fn recount(batches: &[ColumnBatch], meter: &IdMeter, dict: &mut Dict) -> Acc
         total.merge(acc);
     }
     total
-}
-
-fn field_at(values: &FieldValues, row: usize) -> Option<FieldValueRef<'_>> {
-    match values {
-        FieldValues::F64(v) => v.get(row).copied().flatten().map(FieldValueRef::F64),
-        FieldValues::I64(v) => v.get(row).copied().flatten().map(FieldValueRef::I64),
-        FieldValues::U64(v) => v.get(row).copied().flatten().map(FieldValueRef::U64),
-        FieldValues::Bool(v) => v.get(row).copied().flatten().map(FieldValueRef::Bool),
-        FieldValues::Str(v) => v.get(row).map(FieldValueRef::Str),
-    }
 }

@@ -153,17 +153,28 @@ impl<B> Default for Tiers<B> {
 }
 
 impl<B: Shape> Tiers<B> {
-    fn add(&mut self, unit: Granularity, start: i64, acc: &Acc, horizon: i64) {
-        let tiers = [
+    /// The levels a bucket of size `unit` at `start` belongs to, with its key in each: hour
+    /// and day, and minute too for a minute bucket not older than `horizon`.
+    fn levels_of(
+        &mut self,
+        unit: Granularity,
+        start: i64,
+        horizon: i64,
+    ) -> impl Iterator<Item = (&mut BTreeMap<i64, B>, i64)> {
+        let minute = unit == Granularity::Minute && start >= horizon;
+        [
             (&mut self.minute, Granularity::Minute),
             (&mut self.hour, Granularity::Hour),
             (&mut self.day, Granularity::Day),
-        ];
-        for (level, g) in tiers {
-            if g == Granularity::Minute && (unit != Granularity::Minute || start < horizon) {
-                continue;
-            }
-            match level.entry(g.floor(start)) {
+        ]
+        .into_iter()
+        .filter(move |(_, g)| *g != Granularity::Minute || minute)
+        .map(move |(level, g)| (level, g.floor(start)))
+    }
+
+    fn add(&mut self, unit: Granularity, start: i64, acc: &Acc, horizon: i64) {
+        for (level, key) in self.levels_of(unit, start, horizon) {
+            match level.entry(key) {
                 Entry::Occupied(mut e) => e.get_mut().absorb(acc),
                 Entry::Vacant(e) => {
                     e.insert(B::from_acc(acc));
@@ -173,16 +184,8 @@ impl<B: Shape> Tiers<B> {
     }
 
     fn deduct(&mut self, unit: Granularity, start: i64, acc: &Acc, horizon: i64) {
-        let tiers = [
-            (&mut self.minute, Granularity::Minute),
-            (&mut self.hour, Granularity::Hour),
-            (&mut self.day, Granularity::Day),
-        ];
-        for (level, g) in tiers {
-            if g == Granularity::Minute && (unit != Granularity::Minute || start < horizon) {
-                continue;
-            }
-            if let Some(b) = level.get_mut(&g.floor(start)) {
+        for (level, key) in self.levels_of(unit, start, horizon) {
+            if let Some(b) = level.get_mut(&key) {
                 b.deduct(acc);
             }
         }

@@ -54,7 +54,7 @@ impl ColumnBatch {
                         }
                     },
                 })
-                .filter(|f| has_value(&f.values))
+                .filter(|f| f.values.has_value())
                 .collect(),
             event_ids: self
                 .event_ids
@@ -162,13 +162,16 @@ fn take<T: Copy>(v: &[Option<T>], rows: &[u32]) -> Vec<Option<T>> {
     rows.iter().map(|&i| v[i as usize]).collect()
 }
 
-fn has_value(values: &FieldValues) -> bool {
-    match values {
-        FieldValues::F64(v) => v.iter().any(Option::is_some),
-        FieldValues::I64(v) => v.iter().any(Option::is_some),
-        FieldValues::U64(v) => v.iter().any(Option::is_some),
-        FieldValues::Bool(v) => v.iter().any(Option::is_some),
-        FieldValues::Str(v) => v.iter().any(|s| s.is_some()),
+impl FieldValues {
+    /// True when some row has a value.
+    pub fn has_value(&self) -> bool {
+        match self {
+            FieldValues::F64(v) => v.iter().any(Option::is_some),
+            FieldValues::I64(v) => v.iter().any(Option::is_some),
+            FieldValues::U64(v) => v.iter().any(Option::is_some),
+            FieldValues::Bool(v) => v.iter().any(Option::is_some),
+            FieldValues::Str(v) => v.iter().any(|s| s.is_some()),
+        }
     }
 }
 

@@ -50,7 +50,7 @@ use crate::model::{FieldValueRef, TenantId};
 use crate::scan::NO_TAG;
 use crate::usage::Meter;
 use crate::usage::meter::Contribution;
-use crate::{ColumnBatch, Engine, FieldValues, ScanRequest, TagPredicate};
+use crate::{ColumnBatch, Engine, ScanRequest, TagPredicate};
 
 /// The tag that names an event's user (the one the built-in meter `active_users` counts).
 pub const USER_TAG: &str = "user";
@@ -640,7 +640,7 @@ impl CsvColumns {
             }
         }
         for col in &batch.fields {
-            if !self.fields.contains(&col.key) && has_values(&col.values) {
+            if !self.fields.contains(&col.key) && col.values.has_value() {
                 self.fields.insert(col.key.clone());
             }
         }
@@ -649,16 +649,6 @@ impl CsvColumns {
                 *seen = (0..batch.len()).any(|row| counted(contribution(batch, row, meter)));
             }
         }
-    }
-}
-
-fn has_values(values: &FieldValues) -> bool {
-    match values {
-        FieldValues::F64(v) => v.iter().any(Option::is_some),
-        FieldValues::I64(v) => v.iter().any(Option::is_some),
-        FieldValues::U64(v) => v.iter().any(Option::is_some),
-        FieldValues::Bool(v) => v.iter().any(Option::is_some),
-        FieldValues::Str(v) => v.iter().any(|s| s.is_some()),
     }
 }
 
