@@ -171,7 +171,15 @@ impl Engine {
                 .collect();
             Arc::new(cutoffs)
         };
-        if cutoff.values().all(|&c| c <= i64::MIN / 2) {
+        // Cutoffs are whole days, and writes never bring buckets older than them (the ingest
+        // window is within the raw retention): the files need reading again only when a
+        // cutoff moves (once a day), a retention changes or a tenant appears.
+        let mut applied = self
+            .maintenance
+            .rollup_cutoffs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if applied.as_ref() == Some(&cutoff) || cutoff.values().all(|&c| c <= i64::MIN / 2) {
             return Ok(0);
         }
         self.rollups
@@ -191,6 +199,7 @@ impl Engine {
                 changed
             })?;
         }
+        *applied = Some(cutoff);
         Ok(rewritten)
     }
 
@@ -370,6 +379,8 @@ fn rows_of(tenant: &str, user: Option<&str>) -> ScanRequest {
 pub(super) struct Maintenance {
     running: Mutex<()>,
     settling: Mutex<()>,
+    /// The rollup retention cutoffs (by tenant) the last pass applied.
+    rollup_cutoffs: Mutex<Option<Arc<std::collections::HashMap<String, i64>>>>,
     wake: Arc<(Mutex<bool>, Condvar)>,
 }
 

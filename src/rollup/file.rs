@@ -65,6 +65,17 @@ pub struct RollupFile {
     pub deducts: bool,
 }
 
+/// What [`RollupFile::header`] reads.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RollupHeader {
+    /// See [`RollupFile::deducts`].
+    pub deducts: bool,
+    /// See [`RollupFile::segments`].
+    pub segments: Vec<SegmentId>,
+    /// See [`RollupFile::meters`].
+    pub meters: Vec<MeterId>,
+}
+
 /// One tenant's buckets in a file.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct TenantBuckets {
@@ -151,10 +162,11 @@ impl RollupFile {
         out
     }
 
-    /// The segments a file lists, read from its header without decompressing its body (the
-    /// checksum is still checked), or `None` for a file [`RollupFile::decode`] would refuse
-    /// early.
-    pub fn segments_listed(bytes: &[u8]) -> Option<Vec<SegmentId>> {
+    /// A file's header — whether it deducts, the segments and meters it lists — read without
+    /// decompressing its body (the checksum is still checked), or `None` for a file
+    /// [`RollupFile::decode`] would refuse early. Lets callers skip the files they need not
+    /// change or merge.
+    pub fn header(bytes: &[u8]) -> Option<RollupHeader> {
         let body_len = bytes.len().checked_sub(4)?;
         if body_len < MAGIC.len() + 2 || bytes[..MAGIC.len()] != MAGIC {
             return None;
@@ -164,15 +176,22 @@ impl RollupFile {
             return None;
         }
         let mut r = ByteReader::new(&bytes[MAGIC.len()..body_len]);
-        match r.u16().ok()? {
-            VERSION => {}
-            VERSION_FLAGS => {
-                r.u8().ok()?;
-            }
+        let deducts = match r.u16().ok()? {
+            VERSION => false,
+            VERSION_FLAGS => r.u8().ok()? == FLAG_DEDUCTS,
             _ => return None,
-        }
+        };
         let n = bounded(&mut r, 8).ok()?;
-        (0..n).map(|_| r.u64().ok().map(SegmentId)).collect()
+        let segments = (0..n)
+            .map(|_| r.u64().ok().map(SegmentId))
+            .collect::<Option<_>>()?;
+        let n = bounded(&mut r, 8).ok()?;
+        let meters = (0..n).map(|_| r.u64().ok()).collect::<Option<_>>()?;
+        Some(RollupHeader {
+            deducts,
+            segments,
+            meters,
+        })
     }
 
     /// Decodes a file, checking magic, version, checksum, every count and every id.
@@ -519,10 +538,12 @@ mod tests {
         };
         let bytes = deduction.encode();
         assert_eq!(u16::from_le_bytes([bytes[8], bytes[9]]), VERSION_FLAGS);
-        assert_eq!(RollupFile::segments_listed(&bytes), Some(Vec::new()));
+        let header = RollupFile::header(&bytes).unwrap();
+        assert!(header.deducts && header.segments.is_empty());
+        let header = RollupFile::header(&f.encode()).unwrap();
         assert_eq!(
-            RollupFile::segments_listed(&f.encode()),
-            Some(f.segments.clone())
+            (header.deducts, header.segments, header.meters),
+            (false, f.segments.clone(), f.meters.clone())
         );
         assert_eq!(
             RollupFile::decode(&bytes, Path::new("x")).unwrap(),

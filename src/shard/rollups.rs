@@ -326,7 +326,7 @@ pub(super) fn rewrite_files(
             continue;
         };
         // Most files are not concerned: skip them without decompressing.
-        if RollupFile::segments_listed(&bytes).is_some_and(|segments| !lists(&segments)) {
+        if RollupFile::header(&bytes).is_some_and(|h| !lists(&h.segments)) {
             continue;
         }
         let Ok(mut f) = RollupFile::decode(&bytes, &path) else {
@@ -362,20 +362,23 @@ pub(super) fn consolidate(
     minute_horizon: i64,
 ) -> Result<Vec<u64>> {
     // Files merge with those that deduct alike and count the same meters.
+    // Grouped by their headers first: only a group big enough to merge is decompressed.
     type Kind = (bool, Vec<MeterId>);
-    let mut groups: BTreeMap<Kind, Vec<(u64, RollupFile)>> = BTreeMap::new();
+    let mut groups: BTreeMap<Kind, Vec<u64>> = BTreeMap::new();
     for entry in next.rollups.iter().filter(|e| e.file_len < SMALL_FILE) {
         let path = file::path_in(&paths.rollups, entry.id);
-        let Ok(bytes) = opts.fs.read(&path) else {
-            continue;
-        };
-        let Ok(f) = RollupFile::decode(&bytes, &path) else {
+        let Some(h) = opts
+            .fs
+            .read(&path)
+            .ok()
+            .and_then(|b| RollupFile::header(&b))
+        else {
             continue;
         };
         groups
-            .entry((f.deducts, f.meters.clone()))
+            .entry((h.deducts, h.meters))
             .or_default()
-            .push((entry.id, f));
+            .push(entry.id);
     }
     let live: HashSet<SegmentId> = next.segments.iter().map(|e| e.id).collect();
     let mut merged_ids = Vec::new();
@@ -383,7 +386,23 @@ pub(super) fn consolidate(
         if group.len() < MERGE_FILES {
             continue;
         }
-        let (ids, files): (Vec<u64>, Vec<RollupFile>) = group.into_iter().unzip();
+        let mut ids = Vec::new();
+        let mut files = Vec::new();
+        for id in group {
+            let path = file::path_in(&paths.rollups, id);
+            let decoded = opts
+                .fs
+                .read(&path)
+                .ok()
+                .and_then(|b| RollupFile::decode(&b, &path).ok());
+            if let Some(f) = decoded {
+                ids.push(id);
+                files.push(f);
+            }
+        }
+        if files.len() < MERGE_FILES {
+            continue;
+        }
         let mut merged = RollupFile::merge(&files, minute_horizon);
         merged.segments.retain(|s| live.contains(s));
         let id = next.next_segment_id;
