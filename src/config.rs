@@ -101,7 +101,8 @@ pub struct Options {
     /// WAL durability. Default = [`SyncPolicy::Always`].
     pub sync: SyncPolicy,
     /// A shard's in-memory buffer is flushed to a segment when it holds this many bytes.
-    /// Default = 64 MiB.
+    /// Default = 32 MiB (the buffer's real footprint is up to about twice this: columns grow
+    /// by doubling; a shard holds two buffers while one is flushed).
     pub max_buffer_bytes: usize,
     /// ... or when its oldest event is this old. Default = 10 minutes.
     pub max_buffer_age: Duration,
@@ -150,7 +151,7 @@ impl Default for Options {
         Options {
             shards: None,
             sync: SyncPolicy::Always,
-            max_buffer_bytes: 64 << 20,
+            max_buffer_bytes: 32 << 20,
             max_buffer_age: Duration::from_secs(600),
             max_wal_file_bytes: 128 << 20,
             dedup_window: Duration::from_secs(30 * 86_400),

@@ -29,7 +29,7 @@ pub struct ServeArgs {
     /// Shards of a new data directory [default: cores, at most 16].
     #[arg(long, env = "METERDB_SHARDS")]
     shards: Option<usize>,
-    /// Flush a shard's buffer at this many bytes [default: 67108864].
+    /// Flush a shard's buffer at this many bytes [default: 33554432].
     #[arg(long, env = "METERDB_MAX_BUFFER_BYTES")]
     max_buffer_bytes: Option<usize>,
     /// Flush a shard's buffer when its oldest event is this many seconds old [default: 600].

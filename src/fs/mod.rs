@@ -43,6 +43,21 @@ impl Deref for FileBytes {
     }
 }
 
+impl FileBytes {
+    /// Lets the kernel drop the pages of a map from this process's memory: they stay in the
+    /// page cache and are read back on the next access. A caller that has read what it needs
+    /// from a large part of a file (the event ids of a whole segment) calls this so that the
+    /// process's resident memory does not grow with the data it once scanned.
+    pub fn release_pages(&self) {
+        if let FileBytes::Mapped(m) = self {
+            // SAFETY: the map is read-only and private over a sealed file (see `StdFs::map`):
+            // its pages have no changes to lose, and refault with the same bytes.
+            #[allow(unsafe_code)]
+            let _ = unsafe { m.unchecked_advise(memmap2::UncheckedAdvice::DontNeed) };
+        }
+    }
+}
+
 impl fmt::Debug for FileBytes {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "FileBytes({} bytes)", self.len())

@@ -191,6 +191,12 @@ impl Segment {
         &self.path
     }
 
+    /// Drops the file's pages from the process's resident memory (see
+    /// [`FileBytes::release_pages`]); readers holding the segment keep working.
+    pub fn release_pages(&self) {
+        self.bytes.release_pages();
+    }
+
     /// Size of the file in bytes.
     pub fn file_len(&self) -> u64 {
         self.bytes.len() as u64

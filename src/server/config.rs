@@ -79,7 +79,7 @@ pub struct Layer {
     pub sync: Option<String>,
     /// Shards of a new data directory. Default: the number of cores, at most 16.
     pub shards: Option<usize>,
-    /// Buffer size that triggers a flush, bytes. Default 64 MiB.
+    /// Buffer size that triggers a flush, bytes. Default 32 MiB.
     pub max_buffer_bytes: Option<usize>,
     /// Buffer age that triggers a flush, seconds. Default 600.
     pub max_buffer_age_secs: Option<u64>,

@@ -1,9 +1,11 @@
 //! The shard's event-id index: which `(tenant, event_id)` pairs the shard already stores, so
 //! that a re-sent event is counted once (storage-format.md, "Event-id deduplication").
 //!
-//! Two layers, owned by the writer thread:
-//! - exact sets of the keys in the write buffers (active and frozen), which are in memory
-//!   anyway and bounded by `max_buffer_bytes`;
+//! Three layers, owned by the writer thread:
+//! - sets of the filter hashes of the keys in the write buffers (active and frozen): 8 bytes
+//!   per buffered id instead of a copy of the key. A hit is confirmed by reading the tenant's
+//!   event ids in the buffers ([`confirm_in_buffers`]), which hold them anyway; a hash hit
+//!   that is not there goes on to the segments;
 //! - one split-block bloom filter over the keys of every segment of the dedup window plus the
 //!   buffers. It is never trusted on its own: a hit is confirmed by reading the tenant's event
 //!   ids in the window's segments ([`DedupIndex::confirm_in_segments`]), so the index is exact
@@ -33,6 +35,10 @@ use crate::segment::{Segment, SegmentId};
 
 /// Exact keys, hashed with foldhash (randomly seeded per set: the keys come from the network).
 pub(super) type KeySet = HashSet<Box<[u8]>, foldhash::fast::RandomState>;
+
+/// Filter hashes of keys. Rehashed with a random seed: the filter's hash is fixed-seeded, and
+/// keys chosen to collide in it must not make the set slow.
+type HashSet64 = HashSet<u64, foldhash::fast::RandomState>;
 
 /// Filter bits per key at full load. A split-block bloom filter with 8 bits set per key has a
 /// false-positive rate of about 0.15 % at 16 bits per key and about 0.03 % at 24 (measured in
@@ -68,7 +74,7 @@ pub(super) fn hash(key: &[u8]) -> u64 {
 /// What the index knows about a key before the segments are read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Probe {
-    /// Stored in a write buffer: a duplicate.
+    /// The hash of a key in a write buffer: read the buffers to decide.
     Buffered,
     /// The filter says maybe: read the segments to decide.
     Maybe,
@@ -82,11 +88,8 @@ pub(super) struct DedupIndex {
     filter: Bloom,
     /// Segments of days before this one were left out of the filter when it was built.
     floor: Day,
-    active: KeySet,
-    frozen: KeySet,
-    /// Bytes of the keys in `active` and in `frozen` (kept so that measuring is O(1)).
-    active_key_bytes: usize,
-    frozen_key_bytes: usize,
+    active: HashSet64,
+    frozen: HashSet64,
     window: Duration,
     /// Filters of the segments a confirmation has reached, by segment id.
     segment_filters: HashMap<SegmentId, Bloom>,
@@ -100,20 +103,15 @@ impl DedupIndex {
         segments: &[Arc<Segment>],
         memtable: &Memtable,
     ) -> DedupIndex {
-        let mut active = KeySet::default();
-        let mut active_key_bytes = 0;
-        memtable.for_each_event_id(|tenant, id| {
-            let k = key(tenant, id);
-            active_key_bytes += k.len();
-            active.insert(k);
+        let mut active = HashSet64::default();
+        memtable.for_each_event_id(None, |tenant, id| {
+            active.insert(hash(&key(tenant, id)));
         });
         let mut index = DedupIndex {
             filter: Bloom::with_capacity(0),
             floor: first_day(window, now),
             active,
-            frozen: KeySet::default(),
-            active_key_bytes,
-            frozen_key_bytes: 0,
+            frozen: HashSet64::default(),
             window,
             segment_filters: HashMap::new(),
         };
@@ -125,15 +123,21 @@ impl DedupIndex {
     /// keys found (so that it fills again only after as many new ids).
     fn rebuild(&mut self, segments: &[Arc<Segment>], now: Timestamp) {
         self.floor = first_day(self.window, now);
-        let mut hashes = Vec::new();
-        for seg in segments.iter().filter(|s| s.info().day >= self.floor) {
+        let in_window = || segments.iter().filter(|s| s.info().day >= self.floor);
+        // Sized from the footers (rows of tables with event ids, an upper bound of the ids),
+        // so that the hashes go straight into the filter instead of through a list as long
+        // as the window's ids.
+        let stored: u64 = in_window().map(|s| event_id_rows(s)).sum();
+        let keys = usize::try_from(stored)
+            .unwrap_or(usize::MAX)
+            .saturating_add(self.active.len() + self.frozen.len());
+        let mut filter = Bloom::with_capacity(keys.saturating_mul(2));
+        for seg in in_window() {
             for_each_segment_id(seg, None, |tenant, id| {
-                hashes.push(hash(&key(tenant, id)));
+                filter.insert(hash(&key(tenant, id)))
             });
         }
-        hashes.extend(self.active.iter().chain(&self.frozen).map(|k| hash(k)));
-        let mut filter = Bloom::with_capacity(hashes.len() * 2);
-        for h in hashes {
+        for &h in self.active.iter().chain(&self.frozen) {
             filter.insert(h);
         }
         self.filter = filter;
@@ -159,9 +163,9 @@ impl DedupIndex {
         }
     }
 
-    /// What is known of `key` (whose [`hash`] is `hash`) without reading segments.
-    pub(super) fn probe(&self, key: &[u8], hash: u64) -> Probe {
-        if self.active.contains(key) || self.frozen.contains(key) {
+    /// What is known of a key whose [`hash`] is `hash` without reading buffers or segments.
+    pub(super) fn probe(&self, hash: u64) -> Probe {
+        if self.active.contains(&hash) || self.frozen.contains(&hash) {
             Probe::Buffered
         } else if self.filter.may_contain(hash) {
             Probe::Maybe
@@ -170,17 +174,12 @@ impl DedupIndex {
         }
     }
 
-    /// Records keys whose events are now in the active buffer, with their [`hash`]es.
-    pub(super) fn insert(&mut self, keys: KeySet, hashes: &[u64]) {
+    /// Records the [`hash`]es of keys whose events are now in the active buffer.
+    pub(super) fn insert(&mut self, hashes: &[u64]) {
         for &h in hashes {
             self.filter.insert(h);
         }
-        self.active_key_bytes += keys.iter().map(|k| k.len()).sum::<usize>();
-        if self.active.is_empty() {
-            self.active = keys;
-        } else {
-            self.active.extend(keys);
-        }
+        self.active.extend(hashes);
     }
 
     /// The active buffer was frozen: its keys move to the frozen set, replacing those of the
@@ -188,7 +187,6 @@ impl DedupIndex {
     /// flush to succeed).
     pub(super) fn freeze(&mut self) {
         self.frozen = std::mem::take(&mut self.active);
-        self.frozen_key_bytes = std::mem::take(&mut self.active_key_bytes);
     }
 
     /// Which of `wanted` (event ids of `tenant`) are stored in the window's `segments`. A
@@ -231,16 +229,32 @@ impl DedupIndex {
 
     /// Approximate bytes of memory the index uses.
     pub(super) fn memory_bytes(&self) -> usize {
-        // A hash set slot holds the boxed key's pointer and length plus one control byte.
-        let slots = |s: &KeySet| s.capacity() * (std::mem::size_of::<Box<[u8]>>() + 1);
+        // A hash set slot holds the hash plus one control byte.
+        let slots = |s: &HashSet64| s.capacity() * (std::mem::size_of::<u64>() + 1);
         let blocks: usize = self.segment_filters.values().map(|f| f.blocks.len()).sum();
         (self.filter.blocks.len() + blocks) * std::mem::size_of::<Block>()
             + self.segment_filters.len() * 64
             + slots(&self.active)
             + slots(&self.frozen)
-            + self.active_key_bytes
-            + self.frozen_key_bytes
     }
+}
+
+/// Which of `wanted` (event ids of `tenant`) the write buffers of `view` hold.
+pub(super) fn confirm_in_buffers<'a>(
+    view: &View,
+    tenant: &str,
+    wanted: &HashSet<&'a str>,
+) -> HashSet<&'a str> {
+    let mut found = HashSet::new();
+    for buffer in std::iter::once(&view.active).chain(&view.frozen) {
+        let memtable = buffer.read().unwrap_or_else(|e| e.into_inner());
+        memtable.for_each_event_id(Some(tenant), |_, id| {
+            if let Some(w) = wanted.get(id) {
+                found.insert(*w);
+            }
+        });
+    }
+    found
 }
 
 /// The first day of the dedup window ending at `now`.
@@ -251,13 +265,7 @@ fn first_day(window: Duration, now: Timestamp) -> Day {
 
 /// The filter of every key in a segment.
 fn segment_filter(seg: &Segment) -> Bloom {
-    let keys: u64 = seg
-        .tables()
-        .iter()
-        .filter(|t| t.has_event_ids)
-        .map(|t| t.n_rows)
-        .sum();
-    let keys = usize::try_from(keys).unwrap_or(usize::MAX);
+    let keys = usize::try_from(event_id_rows(seg)).unwrap_or(usize::MAX);
     let mut filter = Bloom::with_bits(keys.saturating_mul(SEGMENT_BITS_PER_KEY));
     for_each_segment_id(seg, None, |tenant, id| {
         filter.insert(hash(&key(tenant, id)))
@@ -265,7 +273,18 @@ fn segment_filter(seg: &Segment) -> Bloom {
     filter
 }
 
+/// Rows of a segment's tables that have event ids (an upper bound of its ids).
+fn event_id_rows(seg: &Segment) -> u64 {
+    seg.tables()
+        .iter()
+        .filter(|t| t.has_event_ids)
+        .map(|t| t.n_rows)
+        .sum()
+}
+
 /// Calls `f(tenant, event_id)` for every event id in a segment (of one tenant, if given).
+/// The segment's pages are released afterwards: the index reads every segment of the
+/// window when it rebuilds, and would otherwise keep all their ids resident.
 fn for_each_segment_id(seg: &Segment, tenant: Option<&str>, mut f: impl FnMut(&str, &str)) {
     let req = ScanRequest {
         tenant: tenant.map(Into::into),
@@ -286,6 +305,7 @@ fn for_each_segment_id(seg: &Segment, tenant: Option<&str>, mut f: impl FnMut(&s
             "cannot read a segment's event ids; they are not deduplicated"
         ),
     }
+    seg.release_pages();
 }
 
 /// One 256-bit block: eight 32-bit words, one bit set in each per key.

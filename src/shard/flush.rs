@@ -86,6 +86,7 @@ impl Flusher {
                     if !self.flush(&rx, memtable, wal_boundary, replies) {
                         break;
                     }
+                    return_freed_memory();
                 }
                 Job::AddRollups { mut file, reply } => {
                     file.segments = file
@@ -344,7 +345,7 @@ pub(super) fn write_segments(
     let mut written: Vec<PathBuf> = Vec::new();
     let mut rollup_path = None;
     let result = (|| {
-        for (day, tables) in memtable.tables_by_day() {
+        for (day, tables) in memtable.tables_of_each_day() {
             let id = SegmentId(next.next_segment_id);
             next.next_segment_id += 1;
             let mut writer = SegmentWriter::new(SegmentInfo {
@@ -357,10 +358,10 @@ pub(super) fn write_segments(
                 commit_parts,
                 replaces: Vec::new(),
             });
-            for table in &tables {
-                writer.add_table(table)?;
+            for table in tables {
+                writer.add_table(&table)?;
+                delta.add_batches(std::slice::from_ref(&table), meters, store);
             }
-            delta.add_batches(&tables, meters, store);
             let path = segment::path_in(&paths.segments, id);
             written.push(path.clone());
             let file_len = writer.finish(fs, &path)?;
@@ -400,4 +401,19 @@ pub(super) fn write_segments(
         }
     }
     Ok((segments, delta))
+}
+
+/// Gives the memory of the flushed buffer back to the system. glibc's allocator keeps freed
+/// memory of each thread's arena for reuse, and the buffer was filled by the writer thread
+/// but freed here: without a trim, the process keeps the high-water mark of every buffer it
+/// ever flushed (measured over a 10M-event load: peak RSS 789 MB without, 708 MB with 64 MiB
+/// buffers; 586 and 570 MB with 32 MiB).
+fn return_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: `malloc_trim` only releases free memory of the allocator's arenas; it takes no
+    // pointer and is thread-safe.
+    #[allow(unsafe_code)]
+    unsafe {
+        libc::malloc_trim(0);
+    }
 }

@@ -64,10 +64,13 @@ impl Memtable {
         Memtable::default()
     }
 
-    /// Calls `f(tenant, event_id)` for every event id in the buffer.
-    pub fn for_each_event_id(&self, mut f: impl FnMut(&str, &str)) {
+    /// Calls `f(tenant, event_id)` for every event id in the buffer (of one tenant, if given).
+    pub fn for_each_event_id(&self, only: Option<&str>, mut f: impl FnMut(&str, &str)) {
         for tenants in self.days.values() {
             for (tenant, tables) in tenants {
+                if only.is_some_and(|t| t != tenant.as_str()) {
+                    continue;
+                }
                 for table in tables.values().filter(|t| t.has_event_ids) {
                     for id in table.event_ids.iter().flatten() {
                         f(tenant.as_str(), id);
@@ -214,20 +217,27 @@ impl Memtable {
         self.days.keys().copied()
     }
 
-    /// Every table of every day, for a flush: days ascending, tenants ascending, measurements
-    /// ascending, rows in time order.
+    /// Every table of every day: days ascending, tenants ascending, measurements ascending,
+    /// rows in time order.
     pub fn tables_by_day(&self) -> impl Iterator<Item = (Day, Vec<ColumnBatch>)> + '_ {
+        self.tables_of_each_day()
+            .map(|(day, tables)| (day, tables.collect()))
+    }
+
+    /// The same tables, each copied out of the buffer only when the iterator reaches it: a
+    /// flush encodes one table at a time instead of holding a copy of a whole day.
+    pub fn tables_of_each_day(
+        &self,
+    ) -> impl Iterator<Item = (Day, impl Iterator<Item = ColumnBatch> + '_)> + '_ {
         self.days.iter().map(|(day, tenants)| {
-            let mut tenants: Vec<_> = tenants.iter().collect();
-            tenants.sort_by(|a, b| a.0.cmp(b.0));
-            let mut batches = Vec::new();
-            for (tenant, tables) in tenants {
-                let mut tables: Vec<_> = tables.iter().collect();
-                tables.sort_by(|a, b| a.0.cmp(b.0));
-                for (measurement, table) in tables {
-                    batches.push(table.select(tenant, measurement, table.time_order(), None));
-                }
-            }
+            let mut tables: Vec<_> = tenants
+                .iter()
+                .flat_map(|(tenant, tables)| tables.iter().map(move |(m, t)| (tenant, m, t)))
+                .collect();
+            tables.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+            let batches = tables.into_iter().map(|(tenant, measurement, table)| {
+                table.select(tenant, measurement, table.time_order(), None)
+            });
             (*day, batches)
         })
     }

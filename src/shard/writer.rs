@@ -42,6 +42,16 @@ struct IdCheck {
     stored: bool,
 }
 
+impl IdCheck {
+    fn new(key: Box<[u8]>, hash: u64) -> IdCheck {
+        IdCheck {
+            key,
+            hash,
+            stored: false,
+        }
+    }
+}
+
 pub(super) struct Writer {
     shared: Arc<Shared>,
     wal: Option<WalWriter>,
@@ -188,9 +198,11 @@ impl Writer {
     }
 
     /// For every event of the group, in order: `None` without an event id, else its index
-    /// key and filter hash and whether the shard stores that key already. Segments are read
-    /// only for keys the filter cannot rule out, once per tenant for the whole group.
+    /// key and filter hash and whether the shard stores that key already. Buffers are read
+    /// only for keys whose hash is a buffered key's, segments only for keys the filter cannot
+    /// rule out that the buffers do not hold, once per tenant for the whole group.
     fn check_ids(&mut self, writes: &[(WriteBatch, WriteReply)]) -> Vec<Vec<Option<IdCheck>>> {
+        let mut buffered: HashMap<&str, HashSet<&str>> = HashMap::new();
         let mut maybe: HashMap<&str, HashSet<&str>> = HashMap::new();
         let mut checks: Vec<Vec<Option<IdCheck>>> = writes
             .iter()
@@ -201,30 +213,36 @@ impl Writer {
                         let id = event.event_id?;
                         let key = dedup::key(event.tenant, id);
                         let hash = dedup::hash(&key);
-                        let probe = self.dedup.probe(&key, hash);
-                        if probe == Probe::Maybe {
-                            maybe.entry(event.tenant).or_default().insert(id);
+                        match self.dedup.probe(hash) {
+                            Probe::Buffered => &mut buffered,
+                            Probe::Maybe => &mut maybe,
+                            Probe::Absent => return Some(IdCheck::new(key, hash)),
                         }
-                        Some(IdCheck {
-                            key,
-                            hash,
-                            stored: probe == Probe::Buffered,
-                        })
+                        .entry(event.tenant)
+                        .or_default()
+                        .insert(id);
+                        Some(IdCheck::new(key, hash))
                     })
                     .collect()
             })
             .collect();
-        if maybe.is_empty() {
+        if buffered.is_empty() && maybe.is_empty() {
             return checks;
         }
+        // One view for both reads: a buffer being flushed is in it or in its segments.
         let view = self.shared.view();
-        let found: HashMap<&str, HashSet<&str>> = maybe
-            .iter()
-            .map(|(tenant, ids)| {
-                let found = self.dedup.confirm_in_segments(&view.segments, tenant, ids);
-                (*tenant, found)
-            })
-            .collect();
+        let mut found: HashMap<&str, HashSet<&str>> = HashMap::new();
+        for (tenant, ids) in buffered {
+            let held = dedup::confirm_in_buffers(&view, tenant, &ids);
+            // The others only share a buffered key's hash: the filter holds theirs too.
+            let others = ids.iter().filter(|id| !held.contains(*id)).copied();
+            maybe.entry(tenant).or_default().extend(others);
+            found.insert(tenant, held);
+        }
+        for (tenant, ids) in &maybe {
+            let held = self.dedup.confirm_in_segments(&view.segments, tenant, ids);
+            found.entry(tenant).or_default().extend(held);
+        }
         for ((batch, _), checks) in writes.iter().zip(&mut checks) {
             for (event, check) in batch.iter().zip(checks.iter_mut()) {
                 if let (Some(check), Some(id)) = (check, event.event_id)
@@ -310,7 +328,7 @@ impl Writer {
         if must_sync && let Err(err) = self.sync() {
             return reply_all(pending.into_iter().map(|p| p.4), &err);
         }
-        self.dedup.insert(claimed, &claimed_hashes);
+        self.dedup.insert(&claimed_hashes);
         count_events(
             pending.iter().flat_map(|p| p.1.iter()),
             &self.meters,
