@@ -62,6 +62,26 @@ impl TagIndex {
         let (Some(&lo), Some(&hi)) = (rows.first(), rows.last()) else {
             return ids;
         };
+        let span = (hi - lo) as usize + 1;
+        if span <= rows.len().saturating_mul(8) {
+            // Most of the span is selected (a whole table, a time range): one array over the
+            // span, then a gather, instead of a binary search per posting.
+            let mut by_row = vec![NO_TAG; span];
+            for (value_idx, postings) in self.postings.iter().enumerate() {
+                for row in postings.range(lo..=hi) {
+                    if let Some(slot) = by_row.get_mut((row - lo) as usize) {
+                        *slot = value_idx as u32;
+                    }
+                }
+            }
+            if span == rows.len() {
+                return by_row;
+            }
+            for (slot, &row) in ids.iter_mut().zip(rows) {
+                *slot = by_row.get((row - lo) as usize).copied().unwrap_or(NO_TAG);
+            }
+            return ids;
+        }
         for (value_idx, postings) in self.postings.iter().enumerate() {
             for row in postings.range(lo..=hi) {
                 if let Ok(i) = rows.binary_search(&row)
@@ -382,6 +402,7 @@ fn decode_section(
     let mut stored = stored.into_iter();
     let mut postings = Vec::with_capacity(dict.len());
     let mut seen = RoaringBitmap::new();
+    let mut total = 0;
     for i in 0..dict.len() {
         if Some(i) == implied {
             postings.push(RoaringBitmap::new());
@@ -391,11 +412,14 @@ fn decode_section(
         if rows.is_empty() || rows.max().is_some_and(|m| m >= n_rows) {
             return Err(invalid("postings empty or past the table's rows"));
         }
-        if !seen.is_disjoint(&rows) {
-            return Err(invalid("a row is in the postings of two values of one tag"));
-        }
+        total += rows.len();
         seen |= &rows;
         postings.push(rows);
+    }
+    // Checked once on the union: a check per value against the union so far costs a pass
+    // over the union per value.
+    if seen.len() != total {
+        return Err(invalid("a row is in the postings of two values of one tag"));
     }
     if let Some(slot) = implied.and_then(|i| postings.get_mut(i)) {
         let mut rest = RoaringBitmap::new();
@@ -458,37 +482,45 @@ fn decode_pco(
     let gaps: Vec<u32> = pco_decompress(r.take(r.remaining())?, total as usize)?;
     let mut gaps = gaps.into_iter();
     let mut out = Vec::with_capacity(counts.len());
+    let mut rows = Vec::new();
     for count in counts {
-        let mut rows = RoaringBitmap::new();
+        rows.clear();
         let mut next: u64 = 0;
         for gap in gaps.by_ref().take(count as usize) {
             let row = next + u64::from(gap);
             if row >= u64::from(n_rows) {
                 return Err(invalid("posting past the table's rows"));
             }
-            rows.insert(row as u32);
+            rows.push(row as u32);
             next = row + 1;
         }
-        out.push(rows);
+        out.push(ascending(&rows)?);
     }
     Ok(out)
+}
+
+/// The bitmap of `rows`, which ascend strictly (each gap or delta counts from the row after
+/// the last): built by appending, several times faster than inserting row by row.
+fn ascending(rows: &[u32]) -> Result<RoaringBitmap, CorruptionKind> {
+    RoaringBitmap::from_sorted_iter(rows.iter().copied())
+        .map_err(|_| invalid("postings out of order"))
 }
 
 fn decode_postings(kind: u64, bytes: &[u8], n_rows: u32) -> Result<RoaringBitmap, CorruptionKind> {
     match kind {
         postings_kind::DELTAS => {
             let mut r = ByteReader::new(bytes);
-            let mut out = RoaringBitmap::new();
+            let mut rows = Vec::new();
             let mut next: u64 = 0;
             while !r.is_empty() {
                 let row = next.saturating_add(r.varint()?);
                 if row >= u64::from(n_rows) {
                     return Err(invalid("posting past the table's rows"));
                 }
-                out.insert(row as u32);
+                rows.push(row as u32);
                 next = row + 1;
             }
-            Ok(out)
+            ascending(&rows)
         }
         postings_kind::DENSE => {
             let bits = unpack_bits(bytes, n_rows as usize)?;
@@ -549,6 +581,30 @@ mod tests {
             (all.dict.clone(), all.ids_of(&[0, 1, 2, 3, 4, 5])),
             (vec!["zzz".to_string()], vec![0; 6])
         );
+    }
+
+    #[test]
+    fn ids_of_agrees_for_dense_sparse_and_whole_selections() {
+        let n = 1_000u32;
+        let keys = vec![
+            (0..n)
+                .map(|i| (i % 7 != 3).then_some(i % 5))
+                .collect::<Vec<_>>(),
+        ];
+        let idx = index(&keys, &values(&["a", "b", "c", "d", "e"]), 0);
+        let expected = |rows: &[u32]| -> Vec<u32> {
+            rows.iter()
+                .map(|&r| keys[0][r as usize].map_or(NO_TAG, |v| v))
+                .collect()
+        };
+        // Every row, every other row (a gather over one array), a few rows far apart (a
+        // binary search per posting).
+        let whole: Vec<u32> = (0..n).collect();
+        let halves: Vec<u32> = (0..n).step_by(2).collect();
+        let sparse = [3, 250, 999];
+        for rows in [&whole[..], &halves[..], &sparse[..]] {
+            assert_eq!(idx.ids_of(rows), expected(rows));
+        }
     }
 
     #[test]
