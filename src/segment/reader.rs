@@ -135,6 +135,15 @@ impl<'s> TableScan<'s> {
             .ok_or_else(|| missing(self.blocks.path))
     }
 
+    /// The same index, taken out of the cache (decoded if it was not there): for the last use
+    /// of a key in a scan, whose dictionary then moves into the batch instead of being copied.
+    fn take_tag_index(&mut self, key_idx: usize) -> Result<TagIndex> {
+        self.tag_index(key_idx)?;
+        self.tag_indexes
+            .remove(&key_idx)
+            .ok_or_else(|| missing(self.blocks.path))
+    }
+
     /// The values of tag key `key_idx` in the table, ascending, without its postings.
     fn tag_dict(&mut self, key_idx: usize) -> Result<Vec<String>> {
         let n = self.n_rows();
@@ -461,11 +470,11 @@ fn scan_table(ts: &mut TableScan<'_>, req: &ScanRequest) -> Result<Option<Column
         if !req.wants(key) {
             continue;
         }
-        let idx = ts.tag_index(k)?;
+        let idx = ts.take_tag_index(k)?;
         let ids = idx.ids_of(&rows);
         batch.tags.push(TagColumn {
             key: key.clone(),
-            dict: idx.dict.clone(),
+            dict: idx.dict,
             ids,
         });
     }
