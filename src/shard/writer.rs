@@ -212,7 +212,7 @@ impl Writer {
                     .map(|event| {
                         let id = event.event_id?;
                         let key = dedup::key(event.tenant, id);
-                        let hash = dedup::hash(&key);
+                        let hash = dedup::hash(event.tenant, id);
                         match self.dedup.probe(hash) {
                             Probe::Buffered => &mut buffered,
                             Probe::Maybe => &mut maybe,
