@@ -74,7 +74,8 @@ pub trait FileSystem: Send + Sync + fmt::Debug {
     fn open_append(&self, path: &Path) -> io::Result<Box<dyn WritableFile>>;
     /// Reads a whole file.
     fn read(&self, path: &Path) -> io::Result<Vec<u8>>;
-    /// Maps a whole file read-only. The engine only maps files it never writes again.
+    /// Maps a whole file read-only. The engine only maps files it does not write, truncate or
+    /// rename over while the map lives.
     fn map(&self, path: &Path) -> io::Result<FileBytes>;
     /// Renames a file, replacing any file at `to`.
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
@@ -145,9 +146,11 @@ impl FileSystem for StdFs {
             // Mapping an empty file fails on some systems; there is nothing to map anyway.
             return Ok(FileBytes::Owned(Vec::new()));
         }
-        // SAFETY: the engine maps only sealed files (segments), which it never writes,
-        // truncates or renames over while they are mapped; they are removed only after every
-        // reader has dropped its map (segments are reference-counted). See UNSAFE.md.
+        // SAFETY: the engine maps only files it does not change while they are mapped: sealed
+        // segments, which it never writes, truncates or renames over, and removes only after
+        // every reader has dropped its map (segments are reference-counted); and WAL files
+        // during replay, before any writer exists, with each map dropped before a torn tail is
+        // cut. See UNSAFE.md.
         #[allow(unsafe_code)]
         let map = unsafe { memmap2::Mmap::map(&file)? };
         Ok(FileBytes::Mapped(map))
