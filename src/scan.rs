@@ -266,6 +266,15 @@ pub struct StrColumn {
 }
 
 impl StrColumn {
+    /// An empty column.
+    pub const fn new() -> StrColumn {
+        StrColumn {
+            data: String::new(),
+            ends: Vec::new(),
+            present: Vec::new(),
+        }
+    }
+
     /// Appends a value.
     pub fn push(&mut self, value: Option<&str>) {
         self.data.push_str(value.unwrap_or(""));

@@ -26,6 +26,7 @@ use crate::codec::{ByteReader, PutLe};
 use crate::error::CorruptionKind;
 use crate::model::limits::MAX_TAG_VALUE_LEN;
 use crate::model::{Day, FieldType, SeqNo, TenantId};
+use crate::scan::StrColumn;
 
 /// Rows per row group (the last one of a table may be shorter).
 ///
@@ -117,8 +118,10 @@ pub(crate) struct TenantDir {
 pub(crate) struct Footer {
     pub info: SegmentInfo,
     /// Per tag key (ascending), every value of that key in the segment, strictly ascending;
-    /// tag chunks refer to them by index.
-    pub tag_values: Vec<(String, Vec<String>)>,
+    /// tag chunks refer to them by index. Held in one buffer per key rather than one `String`
+    /// each: every open segment keeps them, and a short value (a user id) cost five times its
+    /// length as a `String`.
+    pub tag_values: Vec<(String, StrColumn)>,
     pub tenants: Vec<TenantDir>,
     pub tables: Vec<Table>,
 }
@@ -182,26 +185,33 @@ pub(crate) fn put_front_coded<'a>(
 pub(crate) fn get_front_coded(
     r: &mut ByteReader<'_>,
     max_len: usize,
-) -> Result<Vec<String>, CorruptionKind> {
+) -> Result<StrColumn, CorruptionKind> {
     let n = count(r)?;
-    let mut out: Vec<String> = Vec::with_capacity(n);
-    for _ in 0..n {
+    let mut out = StrColumn::new();
+    let mut value = Vec::new();
+    for i in 0..n {
         let shared = r.varint()?;
         let suffix_len = r.varint()?;
-        let prev = out.last().map(String::as_bytes).unwrap_or_default();
-        let prefix = usize::try_from(shared).ok().and_then(|s| prev.get(..s));
+        let prev = i
+            .checked_sub(1)
+            .and_then(|p| out.get(p))
+            .unwrap_or_default();
+        let prefix = usize::try_from(shared)
+            .ok()
+            .and_then(|s| prev.as_bytes().get(..s));
         let prefix =
             prefix.ok_or_else(|| col_invalid("front-coded prefix longer than its predecessor"))?;
         if suffix_len > max_len as u64 {
             return Err(col_invalid("front-coded value exceeds the length limit"));
         }
-        let mut value = prefix.to_vec();
+        value.clear();
+        value.extend_from_slice(prefix);
         value.extend_from_slice(r.take(suffix_len as usize)?);
-        let value = String::from_utf8(value).map_err(|_| col_invalid("value is not UTF-8"))?;
-        if out.last().is_some_and(|p| *p >= value) {
+        let text = std::str::from_utf8(&value).map_err(|_| col_invalid("value is not UTF-8"))?;
+        if i > 0 && prev >= text {
             return Err(col_invalid("front-coded values are not strictly ascending"));
         }
-        out.push(value);
+        out.push(Some(text));
     }
     Ok(out)
 }
@@ -265,7 +275,7 @@ pub(crate) fn encode(f: &Footer) -> Option<Vec<u8>> {
     out.put_varint(f.tag_values.len() as u64);
     for (key, values) in &f.tag_values {
         out.put_varint(u64::from(names.id(key)));
-        put_front_coded(&mut out, values.iter().map(String::as_str));
+        put_front_coded(&mut out, values.iter().map(Option::unwrap_or_default));
     }
     out.put_varint(schemas.len() as u64);
     for s in &schemas {
@@ -413,7 +423,7 @@ pub(crate) fn decode(stored: &[u8], data_end: u64) -> Result<Footer, CorruptionK
             .ok_or_else(|| invalid(format!("name index {i} out of range")))
     };
     let n_keys = count(&mut r)?;
-    let mut tag_values: Vec<(String, Vec<String>)> = Vec::with_capacity(n_keys);
+    let mut tag_values: Vec<(String, StrColumn)> = Vec::with_capacity(n_keys);
     for _ in 0..n_keys {
         let key = name(&mut r)?;
         if tag_values.last().is_some_and(|(prev, _)| *prev >= key) {

@@ -24,6 +24,9 @@ use crate::error::{Corruption, CorruptionKind, Result};
 use crate::model::FieldType;
 use crate::scan::{ColumnBatch, FieldColumn, FieldValues, ScanRequest, StrColumn, TagColumn};
 
+/// The value table of a tag key the segment does not have.
+static NO_VALUES: StrColumn = StrColumn::new();
+
 /// Checked access to a segment's blocks and chunks.
 #[derive(Clone, Copy)]
 pub(crate) struct Blocks<'a> {
@@ -102,7 +105,7 @@ fn inside(req: &ScanRequest, min: i64, max: i64) -> bool {
 struct TableScan<'s> {
     blocks: Blocks<'s>,
     table: &'s Table,
-    tag_values: &'s [(String, Vec<String>)],
+    tag_values: &'s [(String, StrColumn)],
     tag_chunk: Option<TagChunk<'s>>,
     tag_indexes: HashMap<usize, TagIndex>,
 }
@@ -157,7 +160,7 @@ impl<'s> TableScan<'s> {
     fn with_tag_chunk<T>(
         &mut self,
         key_idx: usize,
-        f: impl FnOnce(&TagChunk<'s>, &[String]) -> Result<T, CorruptionKind>,
+        f: impl FnOnce(&TagChunk<'s>, &StrColumn) -> Result<T, CorruptionKind>,
     ) -> Result<T> {
         let (table, n) = (self.table, self.n_rows());
         let chunk_ref = table
@@ -187,7 +190,7 @@ impl<'s> TableScan<'s> {
                     .ok()
             })
             .and_then(|i| self.tag_values.get(i))
-            .map_or(&[][..], |(_, v)| v.as_slice());
+            .map_or(&NO_VALUES, |(_, v)| v);
         Ok(f(chunk, values).map_err(|kind| Corruption::new(self.blocks.path, at, kind))?)
     }
 

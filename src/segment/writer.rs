@@ -193,13 +193,14 @@ impl Writer {
                     .map(|(v, _)| v.as_str()),
             );
         }
-        let tag_values: Vec<(String, Vec<String>)> = by_key
+        let tag_values: Vec<(String, StrColumn)> = by_key
             .iter()
             .map(|(k, vs)| {
-                (
-                    (*k).to_owned(),
-                    vs.iter().map(|v| (*v).to_owned()).collect(),
-                )
+                let mut values = StrColumn::new();
+                for v in vs {
+                    values.push(Some(v));
+                }
+                ((*k).to_owned(), values)
             })
             .collect();
         drop(by_key);
@@ -207,8 +208,9 @@ impl Writer {
             .iter()
             .flat_map(|(k, vs)| {
                 vs.iter()
+                    .flatten()
                     .enumerate()
-                    .map(move |(i, v)| ((k.as_str(), v.as_str()), i as u32))
+                    .map(move |(i, v)| ((k.as_str(), v), i as u32))
             })
             .collect();
 

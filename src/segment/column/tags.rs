@@ -28,7 +28,7 @@ use super::{
 };
 use crate::codec::{ByteReader, PutLe};
 use crate::error::CorruptionKind;
-use crate::scan::{NO_TAG, TagPredicate};
+use crate::scan::{NO_TAG, StrColumn, TagPredicate};
 
 /// Forms of one postings list, the low bits of its header varint.
 mod postings_kind {
@@ -321,7 +321,7 @@ impl<'a> TagChunk<'a> {
     pub fn decode_key(
         &self,
         key_idx: usize,
-        values: &[String],
+        values: &StrColumn,
         n_rows: u32,
     ) -> Result<TagIndex, CorruptionKind> {
         let section = self.section(key_idx)?;
@@ -333,7 +333,7 @@ impl<'a> TagChunk<'a> {
     pub fn decode_dict(
         &self,
         key_idx: usize,
-        values: &[String],
+        values: &StrColumn,
         n_rows: u32,
     ) -> Result<Vec<String>, CorruptionKind> {
         decode_dict(&mut ByteReader::new(self.section(key_idx)?), values, n_rows)
@@ -344,7 +344,7 @@ impl<'a> TagChunk<'a> {
 /// value table.
 fn decode_dict(
     r: &mut ByteReader<'_>,
-    values: &[String],
+    values: &StrColumn,
     n_rows: u32,
 ) -> Result<Vec<String>, CorruptionKind> {
     let n_values = r.varint()?;
@@ -361,7 +361,7 @@ fn decode_dict(
         dict.push(
             value
                 .ok_or_else(|| invalid(format!("tag value index {id} out of range")))?
-                .clone(),
+                .to_owned(),
         );
         next = id + 1;
     }
@@ -370,7 +370,7 @@ fn decode_dict(
 
 fn decode_section(
     bytes: &[u8],
-    values: &[String],
+    values: &StrColumn,
     n_rows: u32,
 ) -> Result<TagIndex, CorruptionKind> {
     let mut r = ByteReader::new(bytes);
@@ -547,15 +547,19 @@ fn decode_postings(kind: u64, bytes: &[u8], n_rows: u32) -> Result<RoaringBitmap
 mod tests {
     use super::*;
 
-    fn index(keys: &[Vec<Option<u32>>], values: &[String], key: usize) -> TagIndex {
+    fn index(keys: &[Vec<Option<u32>>], values: &StrColumn, key: usize) -> TagIndex {
         let n = keys[0].len();
         let e = encode(keys, n);
         let chunk = TagChunk::split(e.enc, &e.bytes, keys.len(), n as u32).unwrap();
         chunk.decode_key(key, values, n as u32).unwrap()
     }
 
-    fn values(v: &[&str]) -> Vec<String> {
-        v.iter().map(|s| s.to_string()).collect()
+    fn values(v: &[&str]) -> StrColumn {
+        let mut values = StrColumn::new();
+        for s in v {
+            values.push(Some(s));
+        }
+        values
     }
 
     #[test]
