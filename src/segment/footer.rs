@@ -119,8 +119,8 @@ pub(crate) struct Footer {
     pub info: SegmentInfo,
     /// Per tag key (ascending), every value of that key in the segment, strictly ascending;
     /// tag chunks refer to them by index. Held in one buffer per key rather than one `String`
-    /// each: every open segment keeps them, and a short value (a user id) cost five times its
-    /// length as a `String`.
+    /// each: every open segment keeps them, and a `String` costs 24 bytes plus an allocation,
+    /// several times a short value (a user id) itself.
     pub tag_values: Vec<(String, StrColumn)>,
     pub tenants: Vec<TenantDir>,
     pub tables: Vec<Table>,

@@ -42,16 +42,6 @@ struct IdCheck {
     stored: bool,
 }
 
-impl IdCheck {
-    fn new(key: Box<[u8]>, hash: u64) -> IdCheck {
-        IdCheck {
-            key,
-            hash,
-            stored: false,
-        }
-    }
-}
-
 pub(super) struct Writer {
     shared: Arc<Shared>,
     wal: Option<WalWriter>,
@@ -213,15 +203,19 @@ impl Writer {
                         let id = event.event_id?;
                         let key = dedup::key(event.tenant, id);
                         let hash = dedup::hash(event.tenant, id);
-                        match self.dedup.probe(hash) {
-                            Probe::Buffered => &mut buffered,
-                            Probe::Maybe => &mut maybe,
-                            Probe::Absent => return Some(IdCheck::new(key, hash)),
+                        let to_confirm = match self.dedup.probe(hash) {
+                            Probe::Buffered => Some(&mut buffered),
+                            Probe::Maybe => Some(&mut maybe),
+                            Probe::Absent => None,
+                        };
+                        if let Some(ids) = to_confirm {
+                            ids.entry(event.tenant).or_default().insert(id);
                         }
-                        .entry(event.tenant)
-                        .or_default()
-                        .insert(id);
-                        Some(IdCheck::new(key, hash))
+                        Some(IdCheck {
+                            key,
+                            hash,
+                            stored: false,
+                        })
                     })
                     .collect()
             })
@@ -234,7 +228,8 @@ impl Writer {
         let mut found: HashMap<&str, HashSet<&str>> = HashMap::new();
         for (tenant, ids) in buffered {
             let held = dedup::confirm_in_buffers(&view, tenant, &ids);
-            // The others only share a buffered key's hash: the filter holds theirs too.
+            // The others only share a buffered key's hash, which the filter holds too: they go
+            // on to the segments.
             let others = ids.iter().filter(|id| !held.contains(*id)).copied();
             maybe.entry(tenant).or_default().extend(others);
             found.insert(tenant, held);
