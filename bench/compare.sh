@@ -7,14 +7,19 @@
 #   RUNS=5              query repetitions (median reported, after one warm-up)
 #   WORK=dir            where data, data directories and results go (default ${TMPDIR:-/tmp}/meterdb-compare)
 #   TABLE_ONLY=1        print the table of the last run again, without running anything
+#   CHUNK_EVENTS=N      above this many events (default 10000000) the data is generated as files
+#                       of N lines and loaded one file after the other (the load driver holds a
+#                       whole file in memory); the peers are then skipped
 #
 # For each system: a fresh data directory, the file loaded over HTTP line protocol (5,000-line
 # batches, 4 connections), peak RSS (VmHWM), disk bytes per event once flushed, then Q1..Q6 (median
 # of RUNS, answers checked against the oracle). MeterDB runs with durable acks (sync=always); it is
 # flushed by a SIGTERM (a clean shutdown) before its disk is measured, then compacted once with
 # `meterdb compact` (the pass its server runs every 5 minutes; the peers likewise settle before
-# their queries), and its restart time is measured when it starts again for the queries. Prints one table with MeterDB's ratio to the best
-# peer for each figure. The peers are installed from Debian packages by tests/bench/peers.sh.
+# their queries), and its restart time is measured when it starts again for the queries. Q1 and
+# Q2 are also answered from MeterDB's rollups (bench/rollups.py: the usage API, a sum meter on
+# `bytes` defined before the load). Prints one table with MeterDB's ratio to the best peer for
+# each figure. The peers are installed from Debian packages by tests/bench/peers.sh.
 set -euo pipefail
 EVENTS=${1:-1000000}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -25,11 +30,26 @@ RUNS=${RUNS:-5}
 LP=$WORK/data/usage_$EVENTS.lp
 ORACLE=$WORK/data/oracle_$EVENTS.json
 RES=$WORK/results/$EVENTS
+CHUNK_EVENTS=${CHUNK_EVENTS:-10000000}
 mkdir -p "$WORK/data" "$RES"
 log() { echo "[$(date -u +%T)] $* (loadavg $(cut -d' ' -f1-3 /proc/loadavg))" >&2; }
 
-[ -s "$LP" ] || { log "generating $EVENTS events"; python3 "$KIT/gen_usage.py" --events "$EVENTS" --out "$LP"; }
-[ -s "$ORACLE" ] || { log "oracle"; python3 "$KIT/oracle.py" "$LP" > "$ORACLE"; }
+if [ ! -s "$LP" ] && [ "$EVENTS" -gt "$CHUNK_EVENTS" ]; then
+  FILES=("$LP".[0-9][0-9][0-9])
+  if [ ! -s "${FILES[0]}" ]; then
+    log "generating $EVENTS events in files of $CHUNK_EVENTS"
+    python3 "$KIT/gen_usage.py" --events "$EVENTS" --out /dev/stdout |
+      split -l "$CHUNK_EVENTS" -d -a 3 - "$LP."
+    FILES=("$LP".[0-9][0-9][0-9])
+  fi
+  [ -s "$ORACLE" ] || { log "oracle"; cat "${FILES[@]}" | python3 "$KIT/oracle.py" /dev/stdin > "$ORACLE"; }
+  [ -z "$PEERS" ] || { log "$EVENTS events are loaded in parts: the peers are skipped"; PEERS=""; }
+else
+  FILES=("$LP")
+  [ -s "$LP" ] || { log "generating $EVENTS events"; python3 "$KIT/gen_usage.py" --events "$EVENTS" --out "$LP"; }
+  [ -s "$ORACLE" ] || { log "oracle"; python3 "$KIT/oracle.py" "$LP" > "$ORACLE"; }
+fi
+TENANT=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["tenant"])' "$ORACLE")
 
 if [ -z "${TABLE_ONLY:-}" ]; then
   log "building MeterDB (release)"
@@ -54,10 +74,24 @@ start() {
 if [ -z "${TABLE_ONLY:-}" ]; then
 rm -rf "$DIR"
 log "meterdb: start"; start; wait_ready
-log "meterdb: load"
-python3 "$KIT/load.py" --url "$URL/write?db=bench&precision=ns" --file "$LP" --batch 5000 --concurrency 4 \
-  > "$RES/meterdb.load.json"
-cat "$RES/meterdb.load.json" >&2
+# Q2 from rollups needs a meter summing the biggest tenant's bytes, kept up at ingest.
+curl -sf -o /dev/null -XPOST "$URL/api/v1/tenants/$TENANT/meters" -H 'content-type: application/json' \
+  --data-binary '{"name":"api_bytes","measurement":"api_calls","aggregation":"sum","field":"bytes"}'
+log "meterdb: load (${#FILES[@]} file(s))"
+: > "$RES/meterdb.load.parts"
+for f in "${FILES[@]}"; do
+  python3 "$KIT/load.py" --url "$URL/write?db=bench&precision=ns" --file "$f" --batch 5000 --concurrency 4 \
+    | tee -a "$RES/meterdb.load.parts" >&2
+done
+# One figure for the whole load: the events over the seconds spent sending them (the driver
+# reads each file before its clock starts).
+python3 - "$RES/meterdb.load.parts" > "$RES/meterdb.load.json" <<'PY'
+import json, sys
+parts = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+ev, s = sum(p["events"] for p in parts), sum(p["seconds"] for p in parts)
+print(json.dumps({"events": ev, "seconds": round(s, 3), "events_per_s": round(ev / s),
+                  "errors": sum(p["errors"] for p in parts), "files": len(parts)}))
+PY
 HWM_LOAD=$(hwm_kb)
 T0=$(date +%s.%N); kill -TERM "$SRV"; wait "$SRV" || true; SRV=""; T1=$(date +%s.%N)
 DISK=$(du -sb "$DIR" | cut -f1)
@@ -72,6 +106,8 @@ T0=$(date +%s.%N); start; wait_ready; T1=$(date +%s.%N)
 RESTART=$(printf '%.3f' "$(echo "$T1 - $T0" | bc)")
 log "meterdb: queries"
 python3 "$KIT/query.py" --peer influx --url "$URL" --oracle "$ORACLE" --runs "$RUNS" > "$RES/meterdb.query.json"
+python3 "$ROOT/bench/rollups.py" --url "$URL" --oracle "$ORACLE" --queries "$RES/meterdb.query.json" \
+  --runs "$RUNS" > "$RES/meterdb.rollups.json"
 HWM_END=$(hwm_kb)
 kill -TERM "$SRV"; wait "$SRV" || true; SRV=""
 printf '{"hwm_kb_load":%s,"hwm_kb_end":%s,"disk_bytes":%s,"restart_s":%s,"compact_s":%s,"disk_bytes_compacted":%s,"version":"%s"}\n' \
@@ -125,6 +161,15 @@ for q in ["Q1", "Q2", "Q3", "Q4", "Q5", "Q6"]:
         best = min((rows[p]["q"].get(q, (None,))[0] for p in peers if rows[p]["q"].get(q, (None,))[0] is not None), default=None)
         cells.append(f"{best / ms:,.1f}x {'faster' if best >= ms else 'slower'}" if ms and best else "-")
     print(f"| {q} median | " + " | ".join(cells) + " |")
+try:
+    rollups = json.load(open(f"{res}/meterdb.rollups.json"))["queries"]
+except FileNotFoundError:
+    rollups = {}
+for r, what in [("R1", "Q1"), ("R2", "Q2")]:
+    if r in rollups:
+        v = rollups[r]
+        cell = "error" if "error" in v else f"{v['median_ms']:,.2f} ms ({'exact' if v['correct'] else 'wrong'})"
+        print(f"| {what} from rollups median | " + " | ".join([cell] + ["-"] * len(peers)) + (" | - |" if peers else " |"))
 if "influx" in systems:
     # InfluxDB 1.x is the reference for InfluxQL answers: compare every query's answer.
     mq = json.load(open(f"{res}/meterdb.query.json"))["queries"]

@@ -75,6 +75,8 @@ pub struct Engine {
     compaction: crate::shard::compact::CompactionPolicy,
     compaction_pace: f64,
     rollups_on_delete: crate::RollupsOnDelete,
+    /// Segments a scan reads at once: the cores this process may use.
+    scan_threads: usize,
     _lock: LockGuard,
 }
 
@@ -151,6 +153,7 @@ impl Engine {
             compaction: options.compaction,
             compaction_pace: options.compaction_pace,
             rollups_on_delete: options.rollups_on_delete,
+            scan_threads: std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
             _lock: lock,
         })
     }
@@ -297,9 +300,13 @@ impl Engine {
                     .unwrap_or_else(|e| e.into_inner())
                     .scan(req, &mut out);
             }
-            for seg in &view.segments {
+            // Segments are read in groups, one per core, each group in parallel: a query
+            // over many segments takes about 1/cores of the time on an idle machine.
+            for group in view.segments.chunks(self.scan_threads) {
                 proceed(&out)?;
-                out.extend(self.scan_segment(shard, seg, req)?);
+                for batches in self.scan_segments(shard, group, req) {
+                    out.extend(batches?);
+                }
             }
         }
         proceed(&out)?;
@@ -368,6 +375,32 @@ impl Engine {
             }
             None => self.shards.iter().map(|s| s.view()).enumerate().collect(),
         }
+    }
+
+    /// [`Engine::scan_segment`] of each of `segments`, in their order, one thread each (the
+    /// caller's for the first).
+    fn scan_segments(
+        &self,
+        shard: usize,
+        segments: &[Arc<crate::segment::Segment>],
+        req: &ScanRequest,
+    ) -> Vec<Result<Vec<ColumnBatch>>> {
+        let Some((first, rest)) = segments.split_first() else {
+            return Vec::new();
+        };
+        std::thread::scope(|scope| {
+            let others: Vec<_> = rest
+                .iter()
+                .map(|seg| scope.spawn(move || self.scan_segment(shard, seg, req)))
+                .collect();
+            let mut results = vec![self.scan_segment(shard, first, req)];
+            results.extend(
+                others
+                    .into_iter()
+                    .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))),
+            );
+            results
+        })
     }
 
     /// [`Segment::scan`] without the rows pending deletions hide.

@@ -220,11 +220,17 @@ pub enum FieldValues {
 impl FieldValues {
     /// An empty column of the given type.
     pub fn new(ty: FieldType) -> FieldValues {
+        FieldValues::with_capacity(ty, 0)
+    }
+
+    /// An empty column of the given type with room for `rows` values (string bytes grow as
+    /// they come).
+    pub fn with_capacity(ty: FieldType, rows: usize) -> FieldValues {
         match ty {
-            FieldType::Float => FieldValues::F64(Vec::new()),
-            FieldType::Integer => FieldValues::I64(Vec::new()),
-            FieldType::Unsigned => FieldValues::U64(Vec::new()),
-            FieldType::Boolean => FieldValues::Bool(Vec::new()),
+            FieldType::Float => FieldValues::F64(Vec::with_capacity(rows)),
+            FieldType::Integer => FieldValues::I64(Vec::with_capacity(rows)),
+            FieldType::Unsigned => FieldValues::U64(Vec::with_capacity(rows)),
+            FieldType::Boolean => FieldValues::Bool(Vec::with_capacity(rows)),
             FieldType::String => FieldValues::Str(StrColumn::default()),
         }
     }

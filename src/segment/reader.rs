@@ -22,7 +22,9 @@ use crate::catalog::{Catalog, CatalogRequest};
 use crate::codec::crc32c;
 use crate::error::{Corruption, CorruptionKind, Result};
 use crate::model::FieldType;
-use crate::scan::{ColumnBatch, FieldColumn, FieldValues, ScanRequest, StrColumn, TagColumn};
+use crate::scan::{
+    ColumnBatch, FieldColumn, FieldValues, NO_TAG, ScanRequest, StrColumn, TagColumn,
+};
 
 /// The value table of a tag key the segment does not have.
 static NO_VALUES: StrColumn = StrColumn::new();
@@ -138,13 +140,36 @@ impl<'s> TableScan<'s> {
             .ok_or_else(|| missing(self.blocks.path))
     }
 
-    /// The same index, taken out of the cache (decoded if it was not there): for the last use
-    /// of a key in a scan, whose dictionary then moves into the batch instead of being copied.
-    fn take_tag_index(&mut self, key_idx: usize) -> Result<TagIndex> {
-        self.tag_index(key_idx)?;
-        self.tag_indexes
-            .remove(&key_idx)
-            .ok_or_else(|| missing(self.blocks.path))
+    /// The column of tag key `key_idx` for `rows` (ascending), for the last use of the key in
+    /// a scan: from its index if a predicate decoded it (its dictionary then moves into the
+    /// column), else straight from the chunk without building postings.
+    fn take_tag_column(&mut self, key_idx: usize, key: &str, rows: &[u32]) -> Result<TagColumn> {
+        let (dict, ids) = match self.tag_indexes.remove(&key_idx) {
+            Some(idx) => {
+                let ids = idx.ids_of(rows);
+                (idx.dict, ids)
+            }
+            None => {
+                let n = self.n_rows();
+                let (dict, by_row) = self.with_tag_chunk(key_idx, |chunk, values| {
+                    chunk.decode_ids(key_idx, values, n)
+                })?;
+                let ids = if rows.len() == by_row.len() {
+                    // Rows are distinct table rows, so as many as the table has are all of it.
+                    by_row
+                } else {
+                    rows.iter()
+                        .map(|&r| by_row.get(r as usize).copied().unwrap_or(NO_TAG))
+                        .collect()
+                };
+                (dict, ids)
+            }
+        };
+        Ok(TagColumn {
+            key: key.to_owned(),
+            dict,
+            ids,
+        })
     }
 
     /// The values of tag key `key_idx` in the table, ascending, without its postings.
@@ -240,6 +265,9 @@ impl<'s> TableScan<'s> {
         let ts = self.blocks.decode(self.table, &rg.timestamps, |enc, b| {
             timestamps::decode(enc, b, n, rg.min_time, rg.max_time)
         })?;
+        if inside(req, rg.min_time, rg.max_time) {
+            return Ok((candidates, Some(ts)));
+        }
         let rows = candidates
             .into_iter()
             .filter(|&row| {
@@ -261,8 +289,55 @@ fn missing(path: &Path) -> crate::Error {
     .into()
 }
 
-fn pick<T: Clone>(values: &[T], local: &[usize]) -> impl Iterator<Item = T> {
-    local.iter().filter_map(|&i| values.get(i).cloned())
+/// The rows of a row group a scan keeps, relative to the group.
+enum Picked {
+    /// Every row: decoded columns are appended whole.
+    All,
+    /// These rows, ascending.
+    Rows(Vec<usize>),
+}
+
+impl Picked {
+    fn of(rg: &RowGroup, rows: &[u32]) -> Picked {
+        if rows.len() == rg.n_rows as usize {
+            // Rows are distinct and inside the group, so as many as the group has are all of it.
+            return Picked::All;
+        }
+        Picked::Rows(rows.iter().map(|&r| (r - rg.first_row) as usize).collect())
+    }
+
+    /// Appends the kept rows of a decoded column to `out`.
+    fn append<T: Clone>(&self, out: &mut Vec<T>, mut values: Vec<T>) {
+        match self {
+            Picked::All => out.append(&mut values),
+            Picked::Rows(local) => out.extend(local.iter().filter_map(|&i| values.get(i).cloned())),
+        }
+    }
+
+    /// Appends the kept rows of the column `decode` appends to a vector: every row decodes
+    /// straight into `out`, without a copy.
+    fn decode_into<T: Clone>(
+        &self,
+        out: &mut Vec<T>,
+        decode: impl FnOnce(&mut Vec<T>) -> Result<()>,
+    ) -> Result<()> {
+        match self {
+            Picked::All => decode(out),
+            Picked::Rows(_) => {
+                let mut values = Vec::new();
+                decode(&mut values)?;
+                self.append(out, values);
+                Ok(())
+            }
+        }
+    }
+
+    fn for_each<T>(&self, values: &[T], mut f: impl FnMut(&T)) {
+        match self {
+            Picked::All => values.iter().for_each(f),
+            Picked::Rows(local) => local.iter().filter_map(|&i| values.get(i)).for_each(&mut f),
+        }
+    }
 }
 
 fn extend_field(
@@ -271,33 +346,25 @@ fn extend_field(
     t: &Table,
     b: &ChunkRef,
     n: usize,
-    local: &[usize],
+    picked: &Picked,
 ) -> Result<()> {
     match out {
-        FieldValues::F64(v) => v.extend(pick(
-            &blocks.decode(t, b, |e, x| numeric::decode_f64(e, x, n))?,
-            local,
-        )),
-        FieldValues::I64(v) => v.extend(pick(
-            &blocks.decode(t, b, |e, x| numeric::decode_i64(e, x, n))?,
-            local,
-        )),
-        FieldValues::U64(v) => v.extend(pick(
-            &blocks.decode(t, b, |e, x| numeric::decode_u64(e, x, n))?,
-            local,
-        )),
-        FieldValues::Bool(v) => v.extend(pick(
-            &blocks.decode(t, b, |e, x| bools::decode(e, x, n))?,
-            local,
-        )),
-        FieldValues::Str(v) => {
-            for s in pick(
-                &blocks.decode(t, b, |e, x| strings::decode(e, x, n))?,
-                local,
-            ) {
-                v.push(s.as_deref());
-            }
+        FieldValues::F64(v) => picked.decode_into(v, |out| {
+            blocks.decode(t, b, |e, x| numeric::decode_f64_into(out, e, x, n))
+        })?,
+        FieldValues::I64(v) => picked.decode_into(v, |out| {
+            blocks.decode(t, b, |e, x| numeric::decode_i64_into(out, e, x, n))
+        })?,
+        FieldValues::U64(v) => picked.decode_into(v, |out| {
+            blocks.decode(t, b, |e, x| numeric::decode_u64_into(out, e, x, n))
+        })?,
+        FieldValues::Bool(v) => {
+            picked.append(v, blocks.decode(t, b, |e, x| bools::decode(e, x, n))?)
         }
+        FieldValues::Str(v) => picked.for_each(
+            &blocks.decode(t, b, |e, x| strings::decode(e, x, n))?,
+            |s| v.push(s.as_deref()),
+        ),
     }
     Ok(())
 }
@@ -417,52 +484,50 @@ fn scan_table(ts: &mut TableScan<'_>, req: &ScanRequest) -> Result<Option<Column
         .filter(|(_, (k, _))| req.wants(k))
         .collect();
     let want_ids = info.has_event_ids && req.wants("event_id");
+    let groups: Vec<&RowGroup> = table
+        .row_groups
+        .iter()
+        .filter(|rg| overlaps(req, rg.min_time, rg.max_time))
+        .collect();
+    // Room for every row that can be kept, so that columns grow without copies.
+    let in_groups: u64 = groups.iter().map(|rg| u64::from(rg.n_rows)).sum();
+    let most = sel.as_ref().map_or(in_groups, |s| s.len().min(in_groups)) as usize;
     let mut batch = ColumnBatch {
         tenant: info.tenant.clone(),
         measurement: info.measurement.clone(),
+        timestamps: Vec::with_capacity(most),
         fields: wanted_fields
             .iter()
             .map(|(_, (k, ty))| FieldColumn {
                 key: k.clone(),
-                values: FieldValues::new(*ty),
+                values: FieldValues::with_capacity(*ty, most),
             })
             .collect(),
         event_ids: want_ids.then(StrColumn::default),
         ..ColumnBatch::default()
     };
-    let mut rows: Vec<u32> = Vec::new();
-    for rg in table
-        .row_groups
-        .iter()
-        .filter(|rg| overlaps(req, rg.min_time, rg.max_time))
-    {
+    let mut rows: Vec<u32> = Vec::with_capacity(most);
+    for rg in groups {
         let (rg_rows, rg_ts) = ts.rows_in(rg, sel.as_ref(), req, true)?;
         if rg_rows.is_empty() {
             continue;
         }
         let n = rg.n_rows as usize;
-        let local: Vec<usize> = rg_rows
-            .iter()
-            .map(|&r| (r - rg.first_row) as usize)
-            .collect();
-        batch
-            .timestamps
-            .extend(pick(&rg_ts.unwrap_or_default(), &local));
+        let picked = Picked::of(rg, &rg_rows);
+        picked.append(&mut batch.timestamps, rg_ts.unwrap_or_default());
         for (col, (field_idx, _)) in batch.fields.iter_mut().zip(&wanted_fields) {
             let block = rg
                 .fields
                 .get(*field_idx)
                 .ok_or_else(|| missing(ts.blocks.path))?;
-            extend_field(&mut col.values, &ts.blocks, table, block, n, &local)?;
+            extend_field(&mut col.values, &ts.blocks, table, block, n, &picked)?;
         }
         if let (Some(out), Some(block)) = (batch.event_ids.as_mut(), rg.event_ids.as_ref()) {
-            for id in pick(
+            picked.for_each(
                 &ts.blocks
                     .decode(table, block, |e, x| event_id::decode(e, x, n))?,
-                &local,
-            ) {
-                out.push(id.as_deref());
-            }
+                |id| out.push(id.as_deref()),
+            );
         }
         rows.extend(rg_rows);
     }
@@ -473,13 +538,7 @@ fn scan_table(ts: &mut TableScan<'_>, req: &ScanRequest) -> Result<Option<Column
         if !req.wants(key) {
             continue;
         }
-        let idx = ts.take_tag_index(k)?;
-        let ids = idx.ids_of(&rows);
-        batch.tags.push(TagColumn {
-            key: key.clone(),
-            dict: idx.dict,
-            ids,
-        });
+        batch.tags.push(ts.take_tag_column(k, key, &rows)?);
     }
     Ok(Some(batch))
 }

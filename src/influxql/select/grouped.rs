@@ -93,19 +93,19 @@ impl Grid<'_> {
                 )));
             }
             cells.clear();
-            cells.extend(series.iter().zip(&batch.timestamps).map(|(&s, &t)| {
-                if s == NO_CELL {
-                    return NO_CELL;
-                }
-                let b = match &self.windows {
-                    Some(w) => match w.index(t) {
-                        Some(b) => b,
-                        None => return NO_CELL,
-                    },
-                    None => 0,
-                };
-                u32::try_from(s as usize * self.n_buckets + b).unwrap_or(NO_CELL)
-            }));
+            let cell = |s: u32, b: Option<usize>| match (s, b) {
+                (NO_CELL, _) | (_, None) => NO_CELL,
+                (s, Some(b)) => u32::try_from(s as usize * self.n_buckets + b).unwrap_or(NO_CELL),
+            };
+            match &self.windows {
+                Some(w) => cells.extend(
+                    series
+                        .iter()
+                        .zip(w.indexes(&batch.timestamps))
+                        .map(|(&s, b)| cell(s, b)),
+                ),
+                None => cells.extend(series.iter().map(|&s| cell(s, Some(0)))),
+            }
             for (agg, call) in self.aggs.iter_mut().zip(self.calls) {
                 let kind = Kind::of_cast(call.cast.as_deref());
                 let input = Input::of(resolve(batch, &call.field, kind));

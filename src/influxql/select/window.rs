@@ -105,6 +105,24 @@ impl Windows {
         }
     }
 
+    /// The bucket of each of `ts`, in order, as [`Windows::index`] gives it. A time inside
+    /// the previous one's bucket reuses it without dividing: scans return times sorted, so
+    /// that is nearly every row.
+    pub(super) fn indexes<'a>(&'a self, ts: &'a [i64]) -> impl Iterator<Item = Option<usize>> + 'a {
+        let mut last: Option<(i64, i64, usize)> = None;
+        ts.iter().map(move |&t| {
+            if let Some((start, end, b)) = last
+                && start <= t
+                && t < end
+            {
+                return Some(b);
+            }
+            let b = self.index(t)?;
+            last = Some((self.start(b), self.start(b + 1), b));
+            Some(b)
+        })
+    }
+
     /// Start time of bucket `i`.
     pub(super) fn start(&self, i: usize) -> i64 {
         match &self.starts {
@@ -201,6 +219,39 @@ mod tests {
         assert_eq!(w.start(0), day_before);
         assert_eq!(w.start(1), day_before + D);
         assert_eq!(w.start(2), day_before + 2 * D + H);
+    }
+
+    #[test]
+    fn indexes_agree_with_index_in_any_order() {
+        let paris: chrono_tz::Tz = "Europe/Paris".parse().unwrap();
+        let min = 1_792_800_000_000_000_000 - 2 * H;
+        let ts: Vec<i64> = [
+            min - 1,
+            min,
+            min + 5,
+            min + D - 1,
+            min + D,
+            min + 2 * D + H - 1,
+            min + 2 * D + H,
+            min + 3,
+            min + 40 * D,
+            min + 2 * D,
+            i64::MAX,
+            i64::MIN,
+        ]
+        .into();
+        for w in [
+            Windows::new(D, 0, Some(paris), min, min + 3 * D).unwrap(),
+            Windows::new(D, H, None, min, min + 3 * D).unwrap(),
+            Windows::new(H, 0, None, min, min + 3 * D).unwrap(),
+        ] {
+            let each: Vec<Option<usize>> = ts.iter().map(|&t| w.index(t)).collect();
+            assert_eq!(w.indexes(&ts).collect::<Vec<_>>(), each);
+            let mut sorted = ts.clone();
+            sorted.sort_unstable();
+            let each: Vec<Option<usize>> = sorted.iter().map(|&t| w.index(t)).collect();
+            assert_eq!(w.indexes(&sorted).collect::<Vec<_>>(), each);
+        }
     }
 
     #[test]

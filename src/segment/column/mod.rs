@@ -233,18 +233,30 @@ pub(crate) fn decode_optional<T: Clone>(
     n_rows: usize,
     decode_dense: impl FnOnce(u8, &[u8], usize) -> Result<Vec<T>, CorruptionKind>,
 ) -> Result<Vec<Option<T>>, CorruptionKind> {
+    let mut out = Vec::with_capacity(n_rows);
+    decode_optional_into(&mut out, encoding, payload, n_rows, decode_dense)?;
+    Ok(out)
+}
+
+/// [`decode_optional`], appending to `out`: a scan decodes straight into its result.
+pub(crate) fn decode_optional_into<T: Clone>(
+    out: &mut Vec<Option<T>>,
+    encoding: u8,
+    payload: &[u8],
+    n_rows: usize,
+    decode_dense: impl FnOnce(u8, &[u8], usize) -> Result<Vec<T>, CorruptionKind>,
+) -> Result<(), CorruptionKind> {
     if encoding == enc::ABSENT {
         if !payload.is_empty() {
             return Err(invalid("absent column block is not empty"));
         }
-        return Ok(vec![None; n_rows]);
+        out.resize(out.len() + n_rows, None);
+        return Ok(());
     }
     let codec = encoding & enc::CODEC_MASK;
     if encoding & enc::PRESENCE == 0 {
-        return Ok(decode_dense(codec, payload, n_rows)?
-            .into_iter()
-            .map(Some)
-            .collect());
+        out.extend(decode_dense(codec, payload, n_rows)?.into_iter().map(Some));
+        return Ok(());
     }
     let split = bitmap_len(n_rows);
     let (bits, rest) = payload
@@ -253,10 +265,12 @@ pub(crate) fn decode_optional<T: Clone>(
     let present = unpack_bits(bits, n_rows)?;
     let n_present = present.iter().filter(|&&p| p).count();
     let mut dense = decode_dense(codec, rest, n_present)?.into_iter();
-    Ok(present
-        .into_iter()
-        .map(|p| if p { dense.next() } else { None })
-        .collect())
+    out.extend(
+        present
+            .into_iter()
+            .map(|p| if p { dense.next() } else { None }),
+    );
+    Ok(())
 }
 
 /// Packs `values` into `width`-bit fields, LSB first, behind a width byte. `width` is the

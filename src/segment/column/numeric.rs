@@ -10,9 +10,9 @@
 //! the decimal forms are used only when `k / 10^scale` gives back the very same bits.
 
 use super::{
-    Encoded, decode_optional, enc, encode_optional, for_pack_i64, for_pack_u64, for_unpack_i64,
-    for_unpack_u64, invalid, pco_compress, pco_decompress, read_varints, smallest, unzigzag,
-    zigzag,
+    Encoded, decode_optional_into, enc, encode_optional, for_pack_i64, for_pack_u64,
+    for_unpack_i64, for_unpack_u64, invalid, pco_compress, pco_decompress, read_varints, smallest,
+    unzigzag, zigzag,
 };
 use crate::codec::{ByteReader, PutLe};
 use crate::error::CorruptionKind;
@@ -121,31 +121,69 @@ fn unknown(codec: u8) -> CorruptionKind {
 }
 
 /// Decodes an i64 column of `n_rows` rows.
-pub(crate) fn decode_i64(
+#[cfg(test)]
+fn decode_i64(
     encoding: u8,
     payload: &[u8],
     n_rows: usize,
 ) -> Result<Vec<Option<i64>>, CorruptionKind> {
-    decode_optional(encoding, payload, n_rows, |codec, bytes, n| match codec {
-        enc::VARINT => Ok(read_varints(bytes, n)?.into_iter().map(unzigzag).collect()),
-        enc::FOR_BITPACK => for_unpack_i64(bytes, n),
-        enc::PCO => pco_decompress(bytes, n),
-        other => Err(unknown(other)),
-    })
+    let mut out = Vec::with_capacity(n_rows);
+    decode_i64_into(&mut out, encoding, payload, n_rows)?;
+    Ok(out)
+}
+
+/// Decodes an i64 column of `n_rows` rows, appending to `out`.
+pub(crate) fn decode_i64_into(
+    out: &mut Vec<Option<i64>>,
+    encoding: u8,
+    payload: &[u8],
+    n_rows: usize,
+) -> Result<(), CorruptionKind> {
+    decode_optional_into(
+        out,
+        encoding,
+        payload,
+        n_rows,
+        |codec, bytes, n| match codec {
+            enc::VARINT => Ok(read_varints(bytes, n)?.into_iter().map(unzigzag).collect()),
+            enc::FOR_BITPACK => for_unpack_i64(bytes, n),
+            enc::PCO => pco_decompress(bytes, n),
+            other => Err(unknown(other)),
+        },
+    )
 }
 
 /// Decodes a u64 column of `n_rows` rows.
-pub(crate) fn decode_u64(
+#[cfg(test)]
+fn decode_u64(
     encoding: u8,
     payload: &[u8],
     n_rows: usize,
 ) -> Result<Vec<Option<u64>>, CorruptionKind> {
-    decode_optional(encoding, payload, n_rows, |codec, bytes, n| match codec {
-        enc::VARINT => read_varints(bytes, n),
-        enc::FOR_BITPACK => for_unpack_u64(bytes, n),
-        enc::PCO => pco_decompress(bytes, n),
-        other => Err(unknown(other)),
-    })
+    let mut out = Vec::with_capacity(n_rows);
+    decode_u64_into(&mut out, encoding, payload, n_rows)?;
+    Ok(out)
+}
+
+/// Decodes a u64 column of `n_rows` rows, appending to `out`.
+pub(crate) fn decode_u64_into(
+    out: &mut Vec<Option<u64>>,
+    encoding: u8,
+    payload: &[u8],
+    n_rows: usize,
+) -> Result<(), CorruptionKind> {
+    decode_optional_into(
+        out,
+        encoding,
+        payload,
+        n_rows,
+        |codec, bytes, n| match codec {
+            enc::VARINT => read_varints(bytes, n),
+            enc::FOR_BITPACK => for_unpack_u64(bytes, n),
+            enc::PCO => pco_decompress(bytes, n),
+            other => Err(unknown(other)),
+        },
+    )
 }
 
 fn decimals_to_f64(scale: u8, ks: Vec<i64>) -> Result<Vec<f64>, CorruptionKind> {
@@ -157,31 +195,50 @@ fn decimals_to_f64(scale: u8, ks: Vec<i64>) -> Result<Vec<f64>, CorruptionKind> 
 }
 
 /// Decodes an f64 column of `n_rows` rows.
-pub(crate) fn decode_f64(
+#[cfg(test)]
+fn decode_f64(
     encoding: u8,
     payload: &[u8],
     n_rows: usize,
 ) -> Result<Vec<Option<f64>>, CorruptionKind> {
-    decode_optional(encoding, payload, n_rows, |codec, bytes, n| match codec {
-        enc::F64_RAW => {
-            if Some(bytes.len()) != n.checked_mul(8) {
-                return Err(CorruptionKind::Truncated);
+    let mut out = Vec::with_capacity(n_rows);
+    decode_f64_into(&mut out, encoding, payload, n_rows)?;
+    Ok(out)
+}
+
+/// Decodes an f64 column of `n_rows` rows, appending to `out`.
+pub(crate) fn decode_f64_into(
+    out: &mut Vec<Option<f64>>,
+    encoding: u8,
+    payload: &[u8],
+    n_rows: usize,
+) -> Result<(), CorruptionKind> {
+    decode_optional_into(
+        out,
+        encoding,
+        payload,
+        n_rows,
+        |codec, bytes, n| match codec {
+            enc::F64_RAW => {
+                if Some(bytes.len()) != n.checked_mul(8) {
+                    return Err(CorruptionKind::Truncated);
+                }
+                let mut r = ByteReader::new(bytes);
+                (0..n).map(|_| r.u64().map(f64::from_bits)).collect()
             }
-            let mut r = ByteReader::new(bytes);
-            (0..n).map(|_| r.u64().map(f64::from_bits)).collect()
-        }
-        enc::PCO => pco_decompress(bytes, n),
-        enc::F64_DECIMAL | enc::F64_DECIMAL_PCO | enc::F64_DECIMAL_FOR => {
-            let (&scale, rest) = bytes.split_first().ok_or(CorruptionKind::Truncated)?;
-            let ks = match codec {
-                enc::F64_DECIMAL => read_varints(rest, n)?.into_iter().map(unzigzag).collect(),
-                enc::F64_DECIMAL_FOR => for_unpack_i64(rest, n)?,
-                _ => pco_decompress(rest, n)?,
-            };
-            decimals_to_f64(scale, ks)
-        }
-        other => Err(unknown(other)),
-    })
+            enc::PCO => pco_decompress(bytes, n),
+            enc::F64_DECIMAL | enc::F64_DECIMAL_PCO | enc::F64_DECIMAL_FOR => {
+                let (&scale, rest) = bytes.split_first().ok_or(CorruptionKind::Truncated)?;
+                let ks = match codec {
+                    enc::F64_DECIMAL => read_varints(rest, n)?.into_iter().map(unzigzag).collect(),
+                    enc::F64_DECIMAL_FOR => for_unpack_i64(rest, n)?,
+                    _ => pco_decompress(rest, n)?,
+                };
+                decimals_to_f64(scale, ks)
+            }
+            other => Err(unknown(other)),
+        },
+    )
 }
 
 #[cfg(test)]

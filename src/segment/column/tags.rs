@@ -328,6 +328,17 @@ impl<'a> TagChunk<'a> {
         decode_section(section, values, n_rows)
     }
 
+    /// Decodes the dictionary of key `key_idx` and each row's index into it, without
+    /// building its postings.
+    pub fn decode_ids(
+        &self,
+        key_idx: usize,
+        values: &StrColumn,
+        n_rows: u32,
+    ) -> Result<(Vec<String>, Vec<u32>), CorruptionKind> {
+        decode_section_ids(self.section(key_idx)?, values, n_rows)
+    }
+
     /// Decodes only the dictionary of key `key_idx` (its values, ascending), not its
     /// postings: what the catalog needs.
     pub fn decode_dict(
@@ -368,60 +379,101 @@ fn decode_dict(
     Ok(dict)
 }
 
+/// A section with its dictionary read, its postings not yet decoded.
+struct Section<'b> {
+    dict: Vec<String>,
+    /// The value whose postings are left out (every row not in another value's).
+    implied: Option<usize>,
+    layout: u64,
+    body: &'b [u8],
+    n_rows: u32,
+}
+
+impl<'b> Section<'b> {
+    fn parse(
+        bytes: &'b [u8],
+        values: &StrColumn,
+        n_rows: u32,
+    ) -> Result<Section<'b>, CorruptionKind> {
+        let mut r = ByteReader::new(bytes);
+        let dict = decode_dict(&mut r, values, n_rows)?;
+        let layout_word = r.varint()?;
+        let implied = layout_word >> layout::BITS;
+        if implied > dict.len() as u64 {
+            return Err(invalid("implied tag value out of range"));
+        }
+        Ok(Section {
+            dict,
+            implied: implied.checked_sub(1).map(|i| i as usize),
+            layout: layout_word & ((1 << layout::BITS) - 1),
+            body: r.take(r.remaining())?,
+            n_rows,
+        })
+    }
+
+    /// Calls `f(value index, rows)` for each value with stored postings, in dictionary order;
+    /// rows strictly ascend and lie inside the table, and every stored list is there.
+    fn for_each_list(
+        &self,
+        mut f: impl FnMut(usize, &[u32]) -> Result<(), CorruptionKind>,
+    ) -> Result<(), CorruptionKind> {
+        let n_stored = self.dict.len() - usize::from(self.implied.is_some());
+        let mut seen = 0;
+        let mut g = |rows: &[u32]| {
+            if rows.is_empty() {
+                return Err(invalid("empty postings"));
+            }
+            let value = seen + usize::from(self.implied.is_some_and(|i| i <= seen));
+            seen += 1;
+            f(value, rows)
+        };
+        match self.layout {
+            layout::MIXED => decode_mixed(self.body, n_stored, self.n_rows, &mut g)?,
+            layout::DENSE => {
+                let width = (self.n_rows as usize).div_ceil(8);
+                if Some(self.body.len()) != width.checked_mul(n_stored) {
+                    return Err(invalid("dense postings have the wrong length"));
+                }
+                let mut rows = Vec::new();
+                for bits in self.body.chunks(width.max(1)).take(n_stored) {
+                    decode_postings(postings_kind::DENSE, bits, self.n_rows, &mut rows)?;
+                    g(&rows)?;
+                }
+            }
+            layout::PCO => decode_pco(self.body, n_stored, self.n_rows, &mut g)?,
+            other => return Err(invalid(format!("unknown postings layout {other}"))),
+        }
+        if seen != n_stored {
+            return Err(invalid("missing postings"));
+        }
+        Ok(())
+    }
+}
+
 fn decode_section(
     bytes: &[u8],
     values: &StrColumn,
     n_rows: u32,
 ) -> Result<TagIndex, CorruptionKind> {
-    let mut r = ByteReader::new(bytes);
-    let dict = decode_dict(&mut r, values, n_rows)?;
-    let n_values = dict.len() as u64;
-    let layout_word = r.varint()?;
-    let implied = layout_word >> layout::BITS;
-    if implied > n_values {
-        return Err(invalid("implied tag value out of range"));
-    }
-    let implied = implied.checked_sub(1).map(|i| i as usize);
-    let n_stored = dict.len() - usize::from(implied.is_some());
-    let body = r.take(r.remaining())?;
-    let stored = match layout_word & ((1 << layout::BITS) - 1) {
-        layout::MIXED => decode_mixed(body, n_stored, n_rows)?,
-        layout::DENSE => {
-            let width = (n_rows as usize).div_ceil(8);
-            if Some(body.len()) != width.checked_mul(n_stored) {
-                return Err(invalid("dense postings have the wrong length"));
-            }
-            let lists = body.chunks(width.max(1)).take(n_stored);
-            lists
-                .map(|bits| decode_postings(postings_kind::DENSE, bits, n_rows))
-                .collect::<Result<_, _>>()?
-        }
-        layout::PCO => decode_pco(body, n_stored, n_rows)?,
-        other => return Err(invalid(format!("unknown postings layout {other}"))),
-    };
-    let mut stored = stored.into_iter();
-    let mut postings = Vec::with_capacity(dict.len());
+    let section = Section::parse(bytes, values, n_rows)?;
+    let mut postings = vec![RoaringBitmap::new(); section.dict.len()];
     let mut seen = RoaringBitmap::new();
     let mut total = 0;
-    for i in 0..dict.len() {
-        if Some(i) == implied {
-            postings.push(RoaringBitmap::new());
-            continue;
-        }
-        let rows = stored.next().ok_or_else(|| invalid("missing postings"))?;
-        if rows.is_empty() || rows.max().is_some_and(|m| m >= n_rows) {
-            return Err(invalid("postings empty or past the table's rows"));
-        }
+    section.for_each_list(|value, rows| {
+        let rows = ascending(rows)?;
         total += rows.len();
         seen |= &rows;
-        postings.push(rows);
-    }
+        if let Some(slot) = postings.get_mut(value) {
+            *slot = rows;
+        }
+        Ok(())
+    })?;
     // Checked once on the union: a check per value against the union so far costs a pass
     // over the union per value.
     if seen.len() != total {
         return Err(invalid("a row is in the postings of two values of one tag"));
     }
-    if let Some(slot) = implied.and_then(|i| postings.get_mut(i)) {
+    if let Some(slot) = section.implied.and_then(|i| postings.get_mut(i)) {
         let mut rest = RoaringBitmap::new();
         rest.insert_range(0..n_rows);
         rest -= &seen;
@@ -430,19 +482,54 @@ fn decode_section(
         }
         *slot = rest;
     }
-    if !r.is_empty() {
-        return Err(invalid("trailing bytes after the postings"));
+    Ok(TagIndex {
+        dict: section.dict,
+        postings,
+    })
+}
+
+/// The dictionary and each row's index into it ([`NO_TAG`] where the row lacks the tag),
+/// straight from the postings without building them: what projecting a tag needs.
+fn decode_section_ids(
+    bytes: &[u8],
+    values: &StrColumn,
+    n_rows: u32,
+) -> Result<(Vec<String>, Vec<u32>), CorruptionKind> {
+    let section = Section::parse(bytes, values, n_rows)?;
+    let mut ids = vec![NO_TAG; n_rows as usize];
+    section.for_each_list(|value, rows| {
+        for &row in rows {
+            let slot = ids
+                .get_mut(row as usize)
+                .ok_or_else(|| invalid("posting past the table's rows"))?;
+            if *slot != NO_TAG {
+                return Err(invalid("a row is in the postings of two values of one tag"));
+            }
+            *slot = value as u32;
+        }
+        Ok(())
+    })?;
+    if let Some(implied) = section.implied {
+        let mut any = false;
+        for slot in ids.iter_mut().filter(|s| **s == NO_TAG) {
+            *slot = implied as u32;
+            any = true;
+        }
+        if !any {
+            return Err(invalid("implied tag value has no rows"));
+        }
     }
-    Ok(TagIndex { dict, postings })
+    Ok((section.dict, ids))
 }
 
 fn decode_mixed(
     body: &[u8],
     n_stored: usize,
     n_rows: u32,
-) -> Result<Vec<RoaringBitmap>, CorruptionKind> {
+    f: &mut impl FnMut(&[u32]) -> Result<(), CorruptionKind>,
+) -> Result<(), CorruptionKind> {
     let mut r = ByteReader::new(body);
-    let mut out = Vec::with_capacity(n_stored.min(body.len()));
+    let mut rows = Vec::new();
     for _ in 0..n_stored {
         let header = r.varint()?;
         if header & ((1 << postings_kind::BITS) - 1) == postings_kind::SINGLE {
@@ -450,28 +537,31 @@ fn decode_mixed(
             if row >= u64::from(n_rows) {
                 return Err(invalid("posting past the table's rows"));
             }
-            out.push(RoaringBitmap::from_iter([row as u32]));
+            f(&[row as u32])?;
             continue;
         }
         let len = usize::try_from(header >> postings_kind::BITS)
             .map_err(|_| CorruptionKind::Truncated)?;
-        out.push(decode_postings(
+        decode_postings(
             header & ((1 << postings_kind::BITS) - 1),
             r.take(len)?,
             n_rows,
-        )?);
+            &mut rows,
+        )?;
+        f(&rows)?;
     }
     if !r.is_empty() {
         return Err(invalid("trailing bytes after the postings"));
     }
-    Ok(out)
+    Ok(())
 }
 
 fn decode_pco(
     body: &[u8],
     n_stored: usize,
     n_rows: u32,
-) -> Result<Vec<RoaringBitmap>, CorruptionKind> {
+    f: &mut impl FnMut(&[u32]) -> Result<(), CorruptionKind>,
+) -> Result<(), CorruptionKind> {
     let mut r = ByteReader::new(body);
     let counts_len = usize::try_from(r.varint()?).map_err(|_| CorruptionKind::Truncated)?;
     let counts: Vec<u32> = pco_decompress(r.take(counts_len)?, n_stored)?;
@@ -479,24 +569,26 @@ fn decode_pco(
     if total > u64::from(n_rows) {
         return Err(invalid("postings hold more rows than the table"));
     }
-    let gaps: Vec<u32> = pco_decompress(r.take(r.remaining())?, total as usize)?;
-    let mut gaps = gaps.into_iter();
-    let mut out = Vec::with_capacity(counts.len());
-    let mut rows = Vec::new();
+    // The gaps become rows in place: each list's rows are a prefix sum of its gaps.
+    let mut rows: Vec<u32> = pco_decompress(r.take(r.remaining())?, total as usize)?;
+    let mut at = 0;
     for count in counts {
-        rows.clear();
+        let list = rows
+            .get_mut(at..at + count as usize)
+            .ok_or_else(|| invalid("postings hold more rows than the table"))?;
         let mut next: u64 = 0;
-        for gap in gaps.by_ref().take(count as usize) {
-            let row = next + u64::from(gap);
+        for slot in list.iter_mut() {
+            let row = next + u64::from(*slot);
             if row >= u64::from(n_rows) {
                 return Err(invalid("posting past the table's rows"));
             }
-            rows.push(row as u32);
+            *slot = row as u32;
             next = row + 1;
         }
-        out.push(ascending(&rows)?);
+        f(list)?;
+        at += count as usize;
     }
-    Ok(out)
+    Ok(())
 }
 
 /// The bitmap of `rows`, which ascend strictly (each gap or delta counts from the row after
@@ -506,11 +598,17 @@ fn ascending(rows: &[u32]) -> Result<RoaringBitmap, CorruptionKind> {
         .map_err(|_| invalid("postings out of order"))
 }
 
-fn decode_postings(kind: u64, bytes: &[u8], n_rows: u32) -> Result<RoaringBitmap, CorruptionKind> {
+/// Decodes one postings list into `rows` (cleared first), ascending.
+fn decode_postings(
+    kind: u64,
+    bytes: &[u8],
+    n_rows: u32,
+    rows: &mut Vec<u32>,
+) -> Result<(), CorruptionKind> {
+    rows.clear();
     match kind {
         postings_kind::DELTAS => {
             let mut r = ByteReader::new(bytes);
-            let mut rows = Vec::new();
             let mut next: u64 = 0;
             while !r.is_empty() {
                 let row = next.saturating_add(r.varint()?);
@@ -520,27 +618,30 @@ fn decode_postings(kind: u64, bytes: &[u8], n_rows: u32) -> Result<RoaringBitmap
                 rows.push(row as u32);
                 next = row + 1;
             }
-            ascending(&rows)
         }
         postings_kind::DENSE => {
             let bits = unpack_bits(bytes, n_rows as usize)?;
-            Ok(bits
-                .iter()
-                .enumerate()
-                .filter(|(_, b)| **b)
-                .map(|(i, _)| i as u32)
-                .collect())
+            rows.extend(
+                bits.iter()
+                    .enumerate()
+                    .filter(|(_, b)| **b)
+                    .map(|(i, _)| i as u32),
+            );
         }
         postings_kind::ROARING => {
-            let rows = RoaringBitmap::deserialize_from(bytes)
+            let bitmap = RoaringBitmap::deserialize_from(bytes)
                 .map_err(|e| invalid(format!("roaring: {e}")))?;
-            if rows.serialized_size() != bytes.len() {
+            if bitmap.serialized_size() != bytes.len() {
                 return Err(invalid("roaring postings length mismatch"));
             }
-            Ok(rows)
+            if bitmap.max().is_some_and(|m| m >= n_rows) {
+                return Err(invalid("posting past the table's rows"));
+            }
+            rows.extend(&bitmap);
         }
-        other => Err(invalid(format!("unknown postings form {other}"))),
+        other => return Err(invalid(format!("unknown postings form {other}"))),
     }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -551,7 +652,14 @@ mod tests {
         let n = keys[0].len();
         let e = encode(keys, n);
         let chunk = TagChunk::split(e.enc, &e.bytes, keys.len(), n as u32).unwrap();
-        chunk.decode_key(key, values, n as u32).unwrap()
+        let idx = chunk.decode_key(key, values, n as u32).unwrap();
+        // The projection's decoder reads the same postings without building them.
+        let all: Vec<u32> = (0..n as u32).collect();
+        assert_eq!(
+            chunk.decode_ids(key, values, n as u32).unwrap(),
+            (idx.dict.clone(), idx.ids_of(&all))
+        );
+        idx
     }
 
     fn values(v: &[&str]) -> StrColumn {
@@ -641,5 +749,53 @@ mod tests {
         chunk.extend_from_slice(&section);
         let split = TagChunk::split(enc::TAG_PLAIN, &chunk, 1, 1).unwrap();
         assert!(split.decode_key(0, &values(&["a", "b"]), 1).is_err());
+        assert!(split.decode_ids(0, &values(&["a", "b"]), 1).is_err());
+    }
+
+    #[test]
+    fn every_postings_layout_decodes_to_the_rows_ids() {
+        let pool = values(
+            &(0..300)
+                .map(|i| format!("v{i:03}"))
+                .collect::<Vec<_>>()
+                .iter()
+                .map(String::as_str)
+                .collect::<Vec<_>>(),
+        );
+        let tables: Vec<Vec<Option<u32>>> = vec![
+            // Tiny, each value on one row or two: mixed postings.
+            vec![Some(1), Some(0), Some(1), Some(2)],
+            // Few rows, each value on several: the dense layout.
+            (0..16u32).map(|i| (i % 4 != 0).then_some(i % 3)).collect(),
+            // Many values over many rows, every row tagged (an implied value): pco.
+            (0..30_000u32).map(|i| Some((i * 7919) % 300)).collect(),
+            // Skewed, with untagged rows.
+            (0..5_000u32)
+                .map(|i| (i % 11 != 0).then_some(if i % 3 == 0 { i % 250 } else { 7 }))
+                .collect(),
+        ];
+        let mut layouts = Vec::new();
+        for keys in tables {
+            let n = keys.len();
+            let e = encode(std::slice::from_ref(&keys), n);
+            let chunk = TagChunk::split(e.enc, &e.bytes, 1, n as u32).unwrap();
+            let section = Section::parse(chunk.section(0).unwrap(), &pool, n as u32).unwrap();
+            layouts.push(section.layout);
+            let idx = index(std::slice::from_ref(&keys), &pool, 0);
+            let expected: Vec<u32> = keys
+                .iter()
+                .map(|v| {
+                    v.map_or(NO_TAG, |v| {
+                        idx.dict.binary_search(&format!("v{v:03}")).unwrap() as u32
+                    })
+                })
+                .collect();
+            let all: Vec<u32> = (0..n as u32).collect();
+            assert_eq!(idx.ids_of(&all), expected);
+        }
+        assert_eq!(
+            layouts,
+            [layout::MIXED, layout::DENSE, layout::PCO, layout::PCO]
+        );
     }
 }
