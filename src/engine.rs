@@ -50,6 +50,10 @@ pub struct Receipt {
     pub duplicates: usize,
 }
 
+/// Most segments one scan reads at once. A query checks its memory budget between groups, so
+/// a group may overshoot it by this many segments' rows.
+const MAX_SCAN_THREADS: usize = 8;
+
 /// The storage engine.
 ///
 /// `Send + Sync`: share it with an `Arc`. Writes block the calling thread until they are
@@ -75,7 +79,8 @@ pub struct Engine {
     compaction: crate::shard::compact::CompactionPolicy,
     compaction_pace: f64,
     rollups_on_delete: crate::RollupsOnDelete,
-    /// Segments a scan reads at once: the cores this process may use.
+    /// Segments a scan reads at once: the cores this process may use, at most
+    /// [`MAX_SCAN_THREADS`].
     scan_threads: usize,
     _lock: LockGuard,
 }
@@ -153,7 +158,9 @@ impl Engine {
             compaction: options.compaction,
             compaction_pace: options.compaction_pace,
             rollups_on_delete: options.rollups_on_delete,
-            scan_threads: std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
+            scan_threads: std::thread::available_parallelism()
+                .map_or(1, std::num::NonZero::get)
+                .min(MAX_SCAN_THREADS),
             _lock: lock,
         })
     }
@@ -284,8 +291,9 @@ impl Engine {
         self.scan_checked(req, |_| Ok::<(), Error>(()))
     }
 
-    /// [`Engine::scan`], asking `proceed` before reading each buffer and segment and at the
-    /// end, with the batches read so far: an error from it stops the scan and is returned. A query uses it
+    /// [`Engine::scan`], asking `proceed` before reading each buffer and each group of segments
+    /// read in parallel, and at the end, with the batches read so far: an error from it stops
+    /// the scan and is returned. A query uses it
     /// to stop at its deadline or memory budget instead of reading on.
     pub fn scan_checked<E: From<Error>>(
         &self,
