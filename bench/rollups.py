@@ -10,16 +10,12 @@ R2: hourly sum of its api_calls' `bytes`, from a sum meter (`--meter-bytes`, def
     load); checked against MeterDB's own InfluxQL answer to Q2 (raw events), given by --queries.
 Each: one warm-up, then the median of --runs. Python 3.11 stdlib only.
 """
-import argparse, json, statistics, time, urllib.parse, urllib.request
+import argparse, json, pathlib, statistics, sys, urllib.parse
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "tests" / "bench"))
+from query import get  # the kit's timed GET, so both scripts time alike  # noqa: E402
 
 START, END = "2026-10-25T00:00:00Z", "2026-11-01T00:00:00Z"
-
-
-def get(url):
-    t0 = time.perf_counter()
-    with urllib.request.urlopen(url, timeout=600) as r:
-        body = r.read()
-    return time.perf_counter() - t0, json.loads(body)
 
 
 def main():

@@ -120,18 +120,6 @@ fn unknown(codec: u8) -> CorruptionKind {
     invalid(format!("unknown numeric encoding {codec}"))
 }
 
-/// Decodes an i64 column of `n_rows` rows.
-#[cfg(test)]
-fn decode_i64(
-    encoding: u8,
-    payload: &[u8],
-    n_rows: usize,
-) -> Result<Vec<Option<i64>>, CorruptionKind> {
-    let mut out = Vec::with_capacity(n_rows);
-    decode_i64_into(&mut out, encoding, payload, n_rows)?;
-    Ok(out)
-}
-
 /// Decodes an i64 column of `n_rows` rows, appending to `out`.
 pub(crate) fn decode_i64_into(
     out: &mut Vec<Option<i64>>,
@@ -151,18 +139,6 @@ pub(crate) fn decode_i64_into(
             other => Err(unknown(other)),
         },
     )
-}
-
-/// Decodes a u64 column of `n_rows` rows.
-#[cfg(test)]
-fn decode_u64(
-    encoding: u8,
-    payload: &[u8],
-    n_rows: usize,
-) -> Result<Vec<Option<u64>>, CorruptionKind> {
-    let mut out = Vec::with_capacity(n_rows);
-    decode_u64_into(&mut out, encoding, payload, n_rows)?;
-    Ok(out)
 }
 
 /// Decodes a u64 column of `n_rows` rows, appending to `out`.
@@ -192,18 +168,6 @@ fn decimals_to_f64(scale: u8, ks: Vec<i64>) -> Result<Vec<f64>, CorruptionKind> 
     }
     let factor = 10f64.powi(i32::from(scale));
     Ok(ks.into_iter().map(|k| k as f64 / factor).collect())
-}
-
-/// Decodes an f64 column of `n_rows` rows.
-#[cfg(test)]
-fn decode_f64(
-    encoding: u8,
-    payload: &[u8],
-    n_rows: usize,
-) -> Result<Vec<Option<f64>>, CorruptionKind> {
-    let mut out = Vec::with_capacity(n_rows);
-    decode_f64_into(&mut out, encoding, payload, n_rows)?;
-    Ok(out)
 }
 
 /// Decodes an f64 column of `n_rows` rows, appending to `out`.
@@ -245,6 +209,20 @@ pub(crate) fn decode_f64_into(
 mod tests {
     use super::*;
 
+    /// One of the appending decoders.
+    type Decoder<T> = fn(&mut Vec<Option<T>>, u8, &[u8], usize) -> Result<(), CorruptionKind>;
+
+    /// A whole column, through one of the appending decoders.
+    fn whole<T>(
+        decode: Decoder<T>,
+        e: &Encoded,
+        n: usize,
+    ) -> Result<Vec<Option<T>>, CorruptionKind> {
+        let mut out = Vec::new();
+        decode(&mut out, e.enc, &e.bytes, n)?;
+        Ok(out)
+    }
+
     fn bits(v: &[Option<f64>]) -> Vec<Option<u64>> {
         v.iter().map(|x| x.map(f64::to_bits)).collect()
     }
@@ -259,7 +237,7 @@ mod tests {
             e.enc
         );
         assert_eq!(e.bytes.first(), Some(&2));
-        assert_eq!(decode_f64(e.enc, &e.bytes, 4).ok(), Some(v));
+        assert_eq!(whole(decode_f64_into, &e, 4).ok(), Some(v));
     }
 
     #[test]
@@ -273,7 +251,7 @@ mod tests {
         ];
         let e = encode_f64(&v);
         assert_eq!(e.enc, enc::F64_RAW | enc::PRESENCE);
-        let back = decode_f64(e.enc, &e.bytes, v.len()).unwrap_or_default();
+        let back = whole(decode_f64_into, &e, v.len()).unwrap_or_default();
         assert_eq!(bits(&back), bits(&v));
     }
 
@@ -281,14 +259,14 @@ mod tests {
     fn integers_round_trip_with_missing_rows() {
         let v = vec![Some(i64::MIN), None, Some(0), Some(i64::MAX), None];
         let e = encode_i64(&v);
-        assert_eq!(decode_i64(e.enc, &e.bytes, 5).ok(), Some(v));
+        assert_eq!(whole(decode_i64_into, &e, 5).ok(), Some(v));
         let u = vec![None, Some(u64::MAX), Some(7)];
         let e = encode_u64(&u);
-        assert_eq!(decode_u64(e.enc, &e.bytes, 3).ok(), Some(u));
+        assert_eq!(whole(decode_u64_into, &e, 3).ok(), Some(u));
         let none: Vec<Option<u64>> = vec![None; 4];
         let e = encode_u64(&none);
         assert_eq!((e.enc, e.bytes.len()), (enc::ABSENT, 0));
-        assert_eq!(decode_u64(e.enc, &e.bytes, 4).ok(), Some(none));
+        assert_eq!(whole(decode_u64_into, &e, 4).ok(), Some(none));
     }
 
     #[test]
@@ -306,6 +284,6 @@ mod tests {
             .collect();
         let e = encode_i64(&v);
         assert_eq!(e.enc, enc::PCO);
-        assert_eq!(decode_i64(e.enc, &e.bytes, 4000).ok(), Some(v));
+        assert_eq!(whole(decode_i64_into, &e, 4000).ok(), Some(v));
     }
 }
