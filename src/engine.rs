@@ -293,8 +293,8 @@ impl Engine {
 
     /// [`Engine::scan`], asking `proceed` before reading each buffer and each group of segments
     /// read in parallel, and at the end, with the batches read so far: an error from it stops
-    /// the scan and is returned. A query uses it
-    /// to stop at its deadline or memory budget instead of reading on.
+    /// the scan and is returned. A query uses it to stop at its deadline or memory budget
+    /// instead of reading on.
     pub fn scan_checked<E: From<Error>>(
         &self,
         req: &ScanRequest,
@@ -308,8 +308,8 @@ impl Engine {
                     .unwrap_or_else(|e| e.into_inner())
                     .scan(req, &mut out);
             }
-            // Segments are read in groups, one per core, each group in parallel: a query
-            // over many segments takes about 1/cores of the time on an idle machine.
+            // Segments are read in groups, one per core, each group in parallel, so that a
+            // query over many segments uses every core.
             for group in view.segments.chunks(self.scan_threads) {
                 proceed(&out)?;
                 for batches in self.scan_segments(shard, group, req) {
