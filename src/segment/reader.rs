@@ -506,7 +506,9 @@ fn scan_table(ts: &mut TableScan<'_>, req: &ScanRequest) -> Result<Option<Column
         event_ids: want_ids.then(StrColumn::default),
         ..ColumnBatch::default()
     };
-    let mut rows: Vec<u32> = Vec::with_capacity(most);
+    // The table rows kept, for the tag columns only: a scan without tags skips the list.
+    let wants_tags = info.tag_keys.iter().any(|k| req.wants(k));
+    let mut rows: Vec<u32> = Vec::with_capacity(if wants_tags { most } else { 0 });
     for rg in groups {
         let (rg_rows, rg_ts) = ts.rows_in(rg, sel.as_ref(), req, true)?;
         if rg_rows.is_empty() {
@@ -529,9 +531,11 @@ fn scan_table(ts: &mut TableScan<'_>, req: &ScanRequest) -> Result<Option<Column
                 |id| out.push(id.as_deref()),
             );
         }
-        rows.extend(rg_rows);
+        if wants_tags {
+            rows.extend(rg_rows);
+        }
     }
-    if rows.is_empty() {
+    if batch.timestamps.is_empty() {
         return Ok(None);
     }
     for (k, key) in info.tag_keys.iter().enumerate() {
