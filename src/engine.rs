@@ -411,8 +411,23 @@ impl Engine {
         })
     }
 
-    /// [`Segment::scan`] without the rows pending deletions hide.
+    /// [`Engine::scan_visible`], logging damage it meets: the reader gets the error, and the
+    /// operator needs to hear of it too.
     fn scan_segment(
+        &self,
+        shard: usize,
+        seg: &crate::segment::Segment,
+        req: &ScanRequest,
+    ) -> Result<Vec<ColumnBatch>> {
+        self.scan_visible(shard, seg, req).inspect_err(|e| {
+            if matches!(e, Error::Corruption(_)) {
+                tracing::error!(error = %e, "a scan met a damaged segment block; its rows are unavailable");
+            }
+        })
+    }
+
+    /// [`Segment::scan`] without the rows pending deletions hide.
+    fn scan_visible(
         &self,
         shard: usize,
         seg: &crate::segment::Segment,

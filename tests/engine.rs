@@ -491,6 +491,53 @@ fn a_resent_event_id_is_a_duplicate_in_the_buffer_after_a_flush_and_after_a_reop
 }
 
 #[test]
+fn every_spelling_of_an_id_is_deduplicated_as_written_and_no_other() {
+    let dir = tempfile::tempdir().unwrap();
+    let hex = "f70b62414b1a31d5e3501084b5965048";
+    let uuid = "f70b6241-4b1a-31d5-e350-1084b5965048";
+    let upper = "F70B62414B1A31D5E3501084B5965048";
+    let hex2 = "00000000000000000000000000000001";
+    let ev = |t: i64, id: &str| event("acme", T0 + t, "/a", 1.0, Some(id));
+    let engine = Engine::open(dir.path(), dedup_options()).unwrap();
+    // A segment whose ids are all hex (stored as bytes), then one of mixed spellings (stored
+    // as text).
+    assert_eq!(write(&engine, &[ev(0, hex), ev(1, hex2)]).written, 2);
+    engine.flush().unwrap();
+    assert_eq!(
+        write(&engine, &[ev(2, uuid), ev(3, upper), ev(4, "x")]).written,
+        3
+    );
+    engine.flush().unwrap();
+    let resent = [
+        ev(5, hex),
+        ev(6, uuid),
+        ev(7, upper),
+        ev(8, "x"),
+        ev(9, hex2),
+    ];
+    let again = write(&engine, &resent);
+    assert_eq!((again.written, again.duplicates), (0, 5), "in the segments");
+    engine.close().unwrap();
+    let engine = Engine::open(dir.path(), dedup_options()).unwrap();
+    let again = write(&engine, &resent);
+    assert_eq!((again.written, again.duplicates), (0, 5), "after a reopen");
+    // The same 16 bytes in another spelling are another id.
+    let other_spellings = [
+        "f70b62414b1a31d5e3501084b5965048 ",
+        "f70b62414b1a31d5e3501084b5965049",
+        "00000000-0000-0000-0000-000000000001",
+        "F70B6241-4B1A-31D5-E350-1084B5965048",
+    ];
+    let fresh: Vec<_> = other_spellings
+        .iter()
+        .enumerate()
+        .map(|(i, id)| ev(10 + i as i64, id))
+        .collect();
+    let again = write(&engine, &fresh);
+    assert_eq!((again.written, again.duplicates), (4, 0));
+}
+
+#[test]
 fn the_same_event_id_in_two_tenants_is_stored_for_both() {
     let dir = tempfile::tempdir().unwrap();
     let engine = Engine::open(dir.path(), dedup_options()).unwrap();

@@ -39,6 +39,8 @@ use crate::fs::{FileBytes, FileSystem};
 use crate::model::{Day, FieldType, SeqNo, TenantId};
 use crate::scan::{ColumnBatch, ScanRequest};
 
+pub(crate) use column::event_id::IdKey;
+
 /// Identifies a segment within its shard; never reused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SegmentId(pub u64);
@@ -228,6 +230,17 @@ impl Segment {
     /// postings and the timestamps of row groups that straddle the range.
     pub fn count(&self, req: &ScanRequest) -> Result<u64> {
         self.count_impl(req)
+    }
+
+    /// Calls `f(tenant, id)` for every event id of the segment (of one tenant, if given),
+    /// tables in footer order, rows in order. Reads only the event id chunks, and prints no
+    /// id back to text: the event-id index reads every stored id when it rebuilds.
+    pub(crate) fn for_each_event_key(
+        &self,
+        tenant: Option<&TenantId>,
+        f: impl FnMut(&TenantId, IdKey<'_>),
+    ) -> Result<()> {
+        self.for_each_event_key_impl(tenant, f)
     }
 
     /// Adds the segment's tables to `catalog` from the footer; reads the tag dictionaries

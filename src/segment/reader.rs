@@ -14,14 +14,14 @@ use std::path::Path;
 
 use roaring::RoaringBitmap;
 
-use super::Segment;
 use super::column::tags::{TagChunk, TagIndex};
 use super::column::{bools, event_id, numeric, strings, timestamps};
 use super::footer::{BlockRef, ChunkRef, RowGroup, Table};
+use super::{IdKey, Segment};
 use crate::catalog::{Catalog, CatalogRequest};
 use crate::codec::crc32c;
 use crate::error::{Corruption, CorruptionKind, Result};
-use crate::model::FieldType;
+use crate::model::{FieldType, TenantId};
 use crate::scan::{
     ColumnBatch, FieldColumn, FieldValues, NO_TAG, ScanRequest, StrColumn, TagColumn,
 };
@@ -429,6 +429,29 @@ impl Segment {
             }
         }
         Ok(total)
+    }
+
+    pub(crate) fn for_each_event_key_impl(
+        &self,
+        tenant: Option<&TenantId>,
+        mut f: impl FnMut(&TenantId, IdKey<'_>),
+    ) -> Result<()> {
+        let req = ScanRequest {
+            tenant: tenant.cloned(),
+            ..ScanRequest::default()
+        };
+        let blocks = self.blocks();
+        for table in self.candidate_tables(&req).filter(|t| t.info.has_event_ids) {
+            let tenant = &table.info.tenant;
+            for rg in &table.row_groups {
+                if let Some(block) = &rg.event_ids {
+                    blocks.decode(table, block, |e, x| {
+                        event_id::for_each_key(e, x, rg.n_rows as usize, |id| f(tenant, id))
+                    })?;
+                }
+            }
+        }
+        Ok(())
     }
 
     pub(crate) fn catalog_impl(&self, req: &CatalogRequest, catalog: &mut Catalog) -> Result<()> {

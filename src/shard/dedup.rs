@@ -29,9 +29,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{Memtable, View};
-use crate::model::{Day, Timestamp};
-use crate::scan::ScanRequest;
-use crate::segment::{Segment, SegmentId};
+use crate::model::{Day, TenantId, Timestamp};
+use crate::segment::{IdKey, Segment, SegmentId};
 
 /// Exact keys, hashed with foldhash (randomly seeded per set: the keys come from the network).
 pub(super) type KeySet = HashSet<Box<[u8]>, foldhash::fast::RandomState>;
@@ -66,14 +65,18 @@ pub(super) fn key(tenant: &str, event_id: &str) -> Box<[u8]> {
     k.into_boxed_slice()
 }
 
-/// The filter hash of the [`key`] of an event id, hashed in pieces rather than built: the
-/// index hashes every stored id when it rebuilds, where an allocation per id showed in the
-/// profile as about a fifth of a reopen.
-pub(super) fn hash(tenant: &str, event_id: &str) -> u64 {
+/// The filter hash of an event id of `tenant`, hashed in pieces rather than from a built
+/// [`key`], and from the id's [`IdKey`] (its 16 bytes when it is hex or a UUID): the index
+/// hashes every stored id when it rebuilds, and the segments hold such ids as bytes, which
+/// are then read without being printed back to text (a `String` per id was most of the
+/// rebuild's time).
+pub(super) fn hash(tenant: &str, id: IdKey<'_>) -> u64 {
     let mut h = foldhash::quality::FixedState::with_seed(FILTER_SEED).build_hasher();
     h.write_u32(tenant.len() as u32);
     h.write(tenant.as_bytes());
-    h.write(event_id.as_bytes());
+    let (kind, bytes) = id.parts();
+    h.write_u8(kind);
+    h.write(bytes);
     h.finish()
 }
 
@@ -111,7 +114,7 @@ impl DedupIndex {
     ) -> DedupIndex {
         let mut active = HashSet64::default();
         memtable.for_each_event_id(None, |tenant, id| {
-            active.insert(hash(tenant, id));
+            active.insert(hash(tenant, IdKey::of(id)));
         });
         let mut index = DedupIndex {
             filter: Bloom::with_capacity(0),
@@ -211,7 +214,10 @@ impl DedupIndex {
         tenant: &str,
         wanted: &HashSet<&'a str>,
     ) -> HashSet<&'a str> {
-        let hashes: Vec<u64> = wanted.iter().map(|id| hash(tenant, id)).collect();
+        let keys: HashMap<IdKey<'a>, &'a str> =
+            wanted.iter().map(|&id| (IdKey::of(id), id)).collect();
+        let hashes: Vec<u64> = keys.keys().map(|&k| hash(tenant, k)).collect();
+        let tenant_id = TenantId::new(tenant);
         let mut found = HashSet::new();
         for seg in segments.iter().filter(|s| s.info().day >= self.floor) {
             let holds_tenant = seg
@@ -228,8 +234,8 @@ impl DedupIndex {
             if !hashes.iter().any(|&h| filter.may_contain(h)) {
                 continue;
             }
-            for_each_segment_id(seg, Some(tenant), |_, id| {
-                if let Some(w) = wanted.get(id) {
+            for_each_segment_id(seg, Some(&tenant_id), |_, id| {
+                if let Some(w) = keys.get(&id) {
                     found.insert(*w);
                 }
             });
@@ -293,28 +299,20 @@ fn event_id_rows(seg: &Segment) -> u64 {
         .sum()
 }
 
-/// Calls `f(tenant, event_id)` for every event id in a segment (of one tenant, if given).
-/// The segment's pages are released afterwards: the index reads every segment of the
-/// window when it rebuilds, and would otherwise keep all their ids resident.
-fn for_each_segment_id(seg: &Segment, tenant: Option<&str>, mut f: impl FnMut(&str, &str)) {
-    let req = ScanRequest {
-        tenant: tenant.map(Into::into),
-        columns: Some(vec!["event_id".to_owned()]),
-        ..ScanRequest::default()
-    };
-    match seg.scan(&req) {
-        Ok(batches) => {
-            for b in &batches {
-                for id in b.event_ids.iter().flat_map(|c| c.iter()).flatten() {
-                    f(b.tenant.as_str(), id);
-                }
-            }
-        }
-        Err(e) => tracing::error!(
+/// Calls `f(tenant, id)` for every event id in a segment (of one tenant, if given). The
+/// segment's pages are released afterwards: the index reads every segment of the window
+/// when it rebuilds, and would otherwise keep all their ids resident.
+fn for_each_segment_id(
+    seg: &Segment,
+    tenant: Option<&TenantId>,
+    mut f: impl FnMut(&str, IdKey<'_>),
+) {
+    if let Err(e) = seg.for_each_event_key(tenant, |t, id| f(t.as_str(), id)) {
+        tracing::error!(
             segment = seg.info().id.0,
             error = %e,
             "cannot read a segment's event ids; they are not deduplicated"
-        ),
+        );
     }
     seg.release_pages();
 }
@@ -410,12 +408,12 @@ mod tests {
         let n = 100_000;
         let mut bloom = Bloom::with_capacity(n);
         for i in 0..n {
-            bloom.insert(hash("t", &i.to_string()));
+            bloom.insert(hash("t", IdKey::Text(&i.to_string())));
         }
-        assert!((0..n).all(|i| bloom.may_contain(hash("t", &i.to_string()))));
+        assert!((0..n).all(|i| bloom.may_contain(hash("t", IdKey::Text(&i.to_string())))));
         let probes = 200_000;
         let false_hits = (n..n + probes)
-            .filter(|i| bloom.may_contain(hash("t", &i.to_string())))
+            .filter(|i| bloom.may_contain(hash("t", IdKey::Text(&i.to_string()))))
             .count();
         let rate = false_hits as f64 / probes as f64;
         println!("false-positive rate at {BITS_PER_KEY} bits per key: {rate}");
@@ -425,7 +423,7 @@ mod tests {
     #[test]
     fn keys_of_two_tenants_differ() {
         assert_ne!(key("ab", "c"), key("a", "bc"));
-        assert_ne!(hash("ab", "c"), hash("a", "bc"));
+        assert_ne!(hash("ab", IdKey::Text("c")), hash("a", IdKey::Text("bc")));
     }
 
     #[test]

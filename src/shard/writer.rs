@@ -26,7 +26,7 @@ use crate::model::{SeqNo, TenantId, WriteBatch};
 use crate::rollup::Delta;
 use crate::rollup::delta::{add_batch, count_events};
 use crate::scan::ScanRequest;
-use crate::segment::Segment;
+use crate::segment::{IdKey, Segment};
 use crate::wal::{self, WalWriter};
 
 /// Largest WAL bytes one group carries; the rest of the queue waits for the next group.
@@ -202,7 +202,7 @@ impl Writer {
                     .map(|event| {
                         let id = event.event_id?;
                         let key = dedup::key(event.tenant, id);
-                        let hash = dedup::hash(event.tenant, id);
+                        let hash = dedup::hash(event.tenant, IdKey::of(id));
                         let to_confirm = match self.dedup.probe(hash) {
                             Probe::Buffered => Some(&mut buffered),
                             Probe::Maybe => Some(&mut maybe),

@@ -9,7 +9,7 @@
 //! **Invariant:** ids round-trip exactly; uppercase hex or any other spelling takes the string
 //! fallback rather than being normalised.
 
-use super::{Encoded, decode_optional, enc, encode_optional, invalid, strings};
+use super::{Encoded, Presence, decode_optional, enc, encode_optional, invalid, strings};
 use crate::error::CorruptionKind;
 use crate::scan::StrColumn;
 
@@ -76,6 +76,39 @@ fn to_uuid(bytes: &[u8]) -> String {
     s
 }
 
+/// An event id as the segments store it: the 16 bytes of a lowercase hex or canonical UUID
+/// spelling, else the text. Each spelling has exactly one key, so two ids are equal exactly
+/// when their keys are, and a stored id is compared and hashed without being printed back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum IdKey<'a> {
+    /// 32 lowercase hex digits.
+    Hex([u8; ID_BYTES]),
+    /// A lowercase `8-4-4-4-12` UUID.
+    Uuid([u8; ID_BYTES]),
+    /// Any other spelling.
+    Text(&'a str),
+}
+
+impl<'a> IdKey<'a> {
+    /// The key of an id's text.
+    pub(crate) fn of(id: &'a str) -> IdKey<'a> {
+        match id.len() {
+            32 => parse_hex(id.bytes()).map_or(IdKey::Text(id), IdKey::Hex),
+            UUID_LEN => parse_uuid(id).map_or(IdKey::Text(id), IdKey::Uuid),
+            _ => IdKey::Text(id),
+        }
+    }
+
+    /// The key as a kind byte and bytes, for hashing.
+    pub(crate) fn parts(&self) -> (u8, &[u8]) {
+        match self {
+            IdKey::Hex(b) => (1, b),
+            IdKey::Uuid(b) => (2, b),
+            IdKey::Text(s) => (0, s.as_bytes()),
+        }
+    }
+}
+
 fn binary(dense: &[&str], parse: impl Fn(&str) -> Option<[u8; ID_BYTES]>) -> Option<Vec<u8>> {
     let mut out = Vec::with_capacity(dense.len() * ID_BYTES);
     for id in dense {
@@ -123,6 +156,40 @@ pub(crate) fn decode(
     })
 }
 
+/// Calls `f` with the [`IdKey`] of every id in an event id block of `n_rows` rows, in row
+/// order, skipping rows without one. Ids stored as 16 bytes are not printed back to text.
+pub(crate) fn for_each_key(
+    encoding: u8,
+    payload: &[u8],
+    n_rows: usize,
+    mut f: impl FnMut(IdKey<'_>),
+) -> Result<(), CorruptionKind> {
+    let Some((codec, bytes, n)) = Presence::of(encoding, payload, n_rows)?.dense(n_rows) else {
+        return Ok(());
+    };
+    match codec {
+        enc::ID_HEX | enc::ID_UUID => {
+            if Some(bytes.len()) != n.checked_mul(ID_BYTES) {
+                return Err(invalid("binary event id block has the wrong length"));
+            }
+            for chunk in bytes.chunks_exact(ID_BYTES) {
+                let mut raw = [0u8; ID_BYTES];
+                raw.copy_from_slice(chunk);
+                f(if codec == enc::ID_HEX {
+                    IdKey::Hex(raw)
+                } else {
+                    IdKey::Uuid(raw)
+                });
+            }
+            Ok(())
+        }
+        enc::STR_PLAIN | enc::STR_ZSTD => {
+            strings::for_each_dense(codec, bytes, n, |s| f(IdKey::of(s)))
+        }
+        other => Err(invalid(format!("unknown event id encoding {other}"))),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -150,6 +217,50 @@ mod tests {
     fn canonical_uuids_are_stored_as_16_bytes() {
         let ids = [Some("123e4567-e89b-12d3-a456-426614174000")];
         assert_eq!(round_trip(&ids), (enc::ID_UUID, owned(&ids)));
+    }
+
+    #[test]
+    fn stored_keys_are_the_keys_of_the_texts() {
+        let ids = [
+            Some("f70b62414b1a31d5e3501084b5965048"),
+            None,
+            Some("123e4567-e89b-12d3-a456-426614174000"),
+            Some("F70B62414B1A31D5E3501084B5965048"),
+            Some("x"),
+            Some("f70b62414b1a31d5e3501084b596504g"),
+        ];
+        // Each block as one form: all hex, all UUID, and the mixed string fallback.
+        for block in [&ids[..2], &ids[2..3], &ids[..]] {
+            let col: StrColumn = block.iter().copied().collect();
+            let e = encode(&col);
+            let mut keys = Vec::new();
+            for_each_key(e.enc, &e.bytes, block.len(), |k| {
+                keys.push(format!("{k:?}"));
+            })
+            .unwrap_or_else(|err| panic!("{err:?}"));
+            let want: Vec<String> = block
+                .iter()
+                .flatten()
+                .map(|s| format!("{:?}", IdKey::of(s)))
+                .collect();
+            assert_eq!(keys, want, "block encoded as {}", e.enc);
+        }
+        assert!(matches!(
+            IdKey::of(ids[0].unwrap_or_default()),
+            IdKey::Hex(_)
+        ));
+        assert!(matches!(
+            IdKey::of(ids[2].unwrap_or_default()),
+            IdKey::Uuid(_)
+        ));
+        assert!(matches!(
+            IdKey::of(ids[3].unwrap_or_default()),
+            IdKey::Text(_)
+        ));
+        assert_ne!(
+            IdKey::of("00000000000000000000000000000000"),
+            IdKey::of("00000000-0000-0000-0000-000000000000")
+        );
     }
 
     #[test]

@@ -246,31 +246,84 @@ pub(crate) fn decode_optional_into<T: Clone>(
     n_rows: usize,
     decode_dense: impl FnOnce(u8, &[u8], usize) -> Result<Vec<T>, CorruptionKind>,
 ) -> Result<(), CorruptionKind> {
-    if encoding == enc::ABSENT {
-        if !payload.is_empty() {
-            return Err(invalid("absent column block is not empty"));
+    match Presence::of(encoding, payload, n_rows)? {
+        Presence::None => out.resize(out.len() + n_rows, None),
+        Presence::All { codec, dense } => {
+            out.extend(decode_dense(codec, dense, n_rows)?.into_iter().map(Some));
         }
-        out.resize(out.len() + n_rows, None);
-        return Ok(());
+        Presence::Some {
+            codec,
+            present,
+            dense,
+        } => {
+            let n_present = present.iter().filter(|&&p| p).count();
+            let mut values = decode_dense(codec, dense, n_present)?.into_iter();
+            out.extend(
+                present
+                    .into_iter()
+                    .map(|p| if p { values.next() } else { None }),
+            );
+        }
     }
-    let codec = encoding & enc::CODEC_MASK;
-    if encoding & enc::PRESENCE == 0 {
-        out.extend(decode_dense(codec, payload, n_rows)?.into_iter().map(Some));
-        return Ok(());
-    }
-    let split = bitmap_len(n_rows);
-    let (bits, rest) = payload
-        .split_at_checked(split)
-        .ok_or(CorruptionKind::Truncated)?;
-    let present = unpack_bits(bits, n_rows)?;
-    let n_present = present.iter().filter(|&&p| p).count();
-    let mut dense = decode_dense(codec, rest, n_present)?.into_iter();
-    out.extend(
-        present
-            .into_iter()
-            .map(|p| if p { dense.next() } else { None }),
-    );
     Ok(())
+}
+
+/// Which rows of an optional column block hold a value, and the dense values' codec and bytes.
+pub(crate) enum Presence<'a> {
+    /// No row has a value.
+    None,
+    /// Every row has one.
+    All { codec: u8, dense: &'a [u8] },
+    /// The rows marked `true` have one.
+    Some {
+        codec: u8,
+        present: Vec<bool>,
+        dense: &'a [u8],
+    },
+}
+
+impl<'a> Presence<'a> {
+    /// Splits a block written by [`encode_optional`].
+    pub(crate) fn of(
+        encoding: u8,
+        payload: &'a [u8],
+        n_rows: usize,
+    ) -> Result<Presence<'a>, CorruptionKind> {
+        if encoding == enc::ABSENT {
+            if !payload.is_empty() {
+                return Err(invalid("absent column block is not empty"));
+            }
+            return Ok(Presence::None);
+        }
+        let codec = encoding & enc::CODEC_MASK;
+        if encoding & enc::PRESENCE == 0 {
+            return Ok(Presence::All {
+                codec,
+                dense: payload,
+            });
+        }
+        let (bits, dense) = payload
+            .split_at_checked(bitmap_len(n_rows))
+            .ok_or(CorruptionKind::Truncated)?;
+        Ok(Presence::Some {
+            codec,
+            present: unpack_bits(bits, n_rows)?,
+            dense,
+        })
+    }
+
+    /// The dense values' codec, bytes and count (`None` when no row has a value).
+    pub(crate) fn dense(&self, n_rows: usize) -> Option<(u8, &'a [u8], usize)> {
+        match self {
+            Presence::None => None,
+            Presence::All { codec, dense } => Some((*codec, dense, n_rows)),
+            Presence::Some {
+                codec,
+                present,
+                dense,
+            } => Some((*codec, dense, present.iter().filter(|&&p| p).count())),
+        }
+    }
 }
 
 /// Packs `values` into `width`-bit fields, LSB first, behind a width byte. `width` is the

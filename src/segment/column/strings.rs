@@ -42,35 +42,45 @@ pub(crate) fn decode_dense(
     bytes: &[u8],
     n: usize,
 ) -> Result<Vec<String>, CorruptionKind> {
+    let mut out = Vec::with_capacity(n.min(bytes.len()));
+    for_each_dense(codec, bytes, n, |s| out.push(s.to_owned()))?;
+    Ok(out)
+}
+
+/// Calls `f` with each of `n` dense strings of either form, in order, without a copy of each.
+pub(crate) fn for_each_dense(
+    codec: u8,
+    bytes: &[u8],
+    n: usize,
+    f: impl FnMut(&str),
+) -> Result<(), CorruptionKind> {
     match codec {
-        enc::STR_PLAIN => decode_plain(bytes, n),
+        enc::STR_PLAIN => for_each_plain(bytes, n, f),
         enc::STR_ZSTD => {
             let raw = zstd_unwrap(bytes, n.saturating_mul(MAX_STRING_LEN + 10))?;
-            decode_plain(&raw, n)
+            for_each_plain(&raw, n, f)
         }
         other => Err(invalid(format!("unknown string encoding {other}"))),
     }
 }
 
-fn decode_plain(bytes: &[u8], n: usize) -> Result<Vec<String>, CorruptionKind> {
+fn for_each_plain(bytes: &[u8], n: usize, mut f: impl FnMut(&str)) -> Result<(), CorruptionKind> {
     if n > bytes.len() {
         return Err(CorruptionKind::Truncated);
     }
     let mut r = ByteReader::new(bytes);
     let lens = (0..n).map(|_| r.varint()).collect::<Result<Vec<_>, _>>()?;
-    let mut out = Vec::with_capacity(n);
     for len in lens {
         if len > MAX_STRING_LEN as u64 {
             return Err(invalid(format!("string of {len} bytes exceeds the limit")));
         }
         let b = r.take(len as usize)?;
-        let s = std::str::from_utf8(b).map_err(|_| invalid("string is not UTF-8"))?;
-        out.push(s.to_owned());
+        f(std::str::from_utf8(b).map_err(|_| invalid("string is not UTF-8"))?);
     }
     if !r.is_empty() {
         return Err(invalid("trailing bytes after the last string"));
     }
-    Ok(out)
+    Ok(())
 }
 
 /// Encodes an optional string column.
