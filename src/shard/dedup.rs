@@ -24,7 +24,7 @@
 //! written (and synced, per the sync policy); a failed write claims nothing.
 
 use std::collections::{HashMap, HashSet};
-use std::hash::{BuildHasher, Hasher};
+use std::hash::{BuildHasher, Hash, Hasher};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -74,9 +74,7 @@ pub(super) fn hash(tenant: &str, id: IdKey<'_>) -> u64 {
     let mut h = foldhash::quality::FixedState::with_seed(FILTER_SEED).build_hasher();
     h.write_u32(tenant.len() as u32);
     h.write(tenant.as_bytes());
-    let (kind, bytes) = id.parts();
-    h.write_u8(kind);
-    h.write(bytes);
+    id.hash(&mut h);
     h.finish()
 }
 
