@@ -35,6 +35,11 @@ use crate::segment::{IdKey, Segment, SegmentId};
 /// Exact keys, hashed with foldhash (randomly seeded per set: the keys come from the network).
 pub(super) type KeySet = HashSet<Box<[u8]>, foldhash::fast::RandomState>;
 
+/// Event ids of one tenant, as a group's check collects them. Hashed with foldhash, seeded
+/// per set: SipHash over these sets was a tenth of the writers' time when a client re-sent
+/// stored events.
+pub(super) type IdSet<'a> = HashSet<&'a str, foldhash::fast::RandomState>;
+
 /// Filter hashes of keys. Rehashed with a random seed: the filter's hash is fixed-seeded, and
 /// keys chosen to collide in it must not make the set slow.
 type HashSet64 = HashSet<u64, foldhash::fast::RandomState>;
@@ -138,6 +143,10 @@ impl DedupIndex {
         let keys = usize::try_from(stored)
             .unwrap_or(usize::MAX)
             .saturating_add(self.active.len() + self.frozen.len());
+        // The old filter goes first: the writer waits for the rebuild, so nothing probes it
+        // meanwhile, and holding both would double the index's peak (900 MB instead of 600 MB
+        // when 100M ids fill the filter).
+        self.filter = Bloom::with_capacity(0);
         let mut filter = Bloom::with_capacity(keys.saturating_mul(2));
         // Hashed one segment at a time, then inserted in a tight loop: the inserts miss the
         // cache, and only a loop of nothing but inserts lets the processor wait for many
@@ -210,13 +219,13 @@ impl DedupIndex {
         &mut self,
         segments: &[Arc<Segment>],
         tenant: &str,
-        wanted: &HashSet<&'a str>,
-    ) -> HashSet<&'a str> {
-        let keys: HashMap<IdKey<'a>, &'a str> =
+        wanted: &IdSet<'a>,
+    ) -> IdSet<'a> {
+        let keys: HashMap<IdKey<'a>, &'a str, foldhash::fast::RandomState> =
             wanted.iter().map(|&id| (IdKey::of(id), id)).collect();
         let hashes: Vec<u64> = keys.keys().map(|&k| hash(tenant, k)).collect();
         let tenant_id = TenantId::new(tenant);
-        let mut found = HashSet::new();
+        let mut found = IdSet::default();
         for seg in segments.iter().filter(|s| s.info().day >= self.floor) {
             let holds_tenant = seg
                 .tables()
@@ -257,12 +266,8 @@ impl DedupIndex {
 }
 
 /// Which of `wanted` (event ids of `tenant`) the write buffers of `view` hold.
-pub(super) fn confirm_in_buffers<'a>(
-    view: &View,
-    tenant: &str,
-    wanted: &HashSet<&'a str>,
-) -> HashSet<&'a str> {
-    let mut found = HashSet::new();
+pub(super) fn confirm_in_buffers<'a>(view: &View, tenant: &str, wanted: &IdSet<'a>) -> IdSet<'a> {
+    let mut found = IdSet::default();
     for buffer in std::iter::once(&view.active).chain(&view.frozen) {
         let memtable = buffer.read().unwrap_or_else(|e| e.into_inner());
         memtable.for_each_event_id(Some(tenant), |_, id| {
@@ -297,9 +302,13 @@ fn event_id_rows(seg: &Segment) -> u64 {
         .sum()
 }
 
-/// Calls `f(tenant, id)` for every event id in a segment (of one tenant, if given). The
-/// segment's pages are released afterwards: the index reads every segment of the window
-/// when it rebuilds, and would otherwise keep all their ids resident.
+/// Calls `f(tenant, id)` for every event id in a segment (of one tenant, if given).
+///
+/// After a read of the whole segment its pages are released: the index reads every segment
+/// of the window when it rebuilds, and would otherwise keep all their ids resident. A read of
+/// one tenant's ids (a confirmation) keeps them: those are a few clean file pages the kernel
+/// can take back, while releasing them cost every CPU a TLB flush, which was a fifth of the
+/// server's time when a client re-sent stored events (and the next re-send read them again).
 fn for_each_segment_id(
     seg: &Segment,
     tenant: Option<&TenantId>,
@@ -312,7 +321,9 @@ fn for_each_segment_id(
             "cannot read a segment's event ids; they are not deduplicated"
         );
     }
-    seg.release_pages();
+    if tenant.is_none() {
+        seg.release_pages();
+    }
 }
 
 /// One 256-bit block: eight 32-bit words, one bit set in each per key.

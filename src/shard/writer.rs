@@ -12,9 +12,9 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
-use super::dedup::{self, DedupIndex, KeySet, Probe};
+use super::dedup::{self, DedupIndex, IdSet, KeySet, Probe};
 use super::flush::Job;
 use super::recovery::WalTail;
 use super::schema::SchemaMap;
@@ -192,8 +192,8 @@ impl Writer {
     /// only for keys whose hash is a buffered key's, segments only for keys the filter cannot
     /// rule out that the buffers do not hold, once per tenant for the whole group.
     fn check_ids(&mut self, writes: &[(WriteBatch, WriteReply)]) -> Vec<Vec<Option<IdCheck>>> {
-        let mut buffered: HashMap<&str, HashSet<&str>> = HashMap::new();
-        let mut maybe: HashMap<&str, HashSet<&str>> = HashMap::new();
+        let mut buffered: HashMap<&str, IdSet<'_>> = HashMap::new();
+        let mut maybe: HashMap<&str, IdSet<'_>> = HashMap::new();
         let mut checks: Vec<Vec<Option<IdCheck>>> = writes
             .iter()
             .map(|(batch, _)| {
@@ -225,7 +225,7 @@ impl Writer {
         }
         // One view for both reads: a buffer being flushed is in it or in its segments.
         let view = self.shared.view();
-        let mut found: HashMap<&str, HashSet<&str>> = HashMap::new();
+        let mut found: HashMap<&str, IdSet<'_>> = HashMap::new();
         for (tenant, ids) in buffered {
             let held = dedup::confirm_in_buffers(&view, tenant, &ids);
             // The others only share a buffered key's hash, which the filter holds too: they go
