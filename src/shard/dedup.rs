@@ -26,7 +26,7 @@
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasher, Hash, Hasher};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::{Memtable, View};
 use crate::model::{Day, TenantId, Timestamp};
@@ -54,6 +54,8 @@ const BITS_PER_KEY: usize = 24;
 /// Bits per key of a segment's filter: about 2 % false positives, so a confirmation reads about
 /// one segment in fifty of those holding the tenant, for one byte of memory per stored id.
 const SEGMENT_BITS_PER_KEY: usize = 8;
+/// How often the pages of the segments confirmations read are released.
+const RELEASE_EVERY: Duration = Duration::from_secs(1);
 /// Smallest filter, in keys: a shard with few ids costs a few KiB.
 const MIN_CAPACITY: usize = 4096;
 /// The fixed seed of the filter's hash: any seed works, it only has to stay the same for the
@@ -105,6 +107,9 @@ pub(super) struct DedupIndex {
     window: Duration,
     /// Filters of the segments a confirmation has reached, by segment id.
     segment_filters: HashMap<SegmentId, Bloom>,
+    /// Segments whose event ids a confirmation read since their pages were last released.
+    read: HashSet<SegmentId>,
+    released_at: Instant,
 }
 
 impl DedupIndex {
@@ -126,6 +131,8 @@ impl DedupIndex {
             frozen: HashSet64::default(),
             window,
             segment_filters: HashMap::new(),
+            read: HashSet::new(),
+            released_at: Instant::now(),
         };
         index.rebuild(segments, now);
         index
@@ -168,7 +175,17 @@ impl DedupIndex {
 
     /// Rebuilds the filter when the window has moved past its first day or it is full; drops
     /// the filters of segments no longer live or in the window.
+    /// Releases the pages confirmations read, at most once per [`RELEASE_EVERY`].
     pub(super) fn maintain(&mut self, view: &View, now: Timestamp) {
+        if !self.read.is_empty() && self.released_at.elapsed() >= RELEASE_EVERY {
+            for seg in &view.segments {
+                if self.read.contains(&seg.info().id) {
+                    seg.release_pages();
+                }
+            }
+            self.read.clear();
+            self.released_at = Instant::now();
+        }
         if !self.segment_filters.is_empty() {
             let floor = first_day(self.window, now);
             let live: HashSet<SegmentId> = view
@@ -246,6 +263,7 @@ impl DedupIndex {
                     found.insert(*w);
                 }
             });
+            self.read.insert(seg.info().id);
             if found.len() == wanted.len() {
                 break;
             }
@@ -305,10 +323,11 @@ fn event_id_rows(seg: &Segment) -> u64 {
 /// Calls `f(tenant, id)` for every event id in a segment (of one tenant, if given).
 ///
 /// After a read of the whole segment its pages are released: the index reads every segment
-/// of the window when it rebuilds, and would otherwise keep all their ids resident. A read of
-/// one tenant's ids (a confirmation) keeps them: those are a few clean file pages the kernel
-/// can take back, while releasing them cost every CPU a TLB flush, which was a fifth of the
-/// server's time when a client re-sent stored events (and the next re-send read them again).
+/// of the window when it rebuilds, and would otherwise keep all their ids resident. The pages
+/// of one tenant's ids (a confirmation) are released later, by [`DedupIndex::maintain`]:
+/// releasing them after every confirmation cost every CPU a TLB flush, a fifth of the
+/// server's time when a client re-sent stored events; never releasing them put a 100M-event
+/// load's peak RSS at 3.5 GiB instead of 1.7.
 fn for_each_segment_id(
     seg: &Segment,
     tenant: Option<&TenantId>,

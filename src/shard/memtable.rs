@@ -223,14 +223,8 @@ impl Memtable {
     }
 
     /// Every table of every day: days ascending, tenants ascending, measurements ascending,
-    /// rows in time order.
-    pub fn tables_by_day(&self) -> impl Iterator<Item = (Day, Vec<ColumnBatch>)> + '_ {
-        self.tables_of_each_day()
-            .map(|(day, tables)| (day, tables.collect()))
-    }
-
-    /// The same tables, each copied out of the buffer only when the iterator reaches it: a
-    /// flush encodes one table at a time instead of holding a copy of a whole day.
+    /// rows in time order. Each table is copied out of the buffer only when the iterator
+    /// reaches it: a flush encodes one table at a time instead of holding a copy of a day.
     pub fn tables_of_each_day(
         &self,
     ) -> impl Iterator<Item = (Day, impl Iterator<Item = ColumnBatch> + '_)> + '_ {

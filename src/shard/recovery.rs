@@ -173,8 +173,11 @@ pub(super) fn recover(
     segments.extend(flushed_during_replay);
     // The replayed buffer's events count in memory only; its flush persists them.
     let mut buffered = Delta::default();
-    for (_, tables) in memtable.tables_by_day() {
-        buffered.add_batches(&tables, meters, store);
+    // One table at a time: a day's copy of a big replayed buffer is hundreds of megabytes.
+    for (_, tables) in memtable.tables_of_each_day() {
+        for table in tables {
+            buffered.add_batches(std::slice::from_ref(&table), meters, store);
+        }
     }
     buffered.apply_to(store);
     report.segments_recounted = rollups::backfill_missing(
