@@ -44,6 +44,7 @@ const HEX_VALUES: [u8; 256] = {
 /// A table entry that is not a digit: any bit above the low four.
 const INVALID: u8 = 0xf0;
 
+/// The value of a hex digit, or `INVALID`.
 fn digit(b: u8) -> u8 {
     HEX_VALUES.get(usize::from(b)).copied().unwrap_or(INVALID)
 }
@@ -51,7 +52,7 @@ fn digit(b: u8) -> u8 {
 /// The value of 32 lowercase hex digits (the first digit is the top nibble). Every id of every
 /// write is parsed, so this looks each digit up in a table and checks them all at once at the
 /// end instead of per digit. A number rather than bytes: the id's hash read bytes stored one
-/// at a time back 8 at a time, and those loads stalled (a fifth of a WAL replay's CPU).
+/// at a time back 8 at a time, and those loads stalled (about a tenth of a WAL replay's CPU).
 fn parse_hex(digits: &[u8]) -> Option<u128> {
     if digits.len() != HEX_LEN {
         return None;
@@ -108,8 +109,9 @@ fn to_uuid(bytes: &[u8]) -> String {
 }
 
 /// An event id as the segments store it: the 16 bytes (as a number) of a lowercase hex or
-/// canonical UUID spelling, else the text. Each spelling has exactly one key, so two ids are equal exactly
-/// when their keys are, and a stored id is compared and hashed without being printed back.
+/// canonical UUID spelling, else the text. Each spelling has exactly one key, so two ids are
+/// equal exactly when their keys are, and a stored id is compared and hashed without being
+/// printed back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) enum IdKey<'a> {
     /// 32 lowercase hex digits.
