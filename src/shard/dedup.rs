@@ -120,7 +120,9 @@ impl DedupIndex {
         segments: &[Arc<Segment>],
         memtable: &Memtable,
     ) -> DedupIndex {
-        let mut active = HashSet64::default();
+        // Sized for every buffered event up front: a replayed buffer can hold millions of ids,
+        // and growing the set by doubling rehashes them all again at each step.
+        let mut active = HashSet64::with_capacity_and_hasher(memtable.len(), Default::default());
         memtable.for_each_event_id(None, |tenant, id| {
             active.insert(hash(tenant, IdKey::of(id)));
         });
