@@ -194,6 +194,16 @@ impl Writer {
     fn check_ids(&mut self, writes: &[(WriteBatch, WriteReply)]) -> Vec<Vec<Option<IdCheck>>> {
         let mut buffered: HashMap<&str, IdSet<'_>> = HashMap::new();
         let mut maybe: HashMap<&str, IdSet<'_>> = HashMap::new();
+        // The group's hashes first, then its probes in a loop of their own: a probe misses
+        // the cache (the filter of 100M ids is 300-600 MB), and only a loop of nothing but
+        // probes lets the processor wait for many of them at once.
+        let hashes: Vec<u64> = writes
+            .iter()
+            .flat_map(|(batch, _)| batch.iter())
+            .filter_map(|event| Some(dedup::hash(event.tenant, IdKey::of(event.event_id?))))
+            .collect();
+        let probes: Vec<Probe> = hashes.iter().map(|&h| self.dedup.probe(h)).collect();
+        let mut probed = hashes.into_iter().zip(probes);
         let mut checks: Vec<Vec<Option<IdCheck>>> = writes
             .iter()
             .map(|(batch, _)| {
@@ -202,8 +212,8 @@ impl Writer {
                     .map(|event| {
                         let id = event.event_id?;
                         let key = dedup::key(event.tenant, id);
-                        let hash = dedup::hash(event.tenant, IdKey::of(id));
-                        let to_confirm = match self.dedup.probe(hash) {
+                        let (hash, probe) = probed.next()?;
+                        let to_confirm = match probe {
                             Probe::Buffered => Some(&mut buffered),
                             Probe::Maybe => Some(&mut maybe),
                             Probe::Absent => None,
