@@ -407,9 +407,7 @@ pub(super) fn write_segments(
 /// memory of each thread's arena for reuse, and the buffer was filled by the writer thread
 /// but freed here: without a trim, the process keeps the high-water mark of every buffer it
 /// ever flushed (measured over a 10M-event load: peak RSS 789 MB without, 708 MB with 64 MiB
-/// buffers; 586 and 570 MB with 32 MiB). The `meterdb` server runs on mimalloc, which returns
-/// freed pages itself (src/main.rs); the trim is for programs that embed the engine on glibc's
-/// allocator, and costs the server a walk of a nearly empty heap per flush.
+/// buffers; 586 and 570 MB with 32 MiB).
 fn return_freed_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: `malloc_trim` only releases free memory of the allocator's arenas; it takes no
