@@ -4,6 +4,7 @@
 
 mod common;
 
+use std::ops::ControlFlow;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -137,6 +138,54 @@ fn merging_keeps_every_event_and_every_rollup_and_settles() {
         })
         .unwrap();
     assert_eq!(receipt.duplicates, 1);
+}
+
+#[test]
+fn a_pass_stopped_by_its_caller_keeps_what_it_did_and_the_next_pass_does_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(Timestamp(NOV_1 + 12 * HOUR)));
+    let engine = Engine::open(dir.path(), options(&clock, 1)).unwrap();
+    // Three days of four flushes each: one merge per day, so three rewrites in a full pass.
+    let mut n = 0;
+    for day in [NOV_1 - 2 * DAY, NOV_1 - DAY, NOV_1] {
+        for f in 0..4 {
+            let events: Vec<Event> = (0..20)
+                .map(|i| {
+                    n += 1;
+                    api_call("acme", "u1", day + f * HOUR + i, &format!("e{n}"))
+                })
+                .collect();
+            common::store(&engine, &events);
+            engine.flush().unwrap();
+        }
+    }
+    assert_eq!(segments(&engine), 12);
+    let all = ScanRequest::default();
+    let before = all_events(&engine, &all);
+
+    let mut calls = 0;
+    let report = engine
+        .compact_with(0.0, &mut |p| {
+            calls += 1;
+            assert_eq!(p.done, 1, "no rewrite runs after the caller asked to stop");
+            ControlFlow::Break(())
+        })
+        .unwrap();
+    assert_eq!(calls, 1);
+    assert!(report.stopped, "{report:?}");
+    assert_eq!(
+        (report.rewrites, report.segments_replaced),
+        (1, 4),
+        "{report:?}"
+    );
+    assert_eq!(segments(&engine), 9);
+    assert_eq!(all_events(&engine, &all), before);
+
+    let rest = engine.compact().unwrap();
+    assert!(!rest.stopped);
+    assert_eq!((rest.rewrites, rest.segments_replaced), (2, 8), "{rest:?}");
+    assert_eq!(segments(&engine), 3);
+    assert_eq!(all_events(&engine, &all), before);
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! `meterdb compact`: one compaction pass by hand, with a progress bar — merging small
 //! segments, dropping what is past retention and purging deleted users and tenants.
 
+use std::ops::ControlFlow;
 use std::path::Path;
 use std::process::ExitCode;
 use std::time::Instant;
@@ -27,6 +28,7 @@ pub fn run(dir: &Path) -> anyhow::Result<ExitCode> {
         bar.set_length(p.total as u64);
         bar.set_position(p.done as u64);
         bar.set_message(format!("{} rows read", p.rows_read));
+        ControlFlow::Continue(())
     })?;
     bar.finish_and_clear();
     let after = totals(&engine);

@@ -2,6 +2,7 @@
 //! dropping raw events past retention, purging deleted rows), rollup retention, deletions
 //! with their audit log, and the thread that runs passes in the background.
 
+use std::ops::ControlFlow;
 use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -42,6 +43,8 @@ pub struct CompactionReport {
     pub rollup_files_rewritten: usize,
     /// Small rollup files merged into larger ones.
     pub rollup_files_merged: usize,
+    /// The pass stopped early because its caller asked (the next pass does the rest).
+    pub stopped: bool,
 }
 
 /// Where a pass is, for a progress bar.
@@ -68,18 +71,21 @@ impl Engine {
     /// Runs one compaction pass over every shard, as fast as it can (see
     /// [`Engine::compact_with`]).
     pub fn compact(&self) -> Result<CompactionReport> {
-        self.compact_with(0.0, &mut |_| {})
+        self.compact_with(0.0, &mut |_| ControlFlow::Continue(()))
     }
 
     /// Runs one compaction pass: merges small segments, drops raw events past their
     /// tenant's retention (whole segments where it can, else by rewriting), purges the rows
     /// of deletions (and then their user ids from the rollup files), and drops rollup
     /// buckets past their tenant's metrics retention. After each rewrite it sleeps `pace`
-    /// times as long as the rewrite took. `progress` is called after each rewrite.
+    /// times as long as the rewrite took. `progress` is called after each rewrite; when it
+    /// breaks, the pass ends there (each rewrite is committed on its own, so a stopped pass
+    /// loses nothing, and the next pass does the rest): a server shutting down does not wait
+    /// for a whole pass, which took minutes at 100M events.
     pub fn compact_with(
         &self,
         pace: f64,
-        progress: &mut dyn FnMut(&CompactionProgress),
+        progress: &mut dyn FnMut(&CompactionProgress) -> ControlFlow<()>,
     ) -> Result<CompactionReport> {
         let _one_at_a_time = self
             .maintenance
@@ -129,11 +135,15 @@ impl Engine {
                     Err(e) => return Err(e),
                 }
                 done += 1;
-                progress(&CompactionProgress {
+                let asked = progress(&CompactionProgress {
                     done,
                     total,
                     rows_read: report.rows_read,
                 });
+                if asked.is_break() {
+                    report.stopped = true;
+                    return Ok(report);
+                }
                 if pace > 0.0 {
                     std::thread::sleep(started.elapsed().mul_f64(pace));
                 }
@@ -426,7 +436,15 @@ impl Compactor {
                     let Some(engine) = weak.upgrade() else { return };
                     let pace = engine.compaction_pace;
                     let started = Instant::now();
-                    match engine.compact_with(pace, &mut |_| {}) {
+                    let stopping = || *stop2.0.lock().unwrap_or_else(|e| e.into_inner());
+                    let mut until_stopped = |_: &CompactionProgress| {
+                        if stopping() {
+                            ControlFlow::Break(())
+                        } else {
+                            ControlFlow::Continue(())
+                        }
+                    };
+                    match engine.compact_with(pace, &mut until_stopped) {
                         Ok(r) if r.rewrites > 0 || r.purged > 0 || r.rollup_files_rewritten > 0 => {
                             tracing::info!(rewrites = r.rewrites, replaced = r.segments_replaced, rows_written = r.rows_written, purged = r.purged, took = ?started.elapsed(), "compaction pass");
                         }
