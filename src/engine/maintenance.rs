@@ -436,9 +436,10 @@ impl Compactor {
                     let Some(engine) = weak.upgrade() else { return };
                     let pace = engine.compaction_pace;
                     let started = Instant::now();
-                    let stopping = || *stop2.0.lock().unwrap_or_else(|e| e.into_inner());
+                    // Dropping the compactor (a shutdown) ends the pass after the rewrite in
+                    // progress, or after the next one when it comes during a pause.
                     let mut until_stopped = |_: &CompactionProgress| {
-                        if stopping() {
+                        if *stop2.0.lock().unwrap_or_else(|e| e.into_inner()) {
                             ControlFlow::Break(())
                         } else {
                             ControlFlow::Continue(())

@@ -432,8 +432,9 @@ impl Bloom {
 
 /// Asks the kernel to back the 2 MiB-aligned part of `blocks` with huge pages. Every probe and
 /// insert lands on a random block of a filter of up to hundreds of MB, so with 4 KiB pages
-/// nearly each one also misses the TLB. Where transparent huge pages are off, or given only on
-/// request (`madvise`, as on the development machine), the call is what makes them used.
+/// nearly each one also misses the TLB. Where the kernel gives transparent huge pages only on
+/// request (`madvise` mode, as on the development machine), the call is what makes them used;
+/// with them switched off it does nothing.
 fn advise_huge_pages(blocks: &mut [Block]) {
     const HUGE: usize = 2 << 20;
     let start = blocks.as_mut_ptr() as usize;
