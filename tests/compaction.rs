@@ -44,6 +44,29 @@ fn options(clock: &Arc<ManualClock>, shards: usize) -> Options {
     }
 }
 
+/// For each `(day, flushes)`, that many flushes of `per_flush` of acme's calls an hour apart
+/// from the day's start (five users, a distinct id each), so each flush makes one segment.
+fn store_flushes(engine: &Engine, days: &[(i64, i64)], per_flush: i64) {
+    let mut n = 0;
+    for &(day, flushes) in days {
+        for f in 0..flushes {
+            let events: Vec<Event> = (0..per_flush)
+                .map(|i| {
+                    n += 1;
+                    api_call(
+                        "acme",
+                        &format!("u{}", i % 5),
+                        day + f * HOUR + i,
+                        &format!("e{n}"),
+                    )
+                })
+                .collect();
+            common::store(engine, &events);
+            engine.flush().unwrap();
+        }
+    }
+}
+
 fn segments(engine: &Engine) -> usize {
     engine.stats().iter().map(|s| s.segments).sum()
 }
@@ -66,25 +89,8 @@ fn merging_keeps_every_event_and_every_rollup_and_settles() {
     let dir = tempfile::tempdir().unwrap();
     let clock = Arc::new(ManualClock::new(Timestamp(NOV_1 + 12 * HOUR)));
     let engine = Engine::open(dir.path(), options(&clock, 1)).unwrap();
-    let mut n = 0;
     // Six flushes of yesterday's events, five of today's.
-    for (day, flushes) in [(NOV_1 - DAY, 6), (NOV_1, 5)] {
-        for f in 0..flushes {
-            let events: Vec<Event> = (0..50)
-                .map(|i| {
-                    n += 1;
-                    api_call(
-                        "acme",
-                        &format!("u{}", i % 5),
-                        day + f * HOUR + i,
-                        &format!("e{n}"),
-                    )
-                })
-                .collect();
-            common::store(&engine, &events);
-            engine.flush().unwrap();
-        }
-    }
+    store_flushes(&engine, &[(NOV_1 - DAY, 6), (NOV_1, 5)], 50);
     assert_eq!(segments(&engine), 11);
     let all = ScanRequest::default();
     let before = all_events(&engine, &all);
@@ -146,19 +152,11 @@ fn a_pass_stopped_by_its_caller_keeps_what_it_did_and_the_next_pass_does_the_res
     let clock = Arc::new(ManualClock::new(Timestamp(NOV_1 + 12 * HOUR)));
     let engine = Engine::open(dir.path(), options(&clock, 1)).unwrap();
     // Three days of four flushes each: one merge per day, so three rewrites in a full pass.
-    let mut n = 0;
-    for day in [NOV_1 - 2 * DAY, NOV_1 - DAY, NOV_1] {
-        for f in 0..4 {
-            let events: Vec<Event> = (0..20)
-                .map(|i| {
-                    n += 1;
-                    api_call("acme", "u1", day + f * HOUR + i, &format!("e{n}"))
-                })
-                .collect();
-            common::store(&engine, &events);
-            engine.flush().unwrap();
-        }
-    }
+    store_flushes(
+        &engine,
+        &[(NOV_1 - 2 * DAY, 4), (NOV_1 - DAY, 4), (NOV_1, 4)],
+        20,
+    );
     assert_eq!(segments(&engine), 12);
     let all = ScanRequest::default();
     let before = all_events(&engine, &all);
