@@ -75,7 +75,7 @@ fn rollup_update(c: &mut Criterion) {
             let mut cells = Cells::default();
             let mut dict = Dict::default();
             for batch in &columns {
-                add_batch(i64::MIN, &mut cells, batch, &builtins, &mut dict);
+                add_batch(i64::MIN, &mut cells, batch.columns(), &builtins, &mut dict);
             }
             cells.len()
         })

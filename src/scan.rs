@@ -152,11 +152,57 @@ impl ColumnBatch {
 
     /// The tag column `key`, if present.
     pub fn tag(&self, key: &str) -> Option<&TagColumn> {
-        self.tags.iter().find(|t| t.key == key)
+        self.columns().tag(key)
     }
 
     /// The field column `key`, if present.
     pub fn field(&self, key: &str) -> Option<&FieldColumn> {
+        self.columns().field(key)
+    }
+
+    /// The batch's columns, borrowed.
+    pub fn columns(&self) -> Columns<'_> {
+        Columns {
+            measurement: &self.measurement,
+            timestamps: &self.timestamps,
+            tags: &self.tags,
+            fields: &self.fields,
+        }
+    }
+}
+
+/// One table's rows, column by column, borrowed: what counting rows into rollups reads, from a
+/// scan's [`ColumnBatch`] or straight from a write buffer (without copying the buffer).
+#[derive(Clone, Copy, Debug)]
+pub struct Columns<'a> {
+    /// The measurement.
+    pub measurement: &'a str,
+    /// One timestamp per row (ns).
+    pub timestamps: &'a [i64],
+    /// Tag columns.
+    pub tags: &'a [TagColumn],
+    /// Field columns.
+    pub fields: &'a [FieldColumn],
+}
+
+impl<'a> Columns<'a> {
+    /// Number of rows.
+    pub fn len(&self) -> usize {
+        self.timestamps.len()
+    }
+
+    /// True when there are no rows.
+    pub fn is_empty(&self) -> bool {
+        self.timestamps.is_empty()
+    }
+
+    /// The tag column `key`, if present.
+    pub fn tag(&self, key: &str) -> Option<&'a TagColumn> {
+        self.tags.iter().find(|t| t.key == key)
+    }
+
+    /// The field column `key`, if present.
+    pub fn field(&self, key: &str) -> Option<&'a FieldColumn> {
         self.fields.iter().find(|f| f.key == key)
     }
 }

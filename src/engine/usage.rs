@@ -220,7 +220,13 @@ impl Engine {
 
 fn add_all(cells: &mut Cells, batches: &[ColumnBatch], meter: &IdMeter, dict: &mut Dict) {
     for batch in batches {
-        add_batch(i64::MIN, cells, batch, std::slice::from_ref(meter), dict);
+        add_batch(
+            i64::MIN,
+            cells,
+            batch.columns(),
+            std::slice::from_ref(meter),
+            dict,
+        );
     }
 }
 

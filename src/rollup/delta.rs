@@ -10,7 +10,7 @@ use super::store::Dict;
 use super::{Acc, Granularity, MeterId, RollupStore, TenantRollups};
 use crate::meters::{IdMeter, MeterSet};
 use crate::model::EventRef;
-use crate::scan::{ColumnBatch, NO_TAG, TagColumn};
+use crate::scan::{ColumnBatch, Columns, NO_TAG, TagColumn};
 use crate::usage::meter::numeric;
 use crate::usage::{Aggregation, Contribution, Meter};
 
@@ -80,17 +80,27 @@ impl Delta {
     /// `meters`; distinct values are interned in the store's tenant dictionaries.
     pub fn add_batches(&mut self, batches: &[ColumnBatch], meters: &MeterSet, store: &RollupStore) {
         for batch in batches {
-            let tenant = batch.tenant.as_str();
-            let rollups = store.tenant(tenant);
-            let mut dict = rollups.dict();
-            add_batch(
-                store.minute_horizon(),
-                self.cells_mut(tenant),
-                batch,
-                &meters.meters_for(tenant),
-                &mut dict,
-            );
+            self.add_columns(batch.tenant.as_str(), batch.columns(), meters, store);
         }
+    }
+
+    /// Adds what the rows of one table of `tenant` contribute to its meters in `meters`.
+    pub fn add_columns(
+        &mut self,
+        tenant: &str,
+        columns: Columns<'_>,
+        meters: &MeterSet,
+        store: &RollupStore,
+    ) {
+        let rollups = store.tenant(tenant);
+        let mut dict = rollups.dict();
+        add_batch(
+            store.minute_horizon(),
+            self.cells_mut(tenant),
+            columns,
+            &meters.meters_for(tenant),
+            &mut dict,
+        );
     }
 }
 
@@ -156,7 +166,7 @@ pub fn count_events<'a>(
 pub fn add_batch(
     horizon: i64,
     cells: &mut Cells,
-    batch: &ColumnBatch,
+    batch: Columns<'_>,
     meters: &[IdMeter],
     dict: &mut Dict,
 ) {
@@ -225,7 +235,7 @@ fn cell_key(meter: MeterId, t: i64, horizon: i64) -> (MeterId, Granularity, i64)
 
 /// Each filter as (tag column, dictionary index of the wanted value); `None` when no row of
 /// the batch can match (a filter tag or value the batch does not have).
-fn resolve_filters<'b>(meter: &Meter, batch: &'b ColumnBatch) -> Option<Vec<(&'b TagColumn, u32)>> {
+fn resolve_filters<'b>(meter: &Meter, batch: Columns<'b>) -> Option<Vec<(&'b TagColumn, u32)>> {
     meter
         .filter
         .iter()
@@ -246,7 +256,7 @@ pub fn recount(batches: &[ColumnBatch], meter: &IdMeter, dict: &mut Dict) -> Acc
         add_batch(
             i64::MAX,
             &mut cells,
-            batch,
+            batch.columns(),
             std::slice::from_ref(meter),
             dict,
         );

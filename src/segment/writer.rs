@@ -10,7 +10,7 @@
 //! name, fsynced and renamed; the directory fsync is left to the caller, who does it once for
 //! all segments of a flush.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::ops::Range;
 use std::path::Path;
 
@@ -24,6 +24,10 @@ use crate::codec::{crc32c, crc32c_append};
 use crate::error::{Error, Result};
 use crate::fs::{FileSystem, temp_path};
 use crate::scan::{ColumnBatch, FieldColumn, FieldValues, NO_TAG, StrColumn, TagColumn};
+
+/// Each tag value's id in the segment's value table, by tag key and value. Hashed with foldhash
+/// (the values come from the network; SipHash here was a tenth of a flush's time).
+type ValueIds<'a> = HashMap<(&'a str, &'a str), u32, foldhash::fast::RandomState>;
 
 /// A row group whose columns are encoded but not yet placed in the file.
 #[derive(Debug)]
@@ -175,17 +179,17 @@ impl Writer {
         } = self;
         // One sorted value table per tag key: a key's ids stay small (a dozen status codes
         // are ids 0..12, not scattered among thousands of user names).
-        let mut by_key: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+        let mut by_key: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
         for c in pending.iter().flat_map(|t| &t.tags) {
-            // Mark the dictionary entries rows use, then insert each once (not once per row).
+            // Mark the dictionary entries rows use, then add each once (not once per row).
             let mut used = vec![false; c.dict.len()];
             for &id in &c.ids {
                 if let Some(u) = used.get_mut(id as usize) {
                     *u = true;
                 }
             }
-            let set = by_key.entry(c.key.as_str()).or_default();
-            set.extend(
+            let values = by_key.entry(c.key.as_str()).or_default();
+            values.extend(
                 c.dict
                     .iter()
                     .zip(&used)
@@ -193,18 +197,21 @@ impl Writer {
                     .map(|(v, _)| v.as_str()),
             );
         }
+        // Sorted once at the end rather than kept in a tree, which cost a string comparison
+        // per level for each of a flush's hundreds of thousands of values.
         let tag_values: Vec<(String, StrColumn)> = by_key
-            .iter()
-            .map(|(k, vs)| {
+            .into_iter()
+            .map(|(k, mut vs)| {
+                vs.sort_unstable();
+                vs.dedup();
                 let mut values = StrColumn::new();
                 for v in vs {
                     values.push(Some(v));
                 }
-                ((*k).to_owned(), values)
+                (k.to_owned(), values)
             })
             .collect();
-        drop(by_key);
-        let value_ids: HashMap<(&str, &str), u32> = tag_values
+        let value_ids: ValueIds<'_> = tag_values
             .iter()
             .flat_map(|(k, vs)| {
                 vs.iter()
@@ -280,11 +287,7 @@ fn encode_field(f: &FieldColumn, rows: Range<usize>) -> Encoded {
 
 /// Appends a table's chunks to `data` and describes them: one block when they are small
 /// together, else one block per chunk.
-fn place_table(
-    mut t: PendingTable,
-    value_ids: &HashMap<(&str, &str), u32>,
-    data: &mut Vec<u8>,
-) -> Result<Table> {
+fn place_table(mut t: PendingTable, value_ids: &ValueIds<'_>, data: &mut Vec<u8>) -> Result<Table> {
     let n = t.info.n_rows as usize;
     let mut chunks: Vec<Encoded> = Vec::new();
     if !t.tags.is_empty() {
@@ -292,13 +295,17 @@ fn place_table(
             .tags
             .iter()
             .map(|c| {
-                let ids = c.ids.iter();
-                ids.map(|&id| {
-                    c.dict
-                        .get(id as usize)
-                        .and_then(|v| value_ids.get(&(c.key.as_str(), v.as_str())).copied())
-                })
-                .collect()
+                // Looked up once per dictionary entry, then indexed per row.
+                let key = c.key.as_str();
+                let ids: Vec<Option<u32>> = c
+                    .dict
+                    .iter()
+                    .map(|v| value_ids.get(&(key, v.as_str())).copied())
+                    .collect();
+                c.ids
+                    .iter()
+                    .map(|&id| ids.get(id as usize).copied().flatten())
+                    .collect()
             })
             .collect();
         chunks.push(tags::encode(&keys, n));

@@ -32,9 +32,6 @@ use super::{Memtable, View};
 use crate::model::{Day, TenantId, Timestamp};
 use crate::segment::{IdKey, Segment, SegmentId};
 
-/// Exact keys, hashed with foldhash (randomly seeded per set: the keys come from the network).
-pub(super) type KeySet = HashSet<Box<[u8]>, foldhash::fast::RandomState>;
-
 /// Event ids of one tenant, as a group's check collects them. Hashed with foldhash, seeded
 /// per set: SipHash over these sets was about 7 % of the server's CPU when a client re-sent
 /// stored events.
@@ -62,18 +59,9 @@ const MIN_CAPACITY: usize = 4096;
 /// life of one filter (filters are never written to disk).
 const FILTER_SEED: u64 = 0x6d65_7465_7264_6221;
 
-/// The index key of an event id: the tenant's length, the tenant, the id. The length prefix
-/// keeps `("ab", "c")` and `("a", "bc")` apart, so two tenants never share a key.
-pub(super) fn key(tenant: &str, event_id: &str) -> Box<[u8]> {
-    let mut k = Vec::with_capacity(4 + tenant.len() + event_id.len());
-    k.extend_from_slice(&(tenant.len() as u32).to_le_bytes());
-    k.extend_from_slice(tenant.as_bytes());
-    k.extend_from_slice(event_id.as_bytes());
-    k.into_boxed_slice()
-}
-
-/// The filter hash of an event id of `tenant`, hashed in pieces rather than from a built
-/// [`key`], and from the id's [`IdKey`] (its 128-bit value when it is hex or a UUID): the index
+/// The filter hash of an event id of `tenant`: the tenant's length (so that `("ab", "c")` and
+/// `("a", "bc")` differ), the tenant, and the id's [`IdKey`] (its 128-bit value when it is hex
+/// or a UUID), hashed in pieces rather than from an allocated key: the index
 /// hashes every stored id when it rebuilds, and the segments hold such ids as bytes, which
 /// are then read without being printed back to text (a `String` per id was most of the
 /// rebuild's time).
@@ -120,12 +108,13 @@ impl DedupIndex {
         segments: &[Arc<Segment>],
         memtable: &Memtable,
     ) -> DedupIndex {
-        // Sized for every buffered event up front: a replayed buffer can hold millions of ids,
-        // and growing the set by doubling rehashes them all again at each step.
-        let mut active = HashSet64::with_capacity_and_hasher(memtable.len(), Default::default());
-        memtable.for_each_event_id(None, |tenant, id| {
-            active.insert(hash(tenant, IdKey::of(id)));
-        });
+        // Hashed first, then inserted in a loop of their own (as in `rebuild`): a replayed
+        // buffer can hold millions of ids, and each insert misses the cache. Sized up front:
+        // growing the set by doubling rehashes them all again at each step.
+        let mut hashes = Vec::with_capacity(memtable.len());
+        memtable.for_each_event_id(None, |tenant, id| hashes.push(hash(tenant, IdKey::of(id))));
+        let mut active = HashSet64::with_capacity_and_hasher(hashes.len(), Default::default());
+        active.extend(hashes);
         let mut index = DedupIndex {
             filter: Bloom::with_capacity(0),
             floor: first_day(window, now),
@@ -477,7 +466,6 @@ mod tests {
 
     #[test]
     fn keys_of_two_tenants_differ() {
-        assert_ne!(key("ab", "c"), key("a", "bc"));
         assert_ne!(hash("ab", IdKey::Text("c")), hash("a", IdKey::Text("bc")));
     }
 

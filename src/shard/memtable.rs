@@ -16,9 +16,10 @@ use compact_str::CompactString;
 
 use crate::catalog::{Catalog, CatalogRequest};
 use crate::meters::MeterSet;
-use crate::model::{Day, EventRef, FieldValueRef, SeqNo, TenantId};
+use crate::model::{Day, EventRef, FieldValueRef, SeqNo, TenantId, WriteBatch};
 use crate::scan::{
-    ColumnBatch, FieldColumn, FieldValues, NO_TAG, ScanRequest, StrColumn, TagColumn, TagOp,
+    ColumnBatch, Columns, FieldColumn, FieldValues, NO_TAG, ScanRequest, StrColumn, TagColumn,
+    TagOp,
 };
 
 /// Events of one shard not yet in a segment.
@@ -35,32 +36,22 @@ pub struct Memtable {
     rollup_meters: MeterSet,
 }
 
-/// One tenant's rows of one measurement on one day, in arrival order.
+/// One tenant's rows of one measurement on one day, in arrival order. The tag and field
+/// columns have the shape of a scan's, so that counting the buffer into rollups reads them in
+/// place ([`Memtable::for_each_table`]).
 #[derive(Debug, Default)]
 struct TableBuf {
     timestamps: Vec<i64>,
-    tags: Vec<TagBuf>,
-    fields: Vec<FieldBuf>,
+    tags: Vec<TagColumn>,
+    /// Per tag column, its values to their index in its dictionary. Values of up to 24 bytes
+    /// (user ids, endpoints, status codes) are stored in the table itself: a lookup that had
+    /// to follow a pointer to each candidate's bytes was the largest single cost of applying
+    /// events.
+    lookups: Vec<Map<CompactString, u32>>,
+    fields: Vec<FieldColumn>,
     event_ids: StrColumn,
     /// Whether some row has an event id (answers the catalog without reading the column).
     has_event_ids: bool,
-}
-
-#[derive(Debug)]
-struct TagBuf {
-    key: String,
-    dict: Vec<String>,
-    /// Values to their index in `dict`. Keys of up to 24 bytes (user ids, endpoints, status
-    /// codes) are stored in the table itself: a lookup that had to follow a pointer to each
-    /// candidate's bytes was the largest single cost of applying events.
-    lookup: Map<CompactString, u32>,
-    ids: Vec<u32>,
-}
-
-#[derive(Debug)]
-struct FieldBuf {
-    key: String,
-    values: FieldValues,
 }
 
 impl Memtable {
@@ -127,24 +118,44 @@ impl Memtable {
         self.first_write.get_or_insert_with(Instant::now);
     }
 
-    /// Adds one event. Its field types must agree with the buffer's (the writer checks the
+    /// Adds the events of `batch` that `admit` accepts, one table (day, tenant, measurement)
+    /// after the other, each table's events in their order in the batch; `admit` sees them in
+    /// that order. Their field types must agree with the buffer's (the writer checks the
     /// schema first); a value of another type is dropped and logged rather than panicking.
-    pub fn apply(&mut self, event: &EventRef<'_>) {
-        let day = event.timestamp.day();
-        let tenants = self.days.entry(day).or_default();
-        let tables = match tenants.get_mut(event.tenant) {
-            Some(t) => t,
-            None => tenants.entry(TenantId::new(event.tenant)).or_default(),
-        };
-        let table = match tables.get_mut(event.measurement) {
-            Some(t) => t,
-            None => {
-                self.bytes += event.measurement.len() + 64;
-                tables.entry(event.measurement.to_owned()).or_default()
+    ///
+    /// Table by table because a batch mixes hundreds of tables: event by event, each event
+    /// looked its table up again and found the table's columns and dictionaries cold.
+    pub fn apply_batch(
+        &mut self,
+        batch: &WriteBatch,
+        mut admit: impl FnMut(&EventRef<'_>) -> bool,
+    ) {
+        let events: Vec<EventRef<'_>> = batch.iter().collect();
+        let (order, starts) = by_table(&events);
+        for rows in starts.windows(2) {
+            let rows = &order[rows[0]..rows[1]];
+            let Some(first) = rows.first().map(|&i| &events[i as usize]) else {
+                continue;
+            };
+            let tenants = self.days.entry(first.timestamp.day()).or_default();
+            let tables = match tenants.get_mut(first.tenant) {
+                Some(t) => t,
+                None => tenants.entry(TenantId::new(first.tenant)).or_default(),
+            };
+            let table = match tables.get_mut(first.measurement) {
+                Some(t) => t,
+                None => {
+                    self.bytes += first.measurement.len() + 64;
+                    tables.entry(first.measurement.to_owned()).or_default()
+                }
+            };
+            for event in rows.iter().map(|&i| &events[i as usize]) {
+                if admit(event) {
+                    self.bytes += table.push(event);
+                    self.n_events += 1;
+                }
             }
-        };
-        self.bytes += table.push(event);
-        self.n_events += 1;
+        }
     }
 
     /// Appends the rows matching `req`, one batch per table, rows in time order.
@@ -240,6 +251,26 @@ impl Memtable {
             (*day, batches)
         })
     }
+
+    /// Calls `f` with every table's tenant and columns (not its event ids), in no particular
+    /// order, rows in arrival order: what counting the buffer into the rollups reads, in place.
+    pub fn for_each_table(&self, mut f: impl FnMut(&TenantId, Columns<'_>)) {
+        for tenants in self.days.values() {
+            for (tenant, tables) in tenants {
+                for (measurement, t) in tables {
+                    f(
+                        tenant,
+                        Columns {
+                            measurement,
+                            timestamps: &t.timestamps,
+                            tags: &t.tags,
+                            fields: &t.fields,
+                        },
+                    );
+                }
+            }
+        }
+    }
 }
 
 impl TableBuf {
@@ -256,22 +287,25 @@ impl TableBuf {
                 Some(i) => i,
                 None => {
                     bytes += key.len() + 64 + 4 * row;
-                    self.tags.push(TagBuf {
+                    self.tags.push(TagColumn {
                         key: key.to_owned(),
                         dict: Vec::new(),
-                        lookup: Map::default(),
                         ids: vec![NO_TAG; row + 1],
                     });
+                    self.lookups.push(Map::default());
                     self.tags.len() - 1
                 }
             };
-            let tag = &mut self.tags[idx];
-            let id = match tag.lookup.get(value) {
+            let (Some(tag), Some(lookup)) = (self.tags.get_mut(idx), self.lookups.get_mut(idx))
+            else {
+                continue;
+            };
+            let id = match lookup.get(value) {
                 Some(&id) => id,
                 None => {
                     let id = tag.dict.len() as u32;
                     tag.dict.push(value.to_owned());
-                    tag.lookup.insert(CompactString::from(value), id);
+                    lookup.insert(CompactString::from(value), id);
                     bytes += 2 * value.len() + 64;
                     id
                 }
@@ -292,7 +326,7 @@ impl TableBuf {
                         push_none(&mut values);
                     }
                     bytes += key.len() + 64 + 16 * row;
-                    self.fields.push(FieldBuf {
+                    self.fields.push(FieldColumn {
                         key: key.to_owned(),
                         values,
                     });
@@ -394,6 +428,42 @@ impl TableBuf {
     }
 }
 
+/// The indexes of `events` grouped by table, each table's in their order, and where each
+/// table's run starts (with the end last): a counting sort over the tables in the order
+/// they first appear.
+fn by_table(events: &[EventRef<'_>]) -> (Vec<u32>, Vec<usize>) {
+    let mut tables: Map<(Day, &str, &str), u32> = Map::default();
+    let mut sizes: Vec<usize> = Vec::new();
+    let table_of: Vec<u32> = events
+        .iter()
+        .map(|e| {
+            let next = sizes.len() as u32;
+            let t = *tables
+                .entry((e.timestamp.day(), e.tenant, e.measurement))
+                .or_insert(next);
+            if t == next {
+                sizes.push(0);
+            }
+            sizes[t as usize] += 1;
+            t
+        })
+        .collect();
+    let mut starts = Vec::with_capacity(sizes.len() + 1);
+    let mut at = 0;
+    for size in &sizes {
+        starts.push(at);
+        at += size;
+    }
+    starts.push(at);
+    let mut next = starts.clone();
+    let mut order = vec![0; events.len()];
+    for (i, &t) in table_of.iter().enumerate() {
+        order[next[t as usize]] = i as u32;
+        next[t as usize] += 1;
+    }
+    (order, starts)
+}
+
 /// The index of the column named `key`. Events of a table usually list their keys in the
 /// same order, so the column at the key's position in the event is tried first.
 fn find_column<T>(
@@ -419,7 +489,7 @@ fn push_none(values: &mut FieldValues) {
 }
 
 /// Sets the value of the last row; returns the extra bytes a string took.
-fn set_last(field: &mut FieldBuf, value: FieldValueRef<'_>) -> usize {
+fn set_last(field: &mut FieldColumn, value: FieldValueRef<'_>) -> usize {
     let ok = match (&mut field.values, value) {
         (FieldValues::F64(v), FieldValueRef::F64(x)) => {
             v.last_mut().map(|s| *s = Some(x)).is_some()
@@ -457,5 +527,50 @@ fn gather(values: &FieldValues, rows: &[u32]) -> FieldValues {
         FieldValues::U64(v) => FieldValues::U64(pick(v, rows)),
         FieldValues::Bool(v) => FieldValues::Bool(pick(v, rows)),
         FieldValues::Str(v) => FieldValues::Str(rows.iter().map(|&r| v.get(r as usize)).collect()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Timestamp;
+
+    #[test]
+    fn a_batch_is_applied_table_by_table_in_each_tables_order() {
+        let mut batch = WriteBatch::new();
+        for (tenant, t) in [("a", 3), ("b", 1), ("a", 1), ("b", 2), ("a", 2), ("b", 0)] {
+            batch
+                .add(tenant, "api_calls", Timestamp(t))
+                .field("n", FieldValueRef::I64(t));
+        }
+        let mut memtable = Memtable::new();
+        let mut seen = Vec::new();
+        memtable.apply_batch(&batch, |e| {
+            seen.push((e.tenant.to_owned(), e.timestamp.0));
+            e.timestamp.0 != 0
+        });
+        let order = |v: &[(&str, i64)]| {
+            v.iter()
+                .map(|&(t, ts)| (t.to_owned(), ts))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            seen,
+            order(&[("a", 3), ("a", 1), ("a", 2), ("b", 1), ("b", 2), ("b", 0)])
+        );
+        assert_eq!(memtable.len(), 5, "the refused event is not stored");
+        let mut tables: Vec<(String, Vec<i64>)> = Vec::new();
+        memtable.for_each_table(|tenant, columns| {
+            tables.push((tenant.to_string(), columns.timestamps.to_vec()));
+        });
+        tables.sort();
+        assert_eq!(
+            tables,
+            [
+                ("a".to_owned(), vec![3, 1, 2]),
+                ("b".to_owned(), vec![1, 2])
+            ],
+            "rows in arrival order"
+        );
     }
 }

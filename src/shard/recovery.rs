@@ -121,6 +121,7 @@ pub(super) fn recover(
     let mut file_max_seq: HashMap<PathBuf, SeqNo> = HashMap::new();
     let mut flushed_during_replay = Vec::new();
     let mut disk_full = false;
+    let started = std::time::Instant::now();
     let replay = wal::replay(fs, &paths.wal, &mut |seq, payload, path, offset| {
         let max = file_max_seq.entry(path.to_owned()).or_insert(seq);
         *max = (*max).max(seq);
@@ -137,13 +138,16 @@ pub(super) fn recover(
             }
         };
         let mut recorded = Vec::new();
-        for event in batch.iter() {
-            // Records were checked when written; a conflict here means a damaged directory.
-            match schema.check_and_record(&event, &mut recorded) {
-                Ok(()) => memtable.apply(&event),
-                Err(reason) => tracing::error!(shard, %reason, "skipping a replayed event"),
+        // Records were checked when written; a conflict here means a damaged directory.
+        memtable.apply_batch(&batch, |event| {
+            match schema.check_and_record(event, &mut recorded) {
+                Ok(()) => true,
+                Err(reason) => {
+                    tracing::error!(shard, %reason, "skipping a replayed event");
+                    false
+                }
             }
-        }
+        });
         memtable.note_seq(seq);
         report.wal_records_replayed += 1;
         // A WAL larger than the buffer is flushed while replaying, so that memory stays
@@ -171,15 +175,16 @@ pub(super) fn recover(
             .extend(meters.ids().into_iter().map(|m| (s.info().id, m)));
     }
     segments.extend(flushed_during_replay);
+    tracing::debug!(shard, took = ?started.elapsed(), "read the WAL");
+    let started = std::time::Instant::now();
     // The replayed buffer's events count in memory only; its flush persists them.
     let mut buffered = Delta::default();
-    // One table at a time: a day's copy of a big replayed buffer is hundreds of megabytes.
-    for (_, tables) in memtable.tables_of_each_day() {
-        for table in tables {
-            buffered.add_batches(std::slice::from_ref(&table), meters, store);
-        }
-    }
+    // Read in place: a copy of a big replayed buffer is hundreds of megabytes.
+    memtable.for_each_table(|tenant, columns| {
+        buffered.add_columns(tenant.as_str(), columns, meters, store);
+    });
     buffered.apply_to(store);
+    tracing::debug!(shard, took = ?started.elapsed(), "counted the replayed buffer into the rollups");
     report.segments_recounted = rollups::backfill_missing(
         paths,
         opts,

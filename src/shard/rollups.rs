@@ -204,7 +204,13 @@ pub(super) fn count_matching(
         for batch in &batches {
             let visible = crate::tombstone::visible(&hide, batch);
             let batch = visible.as_ref().unwrap_or(batch);
-            add_batch(store.minute_horizon(), &mut cells, batch, meters, &mut dict);
+            add_batch(
+                store.minute_horizon(),
+                &mut cells,
+                batch.columns(),
+                meters,
+                &mut dict,
+            );
         }
     }
     Ok(cells)
