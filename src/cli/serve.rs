@@ -116,7 +116,6 @@ impl ServeArgs {
 }
 
 pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
-    limit_allocator_arenas();
     let (config_file, layer) = args.layer();
     let layer = match config_file {
         Some(path) => {
@@ -135,23 +134,6 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .build()?;
     runtime.block_on(serve_until_signal(settings))?;
     Ok(ExitCode::SUCCESS)
-}
-
-/// Caps glibc's allocator at two arenas, unless `MALLOC_ARENA_MAX` says otherwise. By default
-/// glibc gives contending threads arenas of their own, up to eight per core, and each arena
-/// keeps the memory freed into it for its own next allocations: with the server's HTTP,
-/// writer, flusher and query threads spread over many arenas, the process holds the free
-/// memory of each. Measured over a 10M-event load (2 cores): peak RSS 488-505 MB with two
-/// arenas against 531-545 MB by default (PERFORMANCE.md, sixth round).
-fn limit_allocator_arenas() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
-        // SAFETY: `mallopt` takes no pointer; it runs before the server starts any thread.
-        #[allow(unsafe_code)]
-        unsafe {
-            libc::mallopt(libc::M_ARENA_MAX, 2);
-        }
-    }
 }
 
 async fn serve_until_signal(settings: Settings) -> anyhow::Result<()> {
