@@ -130,11 +130,13 @@ impl Memtable {
         batch: &WriteBatch,
         mut admit: impl FnMut(&EventRef<'_>) -> bool,
     ) {
-        let events: Vec<EventRef<'_>> = batch.iter().collect();
-        let (order, starts) = by_table(&events);
+        let (order, starts) = by_table(batch);
         for rows in starts.windows(2) {
-            let rows = &order[rows[0]..rows[1]];
-            let Some(first) = rows.first().map(|&i| &events[i as usize]) else {
+            let mut events = order[rows[0]..rows[1]]
+                .iter()
+                .filter_map(|&i| batch.event(i as usize))
+                .peekable();
+            let Some(first) = events.peek() else {
                 continue;
             };
             let tenants = self.days.entry(first.timestamp.day()).or_default();
@@ -149,9 +151,9 @@ impl Memtable {
                     tables.entry(first.measurement.to_owned()).or_default()
                 }
             };
-            for event in rows.iter().map(|&i| &events[i as usize]) {
-                if admit(event) {
-                    self.bytes += table.push(event);
+            for event in events {
+                if admit(&event) {
+                    self.bytes += table.push(&event);
                     self.n_events += 1;
                 }
             }
@@ -428,13 +430,13 @@ impl TableBuf {
     }
 }
 
-/// The indexes of `events` grouped by table, each table's in their order, and where each
+/// The indexes of the batch's events grouped by table, each table's in their order, and where each
 /// table's run starts (with the end last): a counting sort over the tables in the order
 /// they first appear.
-fn by_table(events: &[EventRef<'_>]) -> (Vec<u32>, Vec<usize>) {
+fn by_table(batch: &WriteBatch) -> (Vec<u32>, Vec<usize>) {
     let mut tables: Map<(Day, &str, &str), u32> = Map::default();
     let mut sizes: Vec<usize> = Vec::new();
-    let table_of: Vec<u32> = events
+    let table_of: Vec<u32> = batch
         .iter()
         .map(|e| {
             let next = sizes.len() as u32;
@@ -456,7 +458,7 @@ fn by_table(events: &[EventRef<'_>]) -> (Vec<u32>, Vec<usize>) {
     }
     starts.push(at);
     let mut next = starts.clone();
-    let mut order = vec![0; events.len()];
+    let mut order = vec![0; table_of.len()];
     for (i, &t) in table_of.iter().enumerate() {
         order[next[t as usize]] = i as u32;
         next[t as usize] += 1;
