@@ -430,8 +430,8 @@ impl TableBuf {
     }
 }
 
-/// The indexes of the batch's events grouped by table, each table's in their order, and where each
-/// table's run starts (with the end last): a counting sort over the tables in the order
+/// The indexes of the batch's events grouped by table, each table's in their order, and where
+/// each table's run starts (with the end last): a counting sort over the tables in the order
 /// they first appear.
 fn by_table(batch: &WriteBatch) -> (Vec<u32>, Vec<usize>) {
     let mut tables: Map<(Day, &str, &str), u32> = Map::default();

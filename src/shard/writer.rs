@@ -280,8 +280,8 @@ impl Writer {
         let mut recorded = Vec::new();
         // Ids of the group's stored events: they enter the index only once the group's WAL
         // write has succeeded, so that a failed write leaves its retry free to store them.
-        // Borrowed from the requests (a key allocated per event was a fifth of the writer's
-        // time, in the allocator).
+        // Borrowed from the requests rather than copied into a key of their own: that cost an
+        // allocation and a free per event.
         let mut claimed = ClaimedIds::default();
         let mut claimed_hashes = Vec::new();
         let mut verdicts = Vec::with_capacity(writes.len());
