@@ -12,7 +12,7 @@ use std::time::Duration;
 use common::crash::{
     check_store, child_writer, crash_options, crash_options_fixed_clock, run_child,
 };
-use common::{event, store, test_options};
+use common::{all_events, event, sort_events, store, test_options};
 use meterdb::{CorruptionKind, Engine, ScanRequest};
 
 /// Not a test on its own: the child process of `acknowledged_writes_survive_sigkill`.
@@ -141,6 +141,67 @@ fn recovery_replays_the_wal_of_a_crashed_engine() {
         (flushed + buffered) as u64
     );
     assert!(engine.recovery_report()[0].wal_records_replayed >= buffered as u64);
+}
+
+/// A WAL of many tenants and days comes back whole: two threads replay it (each applies the
+/// events of half the tenants), and with a small buffer it is flushed to segments while
+/// replaying.
+#[test]
+fn a_wal_of_many_tenants_replays_whole_with_and_without_flushes_on_the_way() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open(
+        dir.path(),
+        meterdb::Options {
+            shards: Some(1),
+            ..test_options()
+        },
+    )
+    .unwrap();
+    const DAY: i64 = 86_400_000_000_000;
+    let mut written: Vec<_> = (0..3_000i64)
+        .map(|i| {
+            let id = format!("{i:032x}");
+            let id = (i % 4 != 0).then_some(id.as_str());
+            let endpoint = format!("/e{}", i % 7);
+            let tenant = format!("tenant{}", i % 23);
+            let mut e = event(&tenant, T0 + (i % 3) * DAY + i, &endpoint, i as f64, id);
+            if i % 5 == 0 {
+                e.tags.push(("user".into(), format!("u{}", i % 11)));
+            }
+            e
+        })
+        .collect();
+    for chunk in written.chunks(150) {
+        store(&engine, chunk);
+    }
+    let image = common::crash_image(dir.path());
+    drop(engine);
+    sort_events(&mut written);
+    for max_buffer_bytes in [64 << 10, 1 << 30] {
+        let copy = tempfile::tempdir().unwrap();
+        common::copy_dir(image.path(), copy.path());
+        let engine = Engine::open(
+            copy.path(),
+            meterdb::Options {
+                max_buffer_bytes,
+                ..reopen()
+            },
+        )
+        .unwrap();
+        let report = &engine.recovery_report()[0];
+        assert_eq!(report.wal_records_replayed, 20);
+        assert!(report.corruptions.is_empty());
+        let segments = std::fs::read_dir(copy.path().join("shard-000").join("segments"))
+            .unwrap()
+            .count();
+        assert_eq!(
+            segments > 0,
+            max_buffer_bytes < 1 << 20,
+            "{segments} segment files"
+        );
+        assert_eq!(all_events(&engine, &ScanRequest::default()), written);
+        common::crash::check_rollups(&engine);
+    }
 }
 
 #[test]

@@ -118,25 +118,41 @@ impl Memtable {
         self.first_write.get_or_insert_with(Instant::now);
     }
 
-    /// Adds the events of `batch` that `admit` accepts, one table (day, tenant, measurement)
-    /// after the other, each table's events in their order in the batch; `admit` sees them in
-    /// that order. Their field types must agree with the buffer's (the writer checks the
-    /// schema first); a value of another type is dropped and logged rather than panicking.
+    /// Adds the events of `batch`, one table (day, tenant, measurement) after the other, each
+    /// table's events in their order in the batch. `admit` sees each table's run of events
+    /// first and may remove some (the replay's schema check, whose scope is the table, looks
+    /// the table up once per run). Their field types must agree with the buffer's (the writer
+    /// checks the schema first); a value of another type is dropped and logged rather than
+    /// panicking.
     ///
     /// Table by table because a batch mixes hundreds of tables: event by event, each event
     /// looked its table up again and found the table's columns and dictionaries cold.
-    pub fn apply_batch(
+    pub fn apply_batch<'b>(
         &mut self,
-        batch: &WriteBatch,
-        mut admit: impl FnMut(&EventRef<'_>) -> bool,
+        batch: &'b WriteBatch,
+        admit: impl FnMut(&mut Vec<EventRef<'b>>),
     ) {
-        let (order, starts) = by_table(batch);
+        self.apply_batch_of(batch, |_| true, admit);
+    }
+
+    /// [`Memtable::apply_batch`] for the events of the tenants `tenants` accepts only.
+    pub fn apply_batch_of<'b>(
+        &mut self,
+        batch: &'b WriteBatch,
+        tenants: impl Fn(&str) -> bool,
+        mut admit: impl FnMut(&mut Vec<EventRef<'b>>),
+    ) {
+        let (order, starts) = by_table(batch, tenants);
+        let mut events = Vec::new();
         for rows in starts.windows(2) {
-            let mut events = order[rows[0]..rows[1]]
-                .iter()
-                .filter_map(|&i| batch.event(i as usize))
-                .peekable();
-            let Some(first) = events.peek() else {
+            events.clear();
+            events.extend(
+                order[rows[0]..rows[1]]
+                    .iter()
+                    .filter_map(|&i| batch.event(i as usize)),
+            );
+            admit(&mut events);
+            let Some(first) = events.first() else {
                 continue;
             };
             let tenants = self.days.entry(first.timestamp.day()).or_default();
@@ -151,10 +167,40 @@ impl Memtable {
                     tables.entry(first.measurement.to_owned()).or_default()
                 }
             };
-            for event in events {
-                if admit(&event) {
-                    self.bytes += table.push(&event);
-                    self.n_events += 1;
+            for event in &events {
+                self.bytes += table.push(event);
+                self.n_events += 1;
+            }
+        }
+    }
+
+    /// Moves the events of `other` (a buffer filled beside this one, with the same meters)
+    /// into this one: the tables of tenants this buffer lacks move whole; a table both hold
+    /// gets `other`'s rows appended.
+    pub fn absorb(&mut self, other: Memtable) {
+        self.n_events += other.n_events;
+        self.bytes += other.bytes;
+        for seq in [other.seq_min, other.seq_max].into_iter().flatten() {
+            self.note_seq(seq);
+        }
+        self.first_write = match (self.first_write, other.first_write) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        for (day, tenants) in other.days {
+            let mine = self.days.entry(day).or_default();
+            for (tenant, tables) in tenants {
+                let Some(my_tables) = mine.get_mut(&tenant) else {
+                    mine.insert(tenant, tables);
+                    continue;
+                };
+                for (measurement, table) in tables {
+                    match my_tables.get_mut(&measurement) {
+                        Some(t) => t.append(table),
+                        None => {
+                            my_tables.insert(measurement, table);
+                        }
+                    }
                 }
             }
         }
@@ -343,6 +389,80 @@ impl TableBuf {
         bytes + event.event_id.map_or(0, str::len) + 5
     }
 
+    /// Appends the rows of `other` (byte accounting is the caller's).
+    fn append(&mut self, other: TableBuf) {
+        let base = self.timestamps.len();
+        let rows = base + other.timestamps.len();
+        self.timestamps.extend(other.timestamps);
+        for tag in &mut self.tags {
+            tag.ids.resize(rows, NO_TAG);
+        }
+        for theirs in other.tags {
+            let idx = match self.tags.iter().position(|t| t.key == theirs.key) {
+                Some(i) => i,
+                None => {
+                    self.tags.push(TagColumn {
+                        key: theirs.key.clone(),
+                        dict: Vec::new(),
+                        ids: vec![NO_TAG; rows],
+                    });
+                    self.lookups.push(Map::default());
+                    self.tags.len() - 1
+                }
+            };
+            let (Some(tag), Some(lookup)) = (self.tags.get_mut(idx), self.lookups.get_mut(idx))
+            else {
+                continue;
+            };
+            let ids: Vec<u32> = theirs
+                .dict
+                .into_iter()
+                .map(|value| match lookup.get(value.as_str()) {
+                    Some(&id) => id,
+                    None => {
+                        let id = tag.dict.len() as u32;
+                        lookup.insert(CompactString::from(value.as_str()), id);
+                        tag.dict.push(value);
+                        id
+                    }
+                })
+                .collect();
+            for (slot, id) in tag.ids[base..].iter_mut().zip(theirs.ids) {
+                if let Some(&mine) = ids.get(id as usize) {
+                    *slot = mine;
+                }
+            }
+        }
+        let n = rows - base;
+        let mut theirs = other.fields;
+        for field in &mut self.fields {
+            let appended = match theirs.iter().position(|f| f.key == field.key) {
+                Some(i) => extend_values(&mut field.values, theirs.swap_remove(i).values),
+                None => false,
+            };
+            if !appended {
+                for _ in 0..n {
+                    push_none(&mut field.values);
+                }
+            }
+        }
+        for field in theirs {
+            let mut values = FieldValues::with_capacity(field.values.field_type(), rows);
+            for _ in 0..base {
+                push_none(&mut values);
+            }
+            extend_values(&mut values, field.values);
+            self.fields.push(FieldColumn {
+                key: field.key,
+                values,
+            });
+        }
+        for id in other.event_ids.iter() {
+            self.event_ids.push(id);
+        }
+        self.has_event_ids |= other.has_event_ids;
+    }
+
     /// Rows satisfying the request's time range and tag predicates, in time order.
     fn matching_rows(&self, req: &ScanRequest) -> Vec<u32> {
         // For each predicate: which dictionary values match, and whether a missing tag does.
@@ -433,12 +553,15 @@ impl TableBuf {
 /// The indexes of the batch's events grouped by table, each table's in their order, and where
 /// each table's run starts (with the end last): a counting sort over the tables in the order
 /// they first appear.
-fn by_table(batch: &WriteBatch) -> (Vec<u32>, Vec<usize>) {
+fn by_table(batch: &WriteBatch, tenants: impl Fn(&str) -> bool) -> (Vec<u32>, Vec<usize>) {
     let mut tables: Map<(Day, &str, &str), u32> = Map::default();
     let mut sizes: Vec<usize> = Vec::new();
     let table_of: Vec<u32> = batch
         .iter()
         .map(|e| {
+            if !tenants(e.tenant) {
+                return SKIPPED;
+            }
             let next = sizes.len() as u32;
             let t = *tables
                 .entry((e.timestamp.day(), e.tenant, e.measurement))
@@ -458,13 +581,18 @@ fn by_table(batch: &WriteBatch) -> (Vec<u32>, Vec<usize>) {
     }
     starts.push(at);
     let mut next = starts.clone();
-    let mut order = vec![0; table_of.len()];
+    let mut order = vec![0; at];
     for (i, &t) in table_of.iter().enumerate() {
-        order[next[t as usize]] = i as u32;
-        next[t as usize] += 1;
+        if t != SKIPPED {
+            order[next[t as usize]] = i as u32;
+            next[t as usize] += 1;
+        }
     }
     (order, starts)
 }
+
+/// The table of an event [`by_table`] leaves out.
+const SKIPPED: u32 = u32::MAX;
 
 /// The index of the column named `key`. Events of a table usually list their keys in the
 /// same order, so the column at the key's position in the event is tried first.
@@ -488,6 +616,23 @@ fn push_none(values: &mut FieldValues) {
         FieldValues::Bool(v) => v.push(None),
         FieldValues::Str(v) => v.push(None),
     }
+}
+
+/// Appends `src` to `dst` when their types agree (otherwise logs, appends nothing and returns
+/// false).
+fn extend_values(dst: &mut FieldValues, src: FieldValues) -> bool {
+    match (dst, src) {
+        (FieldValues::F64(a), FieldValues::F64(b)) => a.extend(b),
+        (FieldValues::I64(a), FieldValues::I64(b)) => a.extend(b),
+        (FieldValues::U64(a), FieldValues::U64(b)) => a.extend(b),
+        (FieldValues::Bool(a), FieldValues::Bool(b)) => a.extend(b),
+        (FieldValues::Str(a), FieldValues::Str(b)) => b.iter().for_each(|v| a.push(v)),
+        _ => {
+            tracing::error!("dropped values whose type differs from their column's");
+            return false;
+        }
+    }
+    true
 }
 
 /// Sets the value of the last row; returns the extra bytes a string took.
@@ -547,10 +692,13 @@ mod tests {
         }
         let mut memtable = Memtable::new();
         let mut seen = Vec::new();
-        memtable.apply_batch(&batch, |e| {
-            seen.push((e.tenant.to_owned(), e.timestamp.0));
-            e.timestamp.0 != 0
+        let mut runs = 0;
+        memtable.apply_batch(&batch, |events| {
+            runs += 1;
+            seen.extend(events.iter().map(|e| (e.tenant.to_owned(), e.timestamp.0)));
+            events.retain(|e| e.timestamp.0 != 0);
         });
+        assert_eq!(runs, 2, "one run per table");
         let order = |v: &[(&str, i64)]| {
             v.iter()
                 .map(|&(t, ts)| (t.to_owned(), ts))
@@ -574,5 +722,58 @@ mod tests {
             ],
             "rows in arrival order"
         );
+    }
+
+    #[test]
+    fn absorbing_a_buffer_appends_the_rows_of_tables_both_hold() {
+        let rows = |batch: &WriteBatch| {
+            let mut m = Memtable::new();
+            m.apply_batch(batch, |_| {});
+            m
+        };
+        let mut first = WriteBatch::new();
+        first
+            .add("a", "m", Timestamp(1))
+            .tag("user", "u1")
+            .field("n", FieldValueRef::I64(1));
+        first
+            .add("b", "m", Timestamp(2))
+            .field("n", FieldValueRef::I64(2));
+        let mut second = WriteBatch::new();
+        second
+            .add("a", "m", Timestamp(3))
+            .tag("user", "u2")
+            .tag("os", "linux")
+            .field("s", FieldValueRef::Str("x"));
+        second
+            .add("a", "m", Timestamp(4))
+            .tag("user", "u1")
+            .field("n", FieldValueRef::F64(4.0));
+        second
+            .add("c", "m", Timestamp(5))
+            .field("n", FieldValueRef::I64(5));
+        let mut memtable = rows(&first);
+        memtable.absorb(rows(&second));
+        assert_eq!(memtable.len(), 5);
+        let mut out = Vec::new();
+        memtable.scan(&ScanRequest::default(), &mut out);
+        out.sort_by(|x, y| x.tenant.cmp(&y.tenant));
+        let a = &out[0];
+        assert_eq!(a.timestamps, [1, 3, 4]);
+        let user = a.tag("user").unwrap();
+        let users: Vec<_> = (0..3).map(|r| user.value(r)).collect();
+        assert_eq!(users, [Some("u1"), Some("u2"), Some("u1")]);
+        assert_eq!(user.dict.len(), 2, "one dictionary entry per value");
+        let os: Vec<_> = (0..3).map(|r| a.tag("os").unwrap().value(r)).collect();
+        assert_eq!(os, [None, Some("linux"), None]);
+        assert_eq!(
+            a.field("n").unwrap().values,
+            FieldValues::I64(vec![Some(1), None, None]),
+            "a value of another type is dropped"
+        );
+        let s: Vec<_> = (0..3).map(|r| a.field("s").unwrap().value(r)).collect();
+        assert_eq!(s, [None, Some(FieldValueRef::Str("x")), None]);
+        let tenants: Vec<_> = out.iter().map(|b| (b.tenant.as_str(), b.len())).collect();
+        assert_eq!(tenants, [("a", 3), ("b", 1), ("c", 1)]);
     }
 }

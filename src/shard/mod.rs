@@ -244,14 +244,32 @@ impl Shard {
         let paths = ShardPaths::new(dir);
         let meters = rollups.registry.snapshot();
         let recovered = recovery::recover(id, &paths, opts, &meters, &rollups.store)?;
-        let started = std::time::Instant::now();
-        let dedup = dedup::DedupIndex::build(
-            opts.dedup_window,
-            opts.clock.now(),
-            &recovered.segments,
-            &recovered.memtable,
-        );
-        tracing::debug!(shard = id, took = ?started.elapsed(), "built the event-id index");
+        // Counting the replayed buffer into the rollups and indexing its event ids only read
+        // the buffer: side by side, a shard that finished replaying before the others uses the
+        // idle core (a thread that cannot start leaves the counting to this one).
+        let count = || recovery::count_buffer(id, &recovered.memtable, &meters, &rollups.store);
+        let dedup = std::thread::scope(|scope| {
+            let counting = std::thread::Builder::new()
+                .name(format!("shard{id}-open"))
+                .spawn_scoped(scope, count);
+            let started = std::time::Instant::now();
+            let dedup = dedup::DedupIndex::build(
+                opts.dedup_window,
+                opts.clock.now(),
+                &recovered.segments,
+                &recovered.memtable,
+            );
+            tracing::debug!(shard = id, took = ?started.elapsed(), "built the event-id index");
+            match counting {
+                Ok(handle) => {
+                    if let Err(panic) = handle.join() {
+                        std::panic::resume_unwind(panic);
+                    }
+                }
+                Err(_) => count(),
+            }
+            dedup
+        });
         let shared = Arc::new(Shared {
             id,
             paths,

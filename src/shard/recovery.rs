@@ -3,8 +3,10 @@
 //! live segments, replay the WAL past the flushed sequence number, start a new WAL file.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::hash::BuildHasher;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use super::flush::write_segments;
 use super::schema::SchemaMap;
@@ -122,53 +124,120 @@ pub(super) fn recover(
     let mut flushed_during_replay = Vec::new();
     let mut disk_full = false;
     let started = std::time::Instant::now();
-    let replay = wal::replay(fs, &paths.wal, &mut |seq, payload, path, offset| {
-        let max = file_max_seq.entry(path.to_owned()).or_insert(seq);
-        *max = (*max).max(seq);
-        if seq <= manifest.flushed_seq {
-            return Ok(());
-        }
-        last_seq = last_seq.max(seq);
-        let batch = match WriteBatch::decode(payload, path, offset) {
-            Ok(b) => b,
-            Err(c) => {
-                tracing::error!(shard, error = %c, "skipping a WAL record whose checksum matches but whose content does not decode");
-                report.corruptions.push(c);
+    // Two threads apply the records: this one the events of one half of the tenants, a
+    // helper those of the other half into a buffer (and field types) of its own, merged at
+    // the end. Shards replay side by side, but one often holds more than the others; split,
+    // every shard's work spreads over the cores.
+    // The helper runs up to `HELPER_LAG` records behind; this thread waits for it only to
+    // flush and at the end.
+    let helper = Mutex::new((new_memtable(), schema.clone()));
+    let helper_bytes = AtomicUsize::new(0);
+    let lock = || helper.lock().unwrap_or_else(|e| e.into_inner());
+    let helper_bytes = &helper_bytes;
+    let replay = std::thread::scope(|scope| {
+        let (to_helper, batches) = crossbeam_channel::bounded::<Arc<WriteBatch>>(HELPER_LAG);
+        let (applied, helper_done) = crossbeam_channel::unbounded::<()>();
+        let spawned = std::thread::Builder::new()
+            .name(format!("shard{shard}-replay"))
+            .spawn_scoped(scope, move || {
+                for batch in batches {
+                    let mut guard = lock();
+                    let (memtable, schema) = &mut *guard;
+                    memtable.apply_batch_of(&batch, helpers_half, |events| {
+                        schema.retain_valid(events, |reason| {
+                            tracing::error!(shard, %reason, "skipping a replayed event");
+                        });
+                    });
+                    helper_bytes.store(memtable.bytes(), Ordering::Relaxed);
+                    drop(guard);
+                    if applied.send(()).is_err() {
+                        break;
+                    }
+                }
+            });
+        let mut in_flight = 0usize;
+        // Waits until the helper applied every record sent to it (false if it panicked).
+        let catch_up = |in_flight: &mut usize| {
+            while *in_flight > 0 {
+                if helper_done.recv().is_err() {
+                    return false;
+                }
+                *in_flight -= 1;
+            }
+            true
+        };
+        // Without a helper (the thread did not start) this thread applies every event.
+        let split = spawned.is_ok();
+        let result = wal::replay(fs, &paths.wal, &mut |seq, payload, path, offset| {
+            let max = file_max_seq.entry(path.to_owned()).or_insert(seq);
+            *max = (*max).max(seq);
+            if seq <= manifest.flushed_seq {
                 return Ok(());
             }
-        };
-        let mut recorded = Vec::new();
-        // Records were checked when written; a conflict here means a damaged directory.
-        memtable.apply_batch(&batch, |event| {
-            match schema.check_and_record(event, &mut recorded) {
-                Ok(()) => true,
-                Err(reason) => {
-                    tracing::error!(shard, %reason, "skipping a replayed event");
-                    false
+            last_seq = last_seq.max(seq);
+            let batch = match WriteBatch::decode(payload, path, offset) {
+                Ok(b) => Arc::new(b),
+                Err(c) => {
+                    tracing::error!(shard, error = %c, "skipping a WAL record whose checksum matches but whose content does not decode");
+                    report.corruptions.push(c);
+                    return Ok(());
+                }
+            };
+            if split && to_helper.send(batch.clone()).is_err() {
+                // The helper panicked; its panic is raised once it is joined below.
+                return Err(Error::Closed);
+            }
+            // Records were checked when written; a conflict here means a damaged directory.
+            memtable.apply_batch_of(
+                &batch,
+                |t| !split || !helpers_half(t),
+                |events| {
+                    schema.retain_valid(events, |reason| {
+                        tracing::error!(shard, %reason, "skipping a replayed event");
+                    });
+                },
+            );
+            if split {
+                in_flight += 1;
+            }
+            memtable.note_seq(seq);
+            report.wal_records_replayed += 1;
+            // A WAL larger than the buffer is flushed while replaying, so that memory stays
+            // bounded; on a full disk the rest stays in memory instead, so that the shard
+            // still serves it (its writer flushes once there is room).
+            let bytes = memtable.bytes() + helper_bytes.load(Ordering::Relaxed);
+            if bytes >= opts.max_buffer_bytes && !disk_full {
+                if !catch_up(&mut in_flight) {
+                    return Err(Error::Closed);
+                }
+                memtable.absorb(std::mem::replace(&mut lock().0, new_memtable()));
+                helper_bytes.store(0, Ordering::Relaxed);
+                match write_segments(shard, paths, opts, &mut manifest, &memtable, store) {
+                    Ok((flushed, delta)) => {
+                        flushed_during_replay.extend(flushed);
+                        delta.apply_to(store);
+                        memtable = new_memtable();
+                    }
+                    Err(e) if e.is_disk_full() => {
+                        tracing::warn!(shard, error = %e, "no room to flush while replaying the WAL; keeping the rest in memory");
+                        disk_full = true;
+                    }
+                    Err(e) => return Err(e),
                 }
             }
+            Ok(())
         });
-        memtable.note_seq(seq);
-        report.wal_records_replayed += 1;
-        // A WAL larger than the buffer is flushed while replaying, so that memory stays
-        // bounded; on a full disk the rest stays in memory instead, so that the shard still
-        // serves it (its writer flushes once there is room).
-        if memtable.bytes() >= opts.max_buffer_bytes && !disk_full {
-            match write_segments(shard, paths, opts, &mut manifest, &memtable, store) {
-                Ok((flushed, delta)) => {
-                    flushed_during_replay.extend(flushed);
-                    delta.apply_to(store);
-                    memtable = new_memtable();
-                }
-                Err(e) if e.is_disk_full() => {
-                    tracing::warn!(shard, error = %e, "no room to flush while replaying the WAL; keeping the rest in memory");
-                    disk_full = true;
-                }
-                Err(e) => return Err(e),
-            }
+        drop(to_helper);
+        if let Ok(handle) = spawned
+            && let Err(panic) = handle.join()
+        {
+            std::panic::resume_unwind(panic);
         }
-        Ok(())
+        result
     })?;
+    let (helpers, helper_schema) = helper.into_inner().unwrap_or_else(|e| e.into_inner());
+    memtable.absorb(helpers);
+    schema.absorb(helper_schema);
     for s in &flushed_during_replay {
         coverage
             .pairs
@@ -176,15 +245,6 @@ pub(super) fn recover(
     }
     segments.extend(flushed_during_replay);
     tracing::debug!(shard, took = ?started.elapsed(), "read the WAL");
-    let started = std::time::Instant::now();
-    // The replayed buffer's events count in memory only; its flush persists them.
-    let mut buffered = Delta::default();
-    // Read in place: a copy of a big replayed buffer is hundreds of megabytes.
-    memtable.for_each_table(|tenant, columns| {
-        buffered.add_columns(tenant.as_str(), columns, meters, store);
-    });
-    buffered.apply_to(store);
-    tracing::debug!(shard, took = ?started.elapsed(), "counted the replayed buffer into the rollups");
     report.segments_recounted = rollups::backfill_missing(
         paths,
         opts,
@@ -246,6 +306,40 @@ pub(super) fn recover(
         report,
     })
 }
+
+/// Counts the events of the replayed buffer `memtable` into the rollups in memory (its flush
+/// persists them). The caller runs it once [`recover`] returned, beside building the event-id
+/// index: both only read the buffer.
+pub(super) fn count_buffer(
+    shard: usize,
+    memtable: &Memtable,
+    meters: &MeterSet,
+    store: &RollupStore,
+) {
+    if memtable.is_empty() {
+        return;
+    }
+    let started = std::time::Instant::now();
+    let mut buffered = Delta::default();
+    // Read in place: a copy of a big replayed buffer is hundreds of megabytes.
+    memtable.for_each_table(|tenant, columns| {
+        buffered.add_columns(tenant.as_str(), columns, meters, store);
+    });
+    buffered.apply_to(store);
+    tracing::debug!(shard, took = ?started.elapsed(), "counted the replayed buffer into the rollups");
+}
+
+/// Whether the events of `tenant` are the replay helper's to apply: a hash of its own (the
+/// shard routing's would put all of a shard's tenants in one half).
+fn helpers_half(tenant: &str) -> bool {
+    foldhash::quality::FixedState::with_seed(HALF_SEED).hash_one(tenant) & 1 == 1
+}
+
+/// How many records the replay helper may be behind.
+const HELPER_LAG: usize = 16;
+
+/// Any fixed seed: the halves only have to stay the same during one replay.
+const HALF_SEED: u64 = 0x6861_6c76_6573;
 
 fn list_segment_files(
     paths: &ShardPaths,

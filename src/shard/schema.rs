@@ -14,7 +14,7 @@ type Fields = Vec<(String, FieldType)>;
 type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
 /// Known field types.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct SchemaMap {
     map: Map<Day, Map<TenantId, Map<String, Fields>>>,
 }
@@ -64,23 +64,14 @@ impl SchemaMap {
             .get(&day)
             .and_then(|t| t.get(event.tenant))
             .and_then(|m| m.get(event.measurement));
-        let mut new = Vec::new();
-        for (key, value) in event.fields() {
-            let got = value.field_type();
-            match known.and_then(|fields| fields.iter().find(|(k, _)| k == key)) {
-                Some(&(_, existing)) if existing != got => {
-                    return Err(InvalidEvent::FieldTypeConflict {
-                        measurement: event.measurement.to_owned(),
-                        field: key.to_owned(),
-                        existing,
-                        got,
-                        day: day.to_string(),
-                    });
-                }
-                Some(_) => {}
-                None => new.push((key, got)),
-            }
+        if let Some(reason) = conflict(known.map(Vec::as_slice), event) {
+            return Err(reason);
         }
+        let new: Vec<(&str, FieldType)> = event
+            .fields()
+            .filter(|(key, _)| known.is_none_or(|fields| !fields.iter().any(|(k, _)| k == key)))
+            .map(|(key, value)| (key, value.field_type()))
+            .collect();
         if new.is_empty() {
             return Ok(());
         }
@@ -97,6 +88,67 @@ impl SchemaMap {
         Ok(())
     }
 
+    /// Keeps the events of `run` whose field types agree with the known ones (and with those
+    /// of the run's earlier events), recording the new types; `rejected` hears why each other
+    /// event was removed. The events of a run are of one table (day, tenant, measurement), as
+    /// [`super::Memtable::apply_batch`] hands them, so the table's types are looked up once:
+    /// event by event, the three lookups were most of the replay's schema check.
+    pub fn retain_valid(
+        &mut self,
+        run: &mut Vec<EventRef<'_>>,
+        mut rejected: impl FnMut(InvalidEvent),
+    ) {
+        let Some(first) = run.first() else {
+            return;
+        };
+        let (day, tenant, measurement) = (first.timestamp.day(), first.tenant, first.measurement);
+        let tenants = self.map.entry(day).or_default();
+        let measurements = match tenants.get_mut(tenant) {
+            Some(m) => m,
+            None => tenants.entry(TenantId::new(tenant)).or_default(),
+        };
+        let fields = match measurements.get_mut(measurement) {
+            Some(f) => f,
+            None => measurements.entry(measurement.to_owned()).or_default(),
+        };
+        run.retain(|event| {
+            debug_assert!(
+                event.timestamp.day() == day
+                    && event.tenant == tenant
+                    && event.measurement == measurement,
+                "a run holds one table's events"
+            );
+            if let Some(reason) = conflict(Some(fields), event) {
+                rejected(reason);
+                return false;
+            }
+            for (key, value) in event.fields() {
+                if !fields.iter().any(|(k, _)| k == key) {
+                    fields.push((key.to_owned(), value.field_type()));
+                }
+            }
+            true
+        });
+    }
+
+    /// Adds the field types `other` knows (a map that started as a copy of this one).
+    pub fn absorb(&mut self, other: SchemaMap) {
+        for (day, tenants) in other.map {
+            let mine = self.map.entry(day).or_default();
+            for (tenant, measurements) in tenants {
+                let mine = mine.entry(tenant).or_default();
+                for (measurement, fields) in measurements {
+                    let mine = mine.entry(measurement).or_default();
+                    for (field, ty) in fields {
+                        if !mine.iter().any(|(k, _)| *k == field) {
+                            mine.push((field, ty));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     /// Forgets field types recorded for writes that then failed.
     pub fn undo(&mut self, recorded: Vec<Recorded>) {
         for r in recorded {
@@ -109,5 +161,70 @@ impl SchemaMap {
                 fields.retain(|(k, _)| *k != r.field);
             }
         }
+    }
+}
+
+/// Why `event` cannot be stored beside the fields `known` (of its table), if it cannot.
+fn conflict(known: Option<&[(String, FieldType)]>, event: &EventRef<'_>) -> Option<InvalidEvent> {
+    let known = known?;
+    for (key, value) in event.fields() {
+        let got = value.field_type();
+        if let Some(&(_, existing)) = known.iter().find(|(k, _)| k == key)
+            && existing != got
+        {
+            return Some(InvalidEvent::FieldTypeConflict {
+                measurement: event.measurement.to_owned(),
+                field: key.to_owned(),
+                existing,
+                got,
+                day: event.timestamp.day().to_string(),
+            });
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{FieldValueRef, Timestamp, WriteBatch};
+
+    #[test]
+    fn a_run_keeps_the_events_whose_types_agree_with_the_table_and_each_other() {
+        let mut schema = SchemaMap::default();
+        schema.record(
+            Timestamp(0).day(),
+            &TenantId::new("a"),
+            "m",
+            "n",
+            FieldType::Integer,
+        );
+        let mut batch = WriteBatch::new();
+        batch
+            .add("a", "m", Timestamp(1))
+            .field("n", FieldValueRef::I64(1));
+        batch
+            .add("a", "m", Timestamp(2))
+            .field("n", FieldValueRef::F64(1.0));
+        batch
+            .add("a", "m", Timestamp(3))
+            .field("x", FieldValueRef::Bool(true));
+        batch
+            .add("a", "m", Timestamp(4))
+            .field("x", FieldValueRef::I64(1));
+        let mut run: Vec<_> = batch.iter().collect();
+        let mut rejected = Vec::new();
+        schema.retain_valid(&mut run, |reason| rejected.push(reason.to_string()));
+        let kept: Vec<i64> = run.iter().map(|e| e.timestamp.0).collect();
+        assert_eq!(kept, [1, 3]);
+        assert_eq!(rejected.len(), 2, "{rejected:?}");
+        assert!(rejected[0].contains("\"n\" is float"), "{}", rejected[0]);
+        // The run recorded `x` as a boolean: a later event is checked against it.
+        let mut later = WriteBatch::new();
+        later
+            .add("a", "m", Timestamp(5))
+            .field("x", FieldValueRef::F64(2.0));
+        let event = later.iter().next().unwrap();
+        assert!(schema.check_and_record(&event, &mut Vec::new()).is_err());
     }
 }

@@ -354,7 +354,7 @@ impl Writer {
         {
             let mut mt = view.active.write().unwrap_or_else(|e| e.into_inner());
             for (seq, stored, _, dups, _) in &pending {
-                mt.apply_batch(stored, |_| true);
+                mt.apply_batch(stored, |_| {});
                 if let Some(seq) = seq {
                     mt.note_seq(*seq);
                 }
