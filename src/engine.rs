@@ -5,6 +5,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use crate::audit::AuditLog;
 use crate::catalog::{Catalog, CatalogRequest};
@@ -308,14 +309,8 @@ impl Engine {
                     .unwrap_or_else(|e| e.into_inner())
                     .scan(req, &mut out);
             }
-            // Segments are read in groups, one per core, each group in parallel, so that a
-            // query over many segments uses every core.
-            for group in view.segments.chunks(self.scan_threads) {
-                proceed(&out)?;
-                for batches in self.scan_segments(shard, group, req) {
-                    out.extend(batches?);
-                }
-            }
+            proceed(&out)?;
+            self.scan_segments(shard, &view.segments, req, &mut out, &mut proceed)?;
         }
         proceed(&out)?;
         Ok(out)
@@ -385,30 +380,68 @@ impl Engine {
         }
     }
 
-    /// [`Engine::scan_segment`] of each of `segments`, in their order, one thread each (the
-    /// caller's for the first).
-    fn scan_segments(
+    /// Appends the batches of `segments` to `out`, in the segments' order, asking `proceed`
+    /// after each segment. Read by one thread per core, each taking the next segment no
+    /// thread has taken: segments differ in size (a day's first and last hold a few hours),
+    /// and threads that read them in fixed pairs waited for the bigger of each pair.
+    fn scan_segments<E: From<Error>>(
         &self,
         shard: usize,
         segments: &[Arc<crate::segment::Segment>],
         req: &ScanRequest,
-    ) -> Vec<Result<Vec<ColumnBatch>>> {
-        let Some((first, rest)) = segments.split_first() else {
-            return Vec::new();
-        };
+        out: &mut Vec<ColumnBatch>,
+        proceed: &mut impl FnMut(&[ColumnBatch]) -> std::result::Result<(), E>,
+    ) -> std::result::Result<(), E> {
+        let threads = self.scan_threads.min(segments.len());
+        if threads <= 1 {
+            for seg in segments {
+                out.extend(self.scan_segment(shard, seg, req)?);
+                proceed(out)?;
+            }
+            return Ok(());
+        }
+        let next = AtomicUsize::new(0);
+        let stop = AtomicBool::new(false);
+        let (done, finished) = crossbeam_channel::unbounded();
+        let base = out.len();
+        // The segment of each batch appended, to put them in segment order at the end.
+        let mut origin = Vec::new();
         std::thread::scope(|scope| {
-            let others: Vec<_> = rest
-                .iter()
-                .map(|seg| scope.spawn(move || self.scan_segment(shard, seg, req)))
-                .collect();
-            let mut results = vec![self.scan_segment(shard, first, req)];
-            results.extend(
-                others
-                    .into_iter()
-                    .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))),
-            );
-            results
-        })
+            for _ in 0..threads {
+                let done = done.clone();
+                let (next, stop) = (&next, &stop);
+                scope.spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(seg) = segments.get(i) else { break };
+                        if done.send((i, self.scan_segment(shard, seg, req))).is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+            drop(done);
+            let mut outcome = Ok(());
+            for (i, batches) in finished {
+                let read = batches.map_err(E::from).and_then(|batches| {
+                    origin.resize(origin.len() + batches.len(), i);
+                    out.extend(batches);
+                    proceed(out)
+                });
+                if let Err(e) = read {
+                    // The threads stop at their next segment; the scope waits for them.
+                    stop.store(true, Ordering::Relaxed);
+                    outcome = Err(e);
+                    break;
+                }
+            }
+            outcome
+        })?;
+        let mut appended: Vec<(usize, ColumnBatch)> =
+            origin.into_iter().zip(out.drain(base..)).collect();
+        appended.sort_by_key(|(i, _)| *i);
+        out.extend(appended.into_iter().map(|(_, b)| b));
+        Ok(())
     }
 
     /// [`Engine::scan_visible`], logging damage it meets: the reader gets the error, and the
