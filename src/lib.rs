@@ -183,5 +183,6 @@ pub use model::{
 };
 pub use retention::{Retention, RetentionPolicies, TenantRetention};
 pub use scan::{
-    ColumnBatch, FieldColumn, FieldValues, ScanRequest, StrColumn, TagColumn, TagOp, TagPredicate,
+    ColumnBatch, FieldColumn, FieldValues, PresenceColumn, ScanRequest, StrColumn, TagColumn,
+    TagOp, TagPredicate,
 };

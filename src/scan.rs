@@ -24,6 +24,10 @@ pub struct ScanRequest {
     pub predicates: Vec<TagPredicate>,
     /// Columns to return; `None` means every tag, field and the event id.
     pub columns: Option<Vec<String>>,
+    /// Fields of which only which rows hold a value is wanted (what a `COUNT` reads): they
+    /// come back in [`ColumnBatch::presence`] instead of [`ColumnBatch::fields`], and a
+    /// segment answers from its footer and presence bitmaps without decoding the values.
+    pub presence_only: Vec<String>,
 }
 
 impl ScanRequest {
@@ -37,6 +41,11 @@ impl ScanRequest {
         self.columns
             .as_ref()
             .is_none_or(|c| c.iter().any(|n| n == name))
+    }
+
+    /// True when the field `name` is requested for its presence only.
+    pub fn wants_presence_only(&self, name: &str) -> bool {
+        self.presence_only.iter().any(|n| n == name)
     }
 }
 
@@ -137,6 +146,19 @@ pub struct ColumnBatch {
     pub fields: Vec<FieldColumn>,
     /// Event ids, when requested.
     pub event_ids: Option<StrColumn>,
+    /// The fields requested for their presence only ([`ScanRequest::presence_only`]).
+    pub presence: Vec<PresenceColumn>,
+}
+
+/// Which rows of a batch hold a value of one field.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PresenceColumn {
+    /// Field key.
+    pub key: String,
+    /// The field's type.
+    pub ty: FieldType,
+    /// One flag per row.
+    pub present: Vec<bool>,
 }
 
 impl ColumnBatch {
@@ -158,6 +180,12 @@ impl ColumnBatch {
     /// The field column `key`, if present.
     pub fn field(&self, key: &str) -> Option<&FieldColumn> {
         self.columns().field(key)
+    }
+
+    /// Which rows hold the field `key`, when it was requested for its presence only and some
+    /// row holds it.
+    pub fn presence(&self, key: &str) -> Option<&PresenceColumn> {
+        self.presence.iter().find(|p| p.key == key)
     }
 
     /// The batch's columns, borrowed.

@@ -244,6 +244,7 @@ mod tests {
 
     fn batch(tenant: &str, users: &[&str]) -> ColumnBatch {
         ColumnBatch {
+            presence: Vec::new(),
             tenant: TenantId::new(tenant),
             measurement: "api_calls".into(),
             timestamps: (0..users.len() as i64).collect(),

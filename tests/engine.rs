@@ -160,6 +160,7 @@ proptest! {
             time: time.map(|(a, b)| T0 + a.min(b)..T0 + a.max(b)),
             predicates: predicate.iter().cloned().collect(),
             columns: columns.map(|c| c.into_iter().map(str::to_owned).collect()),
+            presence_only: Vec::new(),
         };
         let mut expected: Vec<Event> = events
             .iter()
@@ -400,6 +401,99 @@ fn tenants_are_isolated_in_scans() {
         *per_tenant.entry(e.tenant.to_string()).or_insert(0) += 1;
     }
     assert_eq!(per_tenant["globex"], 66);
+}
+
+/// A field asked for its presence only comes back as which rows hold it: the rows a scan of
+/// its values finds, from the buffer and from segments whose blocks hold it on every row, on
+/// some rows or on none, with rows cut by time and by tag.
+#[test]
+fn a_field_asked_for_its_presence_only_reads_as_the_rows_holding_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open(
+        dir.path(),
+        Options {
+            shards: Some(1),
+            ..test_options()
+        },
+    )
+    .unwrap();
+    let part = |from: i64, has: fn(i64) -> bool| -> Vec<Event> {
+        (from..from + 200)
+            .map(|i| {
+                let mut e = event(
+                    "acme",
+                    T0 + i,
+                    if i % 4 == 0 { "/a" } else { "/b" },
+                    1.0,
+                    None,
+                );
+                if has(i) {
+                    e.fields.push(("extra".into(), FieldValue::I64(i)));
+                }
+                e
+            })
+            .collect()
+    };
+    common::store(&engine, &part(0, |_| true));
+    engine.flush().unwrap();
+    common::store(&engine, &part(1_000, |_| false));
+    engine.flush().unwrap();
+    common::store(&engine, &part(2_000, |i| i % 3 == 0));
+    engine.flush().unwrap();
+    common::store(&engine, &part(3_000, |i| i % 5 != 0));
+    let rows = |req: &ScanRequest, presence_only: bool| -> Vec<(i64, bool)> {
+        let req = ScanRequest {
+            columns: Some(vec!["extra".into(), "endpoint".into()]),
+            presence_only: if presence_only {
+                vec!["extra".into()]
+            } else {
+                Vec::new()
+            },
+            ..req.clone()
+        };
+        let mut out: Vec<(i64, bool)> = engine
+            .scan(&req)
+            .unwrap()
+            .iter()
+            .flat_map(|b| {
+                if presence_only {
+                    assert!(b.field("extra").is_none(), "values were not asked for");
+                }
+                (0..b.len()).map(move |r| {
+                    let present = match b.presence("extra") {
+                        Some(p) => p.present[r],
+                        None => b.field("extra").is_some_and(|f| f.value(r).is_some()),
+                    };
+                    (b.timestamps[r], present)
+                })
+            })
+            .collect();
+        out.sort();
+        out
+    };
+    for req in [
+        ScanRequest::default(),
+        ScanRequest {
+            time: Some(T0 + 150..T0 + 3_050),
+            ..ScanRequest::default()
+        },
+        ScanRequest {
+            predicates: vec![TagPredicate::eq("endpoint", "/a")],
+            ..ScanRequest::default()
+        },
+    ] {
+        let values = rows(&req, false);
+        let presence = rows(&req, true);
+        assert_eq!(presence, values, "{req:?}");
+        assert!(presence.iter().any(|r| r.1) && presence.iter().any(|r| !r.1));
+    }
+    assert_eq!(
+        rows(&ScanRequest::default(), true)
+            .iter()
+            .filter(|r| r.1)
+            .count(),
+        200 + 67 + 160
+    );
 }
 
 // Event ids: stored once.

@@ -43,7 +43,13 @@ fn exercise(data: Vec<u8>) {
             .iter()
             .map(|k| TagPredicate::not_eq(k, "x"))
             .collect(),
-        columns: Some(vec!["event_id".to_owned()]),
+        columns: Some(
+            std::iter::once("event_id".to_owned())
+                .chain(table.fields.iter().map(|(k, _)| k.clone()))
+                .collect(),
+        ),
+        // The first field's presence only: the path a `count` takes through the blocks.
+        presence_only: table.fields.iter().take(1).map(|(k, _)| k.clone()).collect(),
         ..ScanRequest::default()
     };
     let _ = segment.scan(&narrow);

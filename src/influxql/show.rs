@@ -299,6 +299,7 @@ fn scan_matching(
             }
         }
         let req = ScanRequest {
+            presence_only: Vec::new(),
             tenant: tenant.clone(),
             measurement: Some(measurement.clone()),
             time: w.time.clone(),

@@ -149,18 +149,22 @@ impl FieldType {
     pub fn code(self) -> u8 {
         self as u8
     }
-}
 
-impl fmt::Display for FieldType {
-    /// InfluxDB's names for the types, as `SHOW FIELD KEYS` prints them.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+    /// InfluxDB's name for the type, as `SHOW FIELD KEYS` prints it.
+    pub fn name(self) -> &'static str {
+        match self {
             FieldType::Float => "float",
             FieldType::Integer => "integer",
             FieldType::Unsigned => "unsigned",
             FieldType::Boolean => "boolean",
             FieldType::String => "string",
-        })
+        }
+    }
+}
+
+impl fmt::Display for FieldType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
     }
 }
 

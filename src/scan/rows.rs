@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 
-use super::{ColumnBatch, FieldColumn, FieldValues, NO_TAG, StrColumn, TagColumn};
+use super::{ColumnBatch, FieldColumn, FieldValues, NO_TAG, PresenceColumn, StrColumn, TagColumn};
 
 impl ColumnBatch {
     /// A batch of the rows `rows` (indices into this batch, in the order given), with tag
@@ -61,6 +61,16 @@ impl ColumnBatch {
                 .as_ref()
                 .map(|ids| rows.iter().map(|i| ids.get(pick(i))).collect::<StrColumn>())
                 .filter(|ids| ids.iter().any(|v| v.is_some())),
+            presence: self
+                .presence
+                .iter()
+                .map(|p| PresenceColumn {
+                    key: p.key.clone(),
+                    ty: p.ty,
+                    present: rows.iter().map(|i| p.present[pick(i)]).collect(),
+                })
+                .filter(|p| p.present.contains(&true))
+                .collect(),
         }
     }
 
@@ -144,6 +154,22 @@ impl ColumnBatch {
         for col in &mut self.fields {
             pad(&mut col.values, n + m);
         }
+        for p in &other.presence {
+            match self.presence.iter_mut().find(|c| c.key == p.key) {
+                Some(col) => col.present.resize(n, false),
+                None => self.presence.push(PresenceColumn {
+                    key: p.key.clone(),
+                    ty: p.ty,
+                    present: vec![false; n],
+                }),
+            }
+            if let Some(col) = self.presence.iter_mut().find(|c| c.key == p.key) {
+                col.present.extend_from_slice(&p.present);
+            }
+        }
+        for col in &mut self.presence {
+            col.present.resize(n + m, false);
+        }
         match (&mut self.event_ids, &other.event_ids) {
             (Some(ids), Some(more)) => more.iter().for_each(|v| ids.push(v)),
             (Some(ids), None) => (0..m).for_each(|_| ids.push(None)),
@@ -218,6 +244,7 @@ mod tests {
             })
             .collect();
         ColumnBatch {
+            presence: Vec::new(),
             tenant: TenantId::new("t"),
             measurement: "api_calls".into(),
             timestamps: ts.to_vec(),

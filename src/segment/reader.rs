@@ -15,7 +15,7 @@ use std::path::Path;
 use roaring::RoaringBitmap;
 
 use super::column::tags::{TagChunk, TagIndex};
-use super::column::{bools, event_id, numeric, strings, timestamps};
+use super::column::{self, bools, event_id, numeric, strings, timestamps};
 use super::footer::{BlockRef, ChunkRef, RowGroup, Table};
 use super::{IdKey, Segment};
 use crate::catalog::{Catalog, CatalogRequest};
@@ -23,7 +23,8 @@ use crate::codec::crc32c;
 use crate::error::{Corruption, CorruptionKind, Result};
 use crate::model::{FieldType, TenantId};
 use crate::scan::{
-    ColumnBatch, FieldColumn, FieldValues, NO_TAG, ScanRequest, StrColumn, TagColumn,
+    ColumnBatch, FieldColumn, FieldValues, NO_TAG, PresenceColumn, ScanRequest, StrColumn,
+    TagColumn,
 };
 
 /// The value table of a tag key the segment does not have.
@@ -504,7 +505,13 @@ fn scan_table(ts: &mut TableScan<'_>, req: &ScanRequest) -> Result<Option<Column
         .fields
         .iter()
         .enumerate()
-        .filter(|(_, (k, _))| req.wants(k))
+        .filter(|(_, (k, _))| req.wants(k) && !req.wants_presence_only(k))
+        .collect();
+    let presence_fields: Vec<(usize, &(String, FieldType))> = info
+        .fields
+        .iter()
+        .enumerate()
+        .filter(|(_, (k, _))| req.wants(k) && req.wants_presence_only(k))
         .collect();
     let want_ids = info.has_event_ids && req.wants("event_id");
     let groups: Vec<&RowGroup> = table
@@ -527,6 +534,14 @@ fn scan_table(ts: &mut TableScan<'_>, req: &ScanRequest) -> Result<Option<Column
             })
             .collect(),
         event_ids: want_ids.then(StrColumn::default),
+        presence: presence_fields
+            .iter()
+            .map(|(_, (k, ty))| PresenceColumn {
+                key: k.clone(),
+                ty: *ty,
+                present: Vec::with_capacity(most),
+            })
+            .collect(),
         ..ColumnBatch::default()
     };
     // The table rows kept, for the tag columns only: a scan without tags skips the list.
@@ -546,6 +561,20 @@ fn scan_table(ts: &mut TableScan<'_>, req: &ScanRequest) -> Result<Option<Column
                 .get(*field_idx)
                 .ok_or_else(|| missing(ts.blocks.path))?;
             extend_field(&mut col.values, &ts.blocks, table, block, n, &picked)?;
+        }
+        for (col, (field_idx, _)) in batch.presence.iter_mut().zip(&presence_fields) {
+            let block = rg
+                .fields
+                .get(*field_idx)
+                .ok_or_else(|| missing(ts.blocks.path))?;
+            match column::presence_of_encoding(block.enc) {
+                Some(every) => col.present.resize(col.present.len() + rg_rows.len(), every),
+                None => picked.append(
+                    &mut col.present,
+                    ts.blocks
+                        .decode(table, block, |e, x| column::present_rows(e, x, n))?,
+                ),
+            }
         }
         if let (Some(out), Some(block)) = (batch.event_ids.as_mut(), rg.event_ids.as_ref()) {
             picked.for_each(

@@ -244,6 +244,7 @@ fn table(tenant: String, measurement: String) -> impl Strategy<Value = ColumnBat
                     })
                     .collect();
                 ColumnBatch {
+                    presence: Vec::new(),
                     tenant: TenantId::new(&tenant),
                     measurement: measurement.clone(),
                     timestamps: ts.into_iter().map(|t| DAY.start() + t * 50_000).collect(),
@@ -326,6 +327,7 @@ fn request() -> impl Strategy<Value = ScanRequest> {
     )
         .prop_map(
             |(tenant, measurement, time, predicates, columns)| ScanRequest {
+                presence_only: Vec::new(),
                 tenant: tenant.map(TenantId::new),
                 measurement: measurement.map(str::to_owned),
                 time: time.map(|(s, len)| {
@@ -397,6 +399,7 @@ proptest! {
 
 fn api_table(tenant: &str, n: usize) -> ColumnBatch {
     ColumnBatch {
+        presence: Vec::new(),
         tenant: TenantId::new(tenant),
         measurement: "api_calls".into(),
         timestamps: (0..n as i64)

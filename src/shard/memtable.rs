@@ -18,8 +18,8 @@ use crate::catalog::{Catalog, CatalogRequest};
 use crate::meters::MeterSet;
 use crate::model::{Day, EventRef, FieldValueRef, SeqNo, TenantId, WriteBatch};
 use crate::scan::{
-    ColumnBatch, Columns, FieldColumn, FieldValues, NO_TAG, ScanRequest, StrColumn, TagColumn,
-    TagOp,
+    ColumnBatch, Columns, FieldColumn, FieldValues, NO_TAG, PresenceColumn, ScanRequest, StrColumn,
+    TagColumn, TagOp,
 };
 
 /// Events of one shard not yet in a segment.
@@ -520,6 +520,7 @@ impl TableBuf {
         req: Option<&ScanRequest>,
     ) -> ColumnBatch {
         let wants = |name: &str| req.is_none_or(|r| r.wants(name));
+        let presence_only = |name: &str| req.is_some_and(|r| r.wants_presence_only(name));
         let pick = |r: &u32| *r as usize;
         ColumnBatch {
             tenant: tenant.clone(),
@@ -538,7 +539,7 @@ impl TableBuf {
             fields: self
                 .fields
                 .iter()
-                .filter(|f| wants(&f.key))
+                .filter(|f| wants(&f.key) && !presence_only(&f.key))
                 .map(|f| FieldColumn {
                     key: f.key.clone(),
                     values: gather(&f.values, &rows),
@@ -546,6 +547,16 @@ impl TableBuf {
                 .collect(),
             event_ids: (wants("event_id") && self.event_ids.iter().any(|id| id.is_some()))
                 .then(|| rows.iter().map(|r| self.event_ids.get(pick(r))).collect()),
+            presence: self
+                .fields
+                .iter()
+                .filter(|f| wants(&f.key) && presence_only(&f.key))
+                .map(|f| PresenceColumn {
+                    key: f.key.clone(),
+                    ty: f.values.field_type(),
+                    present: rows.iter().map(|r| f.value(pick(r)).is_some()).collect(),
+                })
+                .collect(),
         }
     }
 }

@@ -108,7 +108,10 @@ impl Grid<'_> {
             }
             for (agg, call) in self.aggs.iter_mut().zip(self.calls) {
                 let kind = Kind::of_cast(call.cast.as_deref());
-                let input = Input::of(resolve(batch, &call.field, kind));
+                let input = match batch.presence(&call.field) {
+                    Some(p) if kind != Kind::Tag => Input::Present(&p.present, p.ty),
+                    _ => Input::of(resolve(batch, &call.field, kind)),
+                };
                 let aux = match &call.kind {
                     AggKind::Top { tag: Some(t), .. } | AggKind::Bottom { tag: Some(t), .. } => {
                         Input::of(resolve(batch, t, Kind::Tag))

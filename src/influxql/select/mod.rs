@@ -210,6 +210,7 @@ fn run(
         interval: plan.interval,
         predicates: pushed.predicates,
         columns: needed_columns(&plan, pushed.residual.as_ref()),
+        presence_only: presence_only(&plan, pushed.residual.as_ref()),
     };
     let mut batches = source::load(engine, stmt, &request, options)?;
     // The engine returns batches in no particular order; a fixed order makes float sums (and
@@ -305,6 +306,40 @@ fn needed_columns(plan: &Plan, residual: Option<&Expr>) -> Option<Vec<String>> {
     cols.sort();
     cols.dedup();
     Some(cols)
+}
+
+/// The fields nothing but `count` reads: the scan then reads which rows hold them, not their
+/// values (a segment knows it from its footer and presence bitmaps).
+fn presence_only(plan: &Plan, residual: Option<&Expr>) -> Vec<String> {
+    let Projection::Aggregate(calls) = &plan.projection else {
+        return Vec::new();
+    };
+    if plan.dims.is_dynamic() || calls.iter().any(|c| c.expand.is_some()) {
+        return Vec::new();
+    }
+    let mut other = plan.dims.tags.clone();
+    for c in calls {
+        let counts = matches!(c.kind, plan::AggKind::Count) && c.cast.as_deref() != Some("tag");
+        if !counts {
+            other.push(c.field.clone());
+        }
+        if let plan::AggKind::Top { tag: Some(t), .. }
+        | plan::AggKind::Bottom { tag: Some(t), .. } = &c.kind
+        {
+            other.push(t.clone());
+        }
+    }
+    if let Some(e) = residual {
+        var_refs(e, &mut other);
+    }
+    let mut fields: Vec<String> = calls
+        .iter()
+        .map(|c| c.field.clone())
+        .filter(|f| f != columns::EVENT_ID && !other.contains(f))
+        .collect();
+    fields.sort();
+    fields.dedup();
+    fields
 }
 
 fn var_refs(e: &Expr, out: &mut Vec<String>) {

@@ -33,6 +33,8 @@ pub(super) struct Request<'a> {
     pub predicates: Vec<TagPredicate>,
     /// Columns; `None` means all.
     pub columns: Option<Vec<String>>,
+    /// Fields only `count` reads ([`crate::ScanRequest::presence_only`]).
+    pub presence_only: Vec<String>,
 }
 
 /// Reads every source of `stmt`.
@@ -88,6 +90,7 @@ fn scan_request(req: &Request<'_>, measurement: Option<String>) -> ScanRequest {
         time: req.time.to_scan(),
         predicates: req.predicates.clone(),
         columns: req.columns.clone(),
+        presence_only: req.presence_only.clone(),
     }
 }
 
@@ -168,6 +171,7 @@ fn to_batches(series: Vec<Series>) -> Vec<ColumnBatch> {
                 })
                 .collect();
             ColumnBatch {
+                presence: Vec::new(),
                 tenant: TenantId::new(&tenant),
                 measurement: name,
                 timestamps,

@@ -268,6 +268,33 @@ pub(crate) fn decode_optional_into<T: Clone>(
     Ok(())
 }
 
+/// Whether every row of an optional column block holds a value (`Some(true)`) or none does
+/// (`Some(false)`), from its encoding alone; `None` when its presence bitmap says
+/// ([`present_rows`]).
+pub(crate) fn presence_of_encoding(encoding: u8) -> Option<bool> {
+    if encoding == enc::ABSENT {
+        Some(false)
+    } else if encoding & enc::PRESENCE == 0 {
+        Some(true)
+    } else {
+        None
+    }
+}
+
+/// Which of the `n_rows` rows of an optional column block hold a value, without decoding the
+/// values.
+pub(crate) fn present_rows(
+    encoding: u8,
+    payload: &[u8],
+    n_rows: usize,
+) -> Result<Vec<bool>, CorruptionKind> {
+    Ok(match Presence::of(encoding, payload, n_rows)? {
+        Presence::None => vec![false; n_rows],
+        Presence::All { .. } => vec![true; n_rows],
+        Presence::Some { present, .. } => present,
+    })
+}
+
 /// Which rows of an optional column block hold a value, and the dense values' codec and bytes.
 pub(crate) enum Presence<'a> {
     /// No row has a value.

@@ -45,6 +45,9 @@ pub(super) enum Input<'a> {
     },
     /// The same string on every row (the tenant).
     Const(&'a str),
+    /// Which rows hold a value of a field of this type, its values unread (what `count`
+    /// needs; the scan was asked for the field's presence only).
+    Present(&'a [bool], FieldType),
     /// Not in this batch.
     Missing,
 }
@@ -73,6 +76,7 @@ impl<'a> Input<'a> {
             Input::I64(_) => FieldType::Integer,
             Input::U64(_) => FieldType::Unsigned,
             Input::Bool(_) => FieldType::Boolean,
+            Input::Present(_, ty) => *ty,
             _ => FieldType::String,
         }
     }
@@ -85,6 +89,7 @@ impl<'a> Input<'a> {
             Input::Bool(_) => "boolean",
             Input::Str(_) => "string",
             Input::Tag { .. } | Input::Const(_) => "tag",
+            Input::Present(_, ty) => ty.name(),
             Input::Missing => "missing",
         }
     }
@@ -103,7 +108,8 @@ impl<'a> Input<'a> {
             Input::Str(v) => v.get(row).map(|s| Value::String(s.to_owned())),
             Input::Tag { ids, dict } => tag_at(ids, dict, row).map(|s| Value::String(s.to_owned())),
             Input::Const(s) => Some(Value::String((*s).to_owned())),
-            Input::Missing => None,
+            // Values unread: only `count` is fed such an input (see `Aggregator::add`).
+            Input::Present(..) | Input::Missing => None,
         }
     }
 }
@@ -193,6 +199,14 @@ impl Aggregator {
     ) -> Result<(), QueryError> {
         if matches!(input, Input::Missing) {
             return Ok(());
+        }
+        if matches!(input, Input::Present(..)) && !matches!(self.kind, AggKind::Count) {
+            // The planner asks for a field's presence only when nothing but `count` reads it.
+            return Err(QueryError::Invalid(format!(
+                "internal error: {}() was given the presence of {:?} without its values",
+                fn_name(&self.kind),
+                self.field
+            )));
         }
         let acc = match &mut self.acc {
             Some(a) => a,

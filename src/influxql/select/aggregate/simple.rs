@@ -43,6 +43,13 @@ impl Acc for Count {
                     }
                 }
             }
+            Input::Present(present, _) => {
+                for (&c, &p) in cells.iter().zip(*present) {
+                    if c != NO_CELL && p {
+                        bump(c);
+                    }
+                }
+            }
             Input::Tag { .. } | Input::Const(_) | Input::Missing => {}
         }
         Ok(())
