@@ -89,14 +89,7 @@ const T0: i64 = 1_793_491_200_000_000_000;
 /// a crash would leave it (the engine still running, nothing flushed at close).
 fn crashed_dir() -> (tempfile::TempDir, usize, usize) {
     let dir = tempfile::tempdir().unwrap();
-    let engine = Engine::open(
-        dir.path(),
-        meterdb::Options {
-            shards: Some(1),
-            ..test_options()
-        },
-    )
-    .unwrap();
+    let engine = Engine::open(dir.path(), one_shard()).unwrap();
     let flushed: Vec<_> = (0..200)
         .map(|i| {
             event(
@@ -149,14 +142,7 @@ fn recovery_replays_the_wal_of_a_crashed_engine() {
 #[test]
 fn a_wal_of_many_tenants_replays_whole_with_and_without_flushes_on_the_way() {
     let dir = tempfile::tempdir().unwrap();
-    let engine = Engine::open(
-        dir.path(),
-        meterdb::Options {
-            shards: Some(1),
-            ..test_options()
-        },
-    )
-    .unwrap();
+    let engine = Engine::open(dir.path(), one_shard()).unwrap();
     const DAY: i64 = 86_400_000_000_000;
     let mut written: Vec<_> = (0..3_000i64)
         .map(|i| {
@@ -334,6 +320,14 @@ fn a_damaged_manifest_is_reported_and_rebuilt_from_the_segments() {
     // The rebuilt manifest was stored: the next open is clean.
     let engine = Engine::open(dir.path(), reopen()).unwrap();
     assert!(engine.recovery_report()[0].corruptions.is_empty());
+}
+
+/// Options for a new directory of one shard (whose files the tests find by name).
+fn one_shard() -> meterdb::Options {
+    meterdb::Options {
+        shards: Some(1),
+        ..test_options()
+    }
 }
 
 /// Options for reopening a crash image: the shard count stored in the directory.

@@ -137,12 +137,14 @@ impl ColumnBatch {
         }
         for f in &other.fields {
             match self.fields.iter_mut().find(|c| c.key == f.key) {
-                Some(col) => extend_values(&mut col.values, &f.values, n)
+                Some(col) => col
+                    .values
+                    .append_at(&f.values, n)
                     .map_err(|()| format!("field {:?} has two types in the merged rows", f.key))?,
                 None => {
                     let mut values = FieldValues::new(f.values.field_type());
-                    pad(&mut values, n);
-                    extend_values(&mut values, &f.values, n)
+                    values
+                        .append_at(&f.values, n)
                         .map_err(|()| format!("field {:?} cannot be merged", f.key))?;
                     self.fields.push(FieldColumn {
                         key: f.key.clone(),
@@ -152,7 +154,7 @@ impl ColumnBatch {
             }
         }
         for col in &mut self.fields {
-            pad(&mut col.values, n + m);
+            col.values.pad_to(n + m);
         }
         for p in &other.presence {
             match self.presence.iter_mut().find(|c| c.key == p.key) {
@@ -199,31 +201,32 @@ impl FieldValues {
             FieldValues::Str(v) => v.iter().any(|s| s.is_some()),
         }
     }
-}
 
-/// Pads a column with absent values up to `len` rows.
-fn pad(values: &mut FieldValues, len: usize) {
-    match values {
-        FieldValues::F64(v) => v.resize(len, None),
-        FieldValues::I64(v) => v.resize(len, None),
-        FieldValues::U64(v) => v.resize(len, None),
-        FieldValues::Bool(v) => v.resize(len, None),
-        FieldValues::Str(v) => (v.len()..len).for_each(|_| v.push(None)),
+    /// Pads the column with absent values up to `len` rows.
+    pub(crate) fn pad_to(&mut self, len: usize) {
+        match self {
+            FieldValues::F64(v) => v.resize(len, None),
+            FieldValues::I64(v) => v.resize(len, None),
+            FieldValues::U64(v) => v.resize(len, None),
+            FieldValues::Bool(v) => v.resize(len, None),
+            FieldValues::Str(v) => (v.len()..len).for_each(|_| v.push(None)),
+        }
     }
-}
 
-/// Appends `more` to `values` (which is padded to `at` rows first); `Err` on a type mismatch.
-fn extend_values(values: &mut FieldValues, more: &FieldValues, at: usize) -> Result<(), ()> {
-    pad(values, at);
-    match (values, more) {
-        (FieldValues::F64(a), FieldValues::F64(b)) => a.extend_from_slice(b),
-        (FieldValues::I64(a), FieldValues::I64(b)) => a.extend_from_slice(b),
-        (FieldValues::U64(a), FieldValues::U64(b)) => a.extend_from_slice(b),
-        (FieldValues::Bool(a), FieldValues::Bool(b)) => a.extend_from_slice(b),
-        (FieldValues::Str(a), FieldValues::Str(b)) => b.iter().for_each(|v| a.push(v)),
-        _ => return Err(()),
+    /// Appends `more` after padding the column to `at` rows; `Err` on a type mismatch (then
+    /// only the padding is done).
+    pub(crate) fn append_at(&mut self, more: &FieldValues, at: usize) -> Result<(), ()> {
+        self.pad_to(at);
+        match (self, more) {
+            (FieldValues::F64(a), FieldValues::F64(b)) => a.extend_from_slice(b),
+            (FieldValues::I64(a), FieldValues::I64(b)) => a.extend_from_slice(b),
+            (FieldValues::U64(a), FieldValues::U64(b)) => a.extend_from_slice(b),
+            (FieldValues::Bool(a), FieldValues::Bool(b)) => a.extend_from_slice(b),
+            (FieldValues::Str(a), FieldValues::Str(b)) => b.iter().for_each(|v| a.push(v)),
+            _ => return Err(()),
+        }
+        Ok(())
     }
-    Ok(())
 }
 
 #[cfg(test)]

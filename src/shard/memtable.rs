@@ -433,25 +433,22 @@ impl TableBuf {
                 }
             }
         }
-        let n = rows - base;
         let mut theirs = other.fields;
         for field in &mut self.fields {
-            let appended = match theirs.iter().position(|f| f.key == field.key) {
-                Some(i) => extend_values(&mut field.values, theirs.swap_remove(i).values),
-                None => false,
-            };
-            if !appended {
-                for _ in 0..n {
-                    push_none(&mut field.values);
-                }
+            if let Some(i) = theirs.iter().position(|f| f.key == field.key)
+                && field
+                    .values
+                    .append_at(&theirs.swap_remove(i).values, base)
+                    .is_err()
+            {
+                tracing::error!(field = %field.key, "dropped values whose type differs from their column's");
             }
+            field.values.pad_to(rows);
         }
         for field in theirs {
-            let mut values = FieldValues::with_capacity(field.values.field_type(), rows);
-            for _ in 0..base {
-                push_none(&mut values);
-            }
-            extend_values(&mut values, field.values);
+            let mut values = FieldValues::new(field.values.field_type());
+            // Of one type: cannot fail.
+            let _ = values.append_at(&field.values, base);
             self.fields.push(FieldColumn {
                 key: field.key,
                 values,
@@ -627,23 +624,6 @@ fn push_none(values: &mut FieldValues) {
         FieldValues::Bool(v) => v.push(None),
         FieldValues::Str(v) => v.push(None),
     }
-}
-
-/// Appends `src` to `dst` when their types agree (otherwise logs, appends nothing and returns
-/// false).
-fn extend_values(dst: &mut FieldValues, src: FieldValues) -> bool {
-    match (dst, src) {
-        (FieldValues::F64(a), FieldValues::F64(b)) => a.extend(b),
-        (FieldValues::I64(a), FieldValues::I64(b)) => a.extend(b),
-        (FieldValues::U64(a), FieldValues::U64(b)) => a.extend(b),
-        (FieldValues::Bool(a), FieldValues::Bool(b)) => a.extend(b),
-        (FieldValues::Str(a), FieldValues::Str(b)) => b.iter().for_each(|v| a.push(v)),
-        _ => {
-            tracing::error!("dropped values whose type differs from their column's");
-            return false;
-        }
-    }
-    true
 }
 
 /// Sets the value of the last row; returns the extra bytes a string took.
