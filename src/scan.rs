@@ -182,8 +182,8 @@ impl ColumnBatch {
         self.columns().field(key)
     }
 
-    /// Which rows hold the field `key`, when it was requested for its presence only and some
-    /// row holds it.
+    /// Which rows hold the field `key`, when it was requested for its presence only and the
+    /// batch's table has it.
     pub fn presence(&self, key: &str) -> Option<&PresenceColumn> {
         self.presence.iter().find(|p| p.key == key)
     }

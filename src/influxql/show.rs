@@ -299,12 +299,12 @@ fn scan_matching(
             }
         }
         let req = ScanRequest {
-            presence_only: Vec::new(),
             tenant: tenant.clone(),
             measurement: Some(measurement.clone()),
             time: w.time.clone(),
             predicates: tag_predicates.clone(),
             columns: Some(columns),
+            presence_only: Vec::new(),
         };
         for batch in engine.scan_checked(&req, |read| options.budget.check_scan(read))? {
             options.budget.check()?;

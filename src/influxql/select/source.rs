@@ -171,13 +171,13 @@ fn to_batches(series: Vec<Series>) -> Vec<ColumnBatch> {
                 })
                 .collect();
             ColumnBatch {
-                presence: Vec::new(),
                 tenant: TenantId::new(&tenant),
                 measurement: name,
                 timestamps,
                 tags,
                 fields,
                 event_ids: None,
+                presence: Vec::new(),
             }
         })
         .collect()
