@@ -64,14 +64,7 @@ impl SchemaMap {
             .get(&day)
             .and_then(|t| t.get(event.tenant))
             .and_then(|m| m.get(event.measurement));
-        if let Some(reason) = conflict(known.map(Vec::as_slice), event) {
-            return Err(reason);
-        }
-        let new: Vec<(&str, FieldType)> = event
-            .fields()
-            .filter(|(key, _)| known.is_none_or(|fields| !fields.iter().any(|(k, _)| k == key)))
-            .map(|(key, value)| (key, value.field_type()))
-            .collect();
+        let new = new_fields(known.map_or(&[], Vec::as_slice), event)?;
         if new.is_empty() {
             return Ok(());
         }
@@ -118,16 +111,16 @@ impl SchemaMap {
                     && event.measurement == measurement,
                 "a run holds one table's events"
             );
-            if let Some(reason) = conflict(Some(fields), event) {
-                rejected(reason);
-                return false;
-            }
-            for (key, value) in event.fields() {
-                if !fields.iter().any(|(k, _)| k == key) {
-                    fields.push((key.to_owned(), value.field_type()));
+            match new_fields(fields, event) {
+                Ok(new) => {
+                    fields.extend(new.into_iter().map(|(k, ty)| (k.to_owned(), ty)));
+                    true
+                }
+                Err(reason) => {
+                    rejected(reason);
+                    false
                 }
             }
-            true
         });
     }
 
@@ -164,24 +157,31 @@ impl SchemaMap {
     }
 }
 
-/// Why `event` cannot be stored beside the fields `known` (of its table), if it cannot.
-fn conflict(known: Option<&[(String, FieldType)]>, event: &EventRef<'_>) -> Option<InvalidEvent> {
-    let known = known?;
+/// The fields of `event` its table does not know yet (`known`), with their types, in one pass
+/// over the event; or why the event cannot be stored beside them.
+fn new_fields<'e>(
+    known: &[(String, FieldType)],
+    event: &EventRef<'e>,
+) -> Result<Vec<(&'e str, FieldType)>, InvalidEvent> {
+    let mut new: Vec<(&str, FieldType)> = Vec::new();
     for (key, value) in event.fields() {
         let got = value.field_type();
-        if let Some(&(_, existing)) = known.iter().find(|(k, _)| k == key)
-            && existing != got
-        {
-            return Some(InvalidEvent::FieldTypeConflict {
-                measurement: event.measurement.to_owned(),
-                field: key.to_owned(),
-                existing,
-                got,
-                day: event.timestamp.day().to_string(),
-            });
+        match known.iter().find(|(k, _)| k == key) {
+            Some(&(_, existing)) if existing != got => {
+                return Err(InvalidEvent::FieldTypeConflict {
+                    measurement: event.measurement.to_owned(),
+                    field: key.to_owned(),
+                    existing,
+                    got,
+                    day: event.timestamp.day().to_string(),
+                });
+            }
+            Some(_) => {}
+            None if new.iter().any(|(k, _)| *k == key) => {}
+            None => new.push((key, got)),
         }
     }
-    None
+    Ok(new)
 }
 
 #[cfg(test)]
