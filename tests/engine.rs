@@ -632,6 +632,41 @@ fn every_spelling_of_an_id_is_deduplicated_as_written_and_no_other() {
 }
 
 #[test]
+fn every_spelling_of_an_id_reads_back_from_the_buffer_as_written_and_is_found_there() {
+    let dir = tempfile::tempdir().unwrap();
+    let spellings = [
+        "f70b62414b1a31d5e3501084b5965048",
+        "f70b6241-4b1a-31d5-e350-1084b5965048",
+        "F70B62414B1A31D5E3501084B5965048",
+        "F70B6241-4B1A-31D5-E350-1084B5965048",
+        "00000000000000000000000000000000",
+        "x",
+    ];
+    let events: Vec<_> = spellings
+        .iter()
+        .enumerate()
+        .map(|(i, id)| event("acme", T0 + i as i64, "/a", 1.0, Some(id)))
+        .collect();
+    let engine = Engine::open(dir.path(), dedup_options()).unwrap();
+    assert_eq!(write(&engine, &events).written, spellings.len());
+    let mut expected: Vec<String> = spellings.iter().map(|s| (*s).to_owned()).collect();
+    expected.sort();
+    assert_eq!(
+        stored_ids(&engine, "acme"),
+        expected,
+        "read from the buffer"
+    );
+    let again = write(&engine, &events);
+    assert_eq!(
+        (again.written, again.duplicates),
+        (0, spellings.len()),
+        "found in the buffer"
+    );
+    engine.flush().unwrap();
+    assert_eq!(stored_ids(&engine, "acme"), expected, "read from a segment");
+}
+
+#[test]
 fn the_same_event_id_in_two_tenants_is_stored_for_both() {
     let dir = tempfile::tempdir().unwrap();
     let engine = Engine::open(dir.path(), dedup_options()).unwrap();

@@ -27,7 +27,7 @@ fn exercise(data: Vec<u8>) {
     let _ = segment.verify();
     let _ = segment.scan(&ScanRequest::default());
     let _ = segment.count(&ScanRequest::default());
-    let Some(table) = segment.tables().first() else {
+    let Some(table) = segment.tables().next() else {
         return;
     };
     let narrow = ScanRequest {

@@ -18,6 +18,7 @@
 
 use std::collections::HashMap;
 use std::ops::Range;
+use std::sync::Arc;
 
 use super::column::{invalid as col_invalid, unzigzag, zigzag, zstd_unwrap, zstd_wrap};
 use super::header::HEADER_LEN;
@@ -385,7 +386,7 @@ impl ChunkCursor {
     }
 }
 
-type SchemaDef = (String, Vec<String>, Vec<(String, FieldType)>, bool);
+type SchemaDef = (Arc<str>, Arc<[String]>, Arc<[(String, FieldType)]>, bool);
 
 /// Decodes and checks a footer; `data_end` is the footer's own offset (chunks end before it).
 pub(crate) fn decode(stored: &[u8], data_end: u64) -> Result<Footer, CorruptionKind> {
@@ -453,7 +454,12 @@ pub(crate) fn decode(stored: &[u8], data_end: u64) -> Result<Footer, CorruptionK
             1 => true,
             other => return Err(invalid(format!("event id flag {other}"))),
         };
-        schemas.push((measurement, tags, fields, has_event_ids));
+        schemas.push((
+            measurement.into(),
+            tags.into(),
+            fields.into(),
+            has_event_ids,
+        ));
     }
 
     let day_start = day.start();

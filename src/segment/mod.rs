@@ -39,7 +39,7 @@ use crate::fs::{FileBytes, FileSystem};
 use crate::model::{Day, FieldType, SeqNo, TenantId};
 use crate::scan::{ColumnBatch, ScanRequest};
 
-pub(crate) use column::event_id::IdKey;
+pub(crate) use column::event_id::{ID_TEXT_MAX, IdKey};
 
 /// Identifies a segment within its shard; never reused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -80,13 +80,15 @@ pub fn parse_file_name(name: &str) -> Option<SegmentId> {
         .flatten()
 }
 
-/// One tenant's rows of one measurement in a segment.
+/// One tenant's rows of one measurement in a segment. The measurement and schema are shared
+/// by every table of the segment that has them: an open segment keeps one `TableInfo` per
+/// table, thousands per day, and copies of these strings were a tenth of the server's heap.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TableInfo {
     /// The tenant.
     pub tenant: TenantId,
     /// The measurement.
-    pub measurement: String,
+    pub measurement: Arc<str>,
     /// Rows.
     pub n_rows: u64,
     /// Earliest timestamp.
@@ -94,9 +96,9 @@ pub struct TableInfo {
     /// Latest timestamp.
     pub max_time: i64,
     /// Tag keys.
-    pub tag_keys: Vec<String>,
+    pub tag_keys: Arc<[String]>,
     /// Field keys and types.
-    pub fields: Vec<(String, FieldType)>,
+    pub fields: Arc<[(String, FieldType)]>,
     /// Whether rows carry event ids.
     pub has_event_ids: bool,
 }
@@ -143,7 +145,6 @@ pub struct Segment {
     path: PathBuf,
     bytes: FileBytes,
     footer: footer::Footer,
-    tables: Vec<TableInfo>,
 }
 
 impl Segment {
@@ -174,12 +175,10 @@ impl Segment {
             )));
         }
         let footer = footer::decode(footer_bytes, offset).map_err(|kind| at((offset, kind)))?;
-        let tables = footer.tables.iter().map(|t| t.info.clone()).collect();
         Ok(Arc::new(Segment {
             path,
             bytes,
             footer,
-            tables,
         }))
     }
 
@@ -205,8 +204,8 @@ impl Segment {
     }
 
     /// Every table, tenants ascending.
-    pub fn tables(&self) -> &[TableInfo] {
-        &self.tables
+    pub fn tables(&self) -> impl ExactSizeIterator<Item = &TableInfo> + Clone {
+        self.footer.tables.iter().map(|t| &t.info)
     }
 
     /// Byte range of a tenant's data in the file, if it has any.

@@ -395,7 +395,7 @@ impl Segment {
             .filter(move |t| {
                 req.measurement
                     .as_ref()
-                    .is_none_or(|m| *m == t.info.measurement)
+                    .is_none_or(|m| **m == *t.info.measurement)
             })
             .filter(move |t| overlaps(req, t.info.min_time, t.info.max_time))
     }
@@ -473,7 +473,7 @@ impl Segment {
                 };
                 info.add_tag(key, values.iter().map(String::as_str));
             }
-            for (key, ty) in &t.fields {
+            for (key, ty) in t.fields.iter() {
                 info.add_field(key, *ty);
             }
             if t.has_event_ids {
@@ -524,7 +524,7 @@ fn scan_table(ts: &mut TableScan<'_>, req: &ScanRequest) -> Result<Option<Column
     let most = sel.as_ref().map_or(in_groups, |s| s.len().min(in_groups)) as usize;
     let mut batch = ColumnBatch {
         tenant: info.tenant.clone(),
-        measurement: info.measurement.clone(),
+        measurement: info.measurement.to_string(),
         timestamps: Vec::with_capacity(most),
         fields: wanted_fields
             .iter()

@@ -1,8 +1,9 @@
-//! Builds a segment file in memory, table by table, then writes it with one fsync.
+//! Builds a segment file table by table, then writes it with one fsync.
 //!
-//! Column chunks are encoded as tables arrive; tag chunks and the byte layout wait for
-//! [`Writer::into_bytes`], because tag dictionaries refer to the segment's tag value table,
-//! which is complete only when every table is in.
+//! Column chunks are encoded as tables arrive; tag chunks and the byte layout wait for the
+//! end ([`Writer::finish`], [`Writer::into_bytes`]), because tag dictionaries refer to the
+//! segment's tag value table, which is complete only when every table is in. The file is
+//! then written as it is laid out, a piece at a time, not built whole in memory first.
 //!
 //! **Invariants:** tables arrive grouped by tenant, tenants strictly ascending, measurements
 //! strictly ascending within a tenant, rows ascending by time; the writer refuses anything
@@ -22,7 +23,7 @@ use super::header::{Trailer, encode_header};
 use super::{SegmentInfo, TableInfo};
 use crate::codec::{crc32c, crc32c_append};
 use crate::error::{Error, Result};
-use crate::fs::{FileSystem, temp_path};
+use crate::fs::{FileSystem, WritableFile, temp_path};
 use crate::scan::{ColumnBatch, FieldColumn, FieldValues, NO_TAG, StrColumn, TagColumn};
 
 /// Each tag value's id in the segment's value table, by tag key and value. Hashed with foldhash
@@ -89,8 +90,8 @@ impl Writer {
             return Err(refuse(format!("{what} is not sorted by time")));
         }
         if let Some(last) = self.tables.last() {
-            let prev = (&last.info.tenant, &last.info.measurement);
-            if prev >= (&t.tenant, &t.measurement) {
+            let prev = (&last.info.tenant, &*last.info.measurement);
+            if prev >= (&t.tenant, t.measurement.as_str()) {
                 return Err(refuse(format!("{what} comes after {}/{}", prev.0, prev.1)));
             }
         }
@@ -151,7 +152,7 @@ impl Writer {
         }
         let info = TableInfo {
             tenant: t.tenant.clone(),
-            measurement: t.measurement.clone(),
+            measurement: t.measurement.as_str().into(),
             n_rows: n as u64,
             min_time: row_groups.first().map_or(0, |g| g.min_time),
             max_time: row_groups.last().map_or(0, |g| g.max_time),
@@ -173,6 +174,17 @@ impl Writer {
 
     /// The complete file, or an error when a chunk or the footer exceeds 4 GiB.
     pub fn into_bytes(self) -> Result<Vec<u8>> {
+        let mut sink = Sink {
+            buf: Vec::new(),
+            written: 0,
+            file: None,
+        };
+        self.write_to(&mut sink)?;
+        Ok(sink.buf)
+    }
+
+    /// Lays the file out into `out`.
+    fn write_to(self, out: &mut Sink<'_>) -> Result<()> {
         let Writer {
             info,
             tables: pending,
@@ -221,11 +233,11 @@ impl Writer {
             })
             .collect();
 
-        let mut data = encode_header();
+        out.put(&encode_header())?;
         let mut tables: Vec<Table> = Vec::with_capacity(pending.len());
         let mut tenants: Vec<TenantDir> = Vec::new();
         for t in pending {
-            let start = data.len() as u64;
+            let start = out.offset();
             if tenants.last().is_none_or(|d| d.tenant != t.info.tenant) {
                 let at = tables.len();
                 tenants.push(TenantDir {
@@ -234,10 +246,10 @@ impl Writer {
                     tables: at..at,
                 });
             }
-            let table = place_table(t, &value_ids, &mut data)?;
+            let table = place_table(t, &value_ids, out)?;
             tables.push(table);
             if let Some(dir) = tenants.last_mut() {
-                dir.range.end = data.len() as u64;
+                dir.range.end = out.offset();
                 dir.tables.end = tables.len();
             }
         }
@@ -249,29 +261,76 @@ impl Writer {
         });
         let footer = footer.ok_or_else(|| refuse("zstd failed to compress the footer".into()))?;
         let trailer = Trailer {
-            footer_offset: data.len() as u64,
+            footer_offset: out.offset(),
             footer_len: u32::try_from(footer.len())
                 .map_err(|_| refuse("the footer exceeds 4 GiB".into()))?,
             footer_crc: crc32c(&footer),
         };
-        data.extend_from_slice(&footer);
-        data.extend_from_slice(&trailer.encode());
-        Ok(data)
+        out.put(&footer)?;
+        out.put(&trailer.encode())?;
+        out.drain()
     }
 
     pub fn finish(self, fs: &dyn FileSystem, path: &Path) -> Result<u64> {
-        let bytes = self.into_bytes()?;
         // Write under the temporary name, fsync, rename: after a crash `path` either does not
         // exist or holds the whole file (storage-format.md, "Segment files", "Write and commit protocol").
         let tmp = temp_path(path);
         let mut file = fs.create(&tmp).map_err(|e| Error::io("create", &tmp, e))?;
-        file.write_all(&bytes)
-            .map_err(|e| Error::io("write", &tmp, e))?;
+        let mut sink = Sink {
+            buf: Vec::with_capacity(WRITE_SIZE),
+            written: 0,
+            file: Some((&mut *file, &tmp)),
+        };
+        if let Err(e) = self.write_to(&mut sink) {
+            drop(file);
+            let _ = fs.remove_file(&tmp);
+            return Err(e);
+        }
+        let len = sink.offset();
         file.sync_data().map_err(|e| Error::io("fsync", &tmp, e))?;
         drop(file);
         fs.rename(&tmp, path)
             .map_err(|e| Error::io("rename", &tmp, e))?;
-        Ok(bytes.len() as u64)
+        Ok(len)
+    }
+}
+
+/// How much of a segment file is held before it is written out.
+const WRITE_SIZE: usize = 1 << 20;
+
+/// Where a segment's bytes go: kept in memory (`file` is `None`), or written to `file` a
+/// [`WRITE_SIZE`] piece at a time. A flush built its segments whole in memory first, the
+/// buffer growing by doubling: up to twice the file at the moment a flush holds the most.
+struct Sink<'f> {
+    buf: Vec<u8>,
+    /// Bytes already written to the file.
+    written: u64,
+    file: Option<(&'f mut dyn WritableFile, &'f Path)>,
+}
+
+impl Sink<'_> {
+    /// Offset of the next byte in the file.
+    fn offset(&self) -> u64 {
+        self.written + self.buf.len() as u64
+    }
+
+    fn put(&mut self, bytes: &[u8]) -> Result<()> {
+        self.buf.extend_from_slice(bytes);
+        if self.buf.len() >= WRITE_SIZE {
+            self.drain()?;
+        }
+        Ok(())
+    }
+
+    /// Writes out what is held (nothing without a file).
+    fn drain(&mut self) -> Result<()> {
+        if let Some((file, path)) = &mut self.file {
+            file.write_all(&self.buf)
+                .map_err(|e| Error::io("write", *path, e))?;
+            self.written += self.buf.len() as u64;
+            self.buf.clear();
+        }
+        Ok(())
     }
 }
 
@@ -285,9 +344,9 @@ fn encode_field(f: &FieldColumn, rows: Range<usize>) -> Encoded {
     }
 }
 
-/// Appends a table's chunks to `data` and describes them: one block when they are small
+/// Appends a table's chunks to `out` and describes them: one block when they are small
 /// together, else one block per chunk.
-fn place_table(mut t: PendingTable, value_ids: &ValueIds<'_>, data: &mut Vec<u8>) -> Result<Table> {
+fn place_table(mut t: PendingTable, value_ids: &ValueIds<'_>, out: &mut Sink<'_>) -> Result<Table> {
     let n = t.info.n_rows as usize;
     let mut chunks: Vec<Encoded> = Vec::new();
     if !t.tags.is_empty() {
@@ -314,14 +373,14 @@ fn place_table(mut t: PendingTable, value_ids: &ValueIds<'_>, data: &mut Vec<u8>
     for rg in &mut t.row_groups {
         chunks.append(&mut rg.chunks);
     }
-    let start = data.len() as u64;
+    let start = out.offset();
     let total: u64 = chunks.iter().map(|c| c.bytes.len() as u64).sum();
     let packed = total <= PACK_LIMIT;
     let mut refs = Vec::with_capacity(chunks.len());
     let mut blocks = Vec::new();
     let mut packed_crc = 0;
     for c in &chunks {
-        let offset = data.len() as u64;
+        let offset = out.offset();
         let len = u32::try_from(c.bytes.len()).map_err(|_| {
             let what = format!("{}/{}", t.info.tenant, t.info.measurement);
             refuse(format!("table {what} has a chunk over 4 GiB"))
@@ -341,7 +400,7 @@ fn place_table(mut t: PendingTable, value_ids: &ValueIds<'_>, data: &mut Vec<u8>
             enc: c.enc,
             block: if packed { 0 } else { blocks.len() - 1 },
         });
-        data.extend_from_slice(&c.bytes);
+        out.put(&c.bytes)?;
     }
     if packed {
         blocks.push(BlockRef {

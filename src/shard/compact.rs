@@ -80,7 +80,6 @@ impl PlanContext<'_> {
         let day = segment.info().day;
         if segment
             .tables()
-            .iter()
             .any(|t| self.expired(t.tenant.as_str(), day))
         {
             return Ok(true);
@@ -118,7 +117,7 @@ pub fn plan(segments: &[Arc<Segment>], ctx: &PlanContext<'_>) -> Result<Vec<Task
     for s in segments {
         days.entry(s.info().day).or_default().push(s);
     }
-    let rows = |s: &Segment| s.tables().iter().map(|t| t.n_rows).sum::<u64>();
+    let rows = |s: &Segment| s.tables().map(|t| t.n_rows).sum::<u64>();
     let small = |s: &Segment| rows(s) < ctx.policy.max_rows / 2;
     let mut tasks = Vec::new();
     for (day, mut group) in days {
@@ -200,7 +199,7 @@ pub fn rewrite(
     for s in sources {
         for t in s.tables() {
             if !ctx.expired(t.tenant.as_str(), task.day) {
-                keys.insert((t.tenant.clone(), t.measurement.clone()));
+                keys.insert((t.tenant.clone(), t.measurement.to_string()));
             }
         }
     }
@@ -256,7 +255,7 @@ pub fn rewrite(
     }
     let rows_read = sources
         .iter()
-        .flat_map(|s| s.tables().iter().map(|t| t.n_rows))
+        .flat_map(|s| s.tables().map(|t| t.n_rows))
         .sum();
     let bytes_read = sources.iter().map(|s| s.file_len()).sum();
     let output = if rows_written == 0 {

@@ -112,7 +112,7 @@ impl DedupIndex {
         // buffer can hold millions of ids, and each insert misses the cache. Sized up front:
         // growing the set by doubling rehashes them all again at each step.
         let mut hashes = Vec::with_capacity(memtable.len());
-        memtable.for_each_event_id(None, |tenant, id| hashes.push(hash(tenant, IdKey::of(id))));
+        memtable.for_each_event_id(None, |tenant, id| hashes.push(hash(tenant, id)));
         let mut active = HashSet64::with_capacity_and_hasher(hashes.len(), Default::default());
         active.extend(hashes);
         let mut index = DedupIndex {
@@ -229,15 +229,13 @@ impl DedupIndex {
         tenant: &str,
         wanted: &IdSet<'a>,
     ) -> IdSet<'a> {
-        let keys: HashMap<IdKey<'a>, &'a str, foldhash::fast::RandomState> =
-            wanted.iter().map(|&id| (IdKey::of(id), id)).collect();
+        let keys = by_key(wanted);
         let hashes: Vec<u64> = keys.keys().map(|&k| hash(tenant, k)).collect();
         let tenant_id = TenantId::new(tenant);
         let mut found = IdSet::default();
         for seg in segments.iter().filter(|s| s.info().day >= self.floor) {
             let holds_tenant = seg
                 .tables()
-                .iter()
                 .any(|t| t.has_event_ids && t.tenant.as_str() == tenant);
             if !holds_tenant {
                 continue;
@@ -276,16 +274,22 @@ impl DedupIndex {
 
 /// Which of `wanted` (event ids of `tenant`) the write buffers of `view` hold.
 pub(super) fn confirm_in_buffers<'a>(view: &View, tenant: &str, wanted: &IdSet<'a>) -> IdSet<'a> {
+    let keys = by_key(wanted);
     let mut found = IdSet::default();
     for buffer in std::iter::once(&view.active).chain(&view.frozen) {
         let memtable = buffer.read().unwrap_or_else(|e| e.into_inner());
         memtable.for_each_event_id(Some(tenant), |_, id| {
-            if let Some(w) = wanted.get(id) {
+            if let Some(w) = keys.get(&id) {
                 found.insert(*w);
             }
         });
     }
     found
+}
+
+/// The ids of `wanted` by their stored form (as segments and buffers hand them out).
+fn by_key<'a>(wanted: &IdSet<'a>) -> HashMap<IdKey<'a>, &'a str, foldhash::fast::RandomState> {
+    wanted.iter().map(|&id| (IdKey::of(id), id)).collect()
 }
 
 /// The first day of the dedup window ending at `now`.
@@ -305,7 +309,6 @@ fn segment_filter(seg: &Segment) -> Bloom {
 /// Rows of a segment's tables that have event ids (an upper bound of its ids).
 fn event_id_rows(seg: &Segment) -> u64 {
     seg.tables()
-        .iter()
         .filter(|t| t.has_event_ids)
         .map(|t| t.n_rows)
         .sum()

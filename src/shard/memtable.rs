@@ -14,6 +14,7 @@ use std::time::Instant;
 
 use compact_str::CompactString;
 
+use super::event_ids::IdColumn;
 use crate::catalog::{Catalog, CatalogRequest};
 use crate::meters::MeterSet;
 use crate::model::{Day, EventRef, FieldValueRef, SeqNo, TenantId, WriteBatch};
@@ -21,6 +22,7 @@ use crate::scan::{
     ColumnBatch, Columns, FieldColumn, FieldValues, NO_TAG, PresenceColumn, ScanRequest, StrColumn,
     TagColumn, TagOp,
 };
+use crate::segment::{ID_TEXT_MAX, IdKey};
 
 /// Events of one shard not yet in a segment.
 #[derive(Debug, Default)]
@@ -49,7 +51,7 @@ struct TableBuf {
     /// events.
     lookups: Vec<Map<CompactString, u32>>,
     fields: Vec<FieldColumn>,
-    event_ids: StrColumn,
+    event_ids: IdColumn,
     /// Whether some row has an event id (answers the catalog without reading the column).
     has_event_ids: bool,
 }
@@ -61,7 +63,7 @@ impl Memtable {
     }
 
     /// Calls `f(tenant, event_id)` for every event id in the buffer (of one tenant, if given).
-    pub fn for_each_event_id(&self, only: Option<&str>, mut f: impl FnMut(&str, &str)) {
+    pub(crate) fn for_each_event_id(&self, only: Option<&str>, mut f: impl FnMut(&str, IdKey<'_>)) {
         for tenants in self.days.values() {
             for (tenant, tables) in tenants {
                 if only.is_some_and(|t| t != tenant.as_str()) {
@@ -384,9 +386,8 @@ impl TableBuf {
             bytes += set_last(&mut self.fields[idx], value);
         }
         bytes += 16 * self.fields.len();
-        self.event_ids.push(event.event_id);
         self.has_event_ids |= event.event_id.is_some();
-        bytes + event.event_id.map_or(0, str::len) + 5
+        bytes + self.event_ids.push(event.event_id.map(IdKey::of))
     }
 
     /// Appends the rows of `other` (byte accounting is the caller's).
@@ -542,8 +543,14 @@ impl TableBuf {
                     values: gather(&f.values, &rows),
                 })
                 .collect(),
-            event_ids: (wants("event_id") && self.event_ids.iter().any(|id| id.is_some()))
-                .then(|| rows.iter().map(|r| self.event_ids.get(pick(r))).collect()),
+            event_ids: (wants("event_id") && self.has_event_ids).then(|| {
+                let mut ids = StrColumn::new();
+                let mut buf = [0; ID_TEXT_MAX];
+                for r in rows.iter() {
+                    ids.push(self.event_ids.get(pick(r)).map(|id| id.text(&mut buf)));
+                }
+                ids
+            }),
             presence: self
                 .fields
                 .iter()

@@ -10,6 +10,7 @@
 
 pub mod compact;
 mod dedup;
+mod event_ids;
 mod flush;
 mod memtable;
 mod recovery;

@@ -106,7 +106,7 @@ pub(super) fn recover(
     let mut schema = SchemaMap::default();
     for s in &segments {
         for t in s.tables() {
-            for (field, ty) in &t.fields {
+            for (field, ty) in t.fields.iter() {
                 schema.record(s.info().day, &t.tenant, &t.measurement, field, *ty);
             }
         }

@@ -194,7 +194,7 @@ pub(super) fn count_matching(
     let rollups = store.tenant(tenant);
     let mut cells = Cells::default();
     for segment in segments {
-        if !segment.tables().iter().any(|t| t.tenant.as_str() == tenant) {
+        if !segment.tables().any(|t| t.tenant.as_str() == tenant) {
             continue;
         }
         let id = segment.info().id;
@@ -256,7 +256,7 @@ pub(super) fn backfill_missing(
     for (missing, group) in &groups {
         let tenants: HashSet<&str> = group
             .iter()
-            .flat_map(|s| s.tables().iter().map(|t| t.tenant.as_str()))
+            .flat_map(|s| s.tables().map(|t| t.tenant.as_str()))
             .collect();
         let mut delta = Delta::default();
         for tenant in tenants {

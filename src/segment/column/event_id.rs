@@ -21,6 +21,9 @@ const UUID_HYPHENS: [usize; 4] = [8, 13, 18, 23];
 /// Length of a canonical UUID's text.
 const UUID_LEN: usize = 36;
 
+/// The longest text of an id with a binary form: the buffer [`IdKey::text`] prints into.
+pub(crate) const ID_TEXT_MAX: usize = UUID_LEN;
+
 /// Length of a hex id's text.
 const HEX_LEN: usize = 2 * ID_BYTES;
 
@@ -83,29 +86,27 @@ fn parse_uuid(s: &str) -> Option<u128> {
     parse_hex(&digits)
 }
 
-fn to_hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        for nibble in [b >> 4, b & 0xf] {
-            s.push(char::from(
-                DIGITS.get(usize::from(nibble)).copied().unwrap_or(b'0'),
-            ));
-        }
-    }
-    s
-}
+const DIGITS: &[u8; 16] = b"0123456789abcdef";
 
-fn to_uuid(bytes: &[u8]) -> String {
-    let hex = to_hex(bytes);
-    let mut s = String::with_capacity(UUID_LEN);
-    for (i, c) in hex.chars().enumerate() {
-        if matches!(i, 8 | 12 | 16 | 20) {
-            s.push('-');
+/// Writes the 32 lowercase hex digits of `value` into `out`, with the UUID hyphens when
+/// `hyphens`; returns the text written.
+fn write_digits(value: u128, hyphens: bool, out: &mut [u8; UUID_LEN]) -> &str {
+    let mut at = 0;
+    for i in 0..HEX_LEN {
+        if hyphens && matches!(i, 8 | 12 | 16 | 20) {
+            if let Some(b) = out.get_mut(at) {
+                *b = b'-';
+            }
+            at += 1;
         }
-        s.push(c);
+        let nibble = (value >> (4 * (HEX_LEN - 1 - i))) & 0xf;
+        if let (Some(b), Some(&d)) = (out.get_mut(at), DIGITS.get(nibble as usize)) {
+            *b = d;
+        }
+        at += 1;
     }
-    s
+    // Only ASCII digits and hyphens were written.
+    std::str::from_utf8(out.get(..at).unwrap_or_default()).unwrap_or_default()
 }
 
 /// An event id as the segments store it: the 16 bytes (as a number) of a lowercase hex or
@@ -129,6 +130,19 @@ impl<'a> IdKey<'a> {
             HEX_LEN => parse_hex(id.as_bytes()).map_or(IdKey::Text(id), IdKey::Hex),
             UUID_LEN => parse_uuid(id).map_or(IdKey::Text(id), IdKey::Uuid),
             _ => IdKey::Text(id),
+        }
+    }
+
+    /// The id's text: its own for [`IdKey::Text`], else printed into `buf` (no allocation;
+    /// a buffer prints hundreds of thousands of ids when it is flushed).
+    pub(crate) fn text<'b>(self, buf: &'b mut [u8; ID_TEXT_MAX]) -> &'b str
+    where
+        'a: 'b,
+    {
+        match self {
+            IdKey::Hex(v) => write_digits(v, false, buf),
+            IdKey::Uuid(v) => write_digits(v, true, buf),
+            IdKey::Text(s) => s,
         }
     }
 }
@@ -168,12 +182,15 @@ pub(crate) fn decode(
             if Some(bytes.len()) != n.checked_mul(ID_BYTES) {
                 return Err(invalid("binary event id block has the wrong length"));
             }
-            let format = if codec == enc::ID_HEX {
-                to_hex
-            } else {
-                to_uuid
-            };
-            Ok(bytes.chunks_exact(ID_BYTES).map(format).collect())
+            let hyphens = codec == enc::ID_UUID;
+            let mut buf = [0; UUID_LEN];
+            Ok(bytes
+                .chunks_exact(ID_BYTES)
+                .map(|b| {
+                    let value = u128::from_be_bytes(b.try_into().unwrap_or_default());
+                    write_digits(value, hyphens, &mut buf).to_owned()
+                })
+                .collect())
         }
         enc::STR_PLAIN | enc::STR_ZSTD => strings::decode_dense(codec, bytes, n),
         other => Err(invalid(format!("unknown event id encoding {other}"))),
