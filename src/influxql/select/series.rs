@@ -100,9 +100,9 @@ impl SeriesSet {
 
     /// Writes the series id of every row of `batch` into `out` ([`NO_CELL`] where `mask` is
     /// false).
-    pub(super) fn assign(
+    pub(super) fn assign<'b>(
         &mut self,
-        batch: &ColumnBatch,
+        batch: &'b ColumnBatch,
         mask: &[bool],
         out: &mut Vec<u32>,
     ) -> Result<(), QueryError> {
@@ -126,35 +126,46 @@ impl SeriesSet {
                 strides.push(0);
             }
         }
+        let digit = |id: u32| if id == NO_TAG { 0 } else { u64::from(id) + 1 };
+        // `GROUP BY` one tag (the usual case) reads its id column directly.
+        let lone = match cols.as_slice() {
+            [Col::Tag(t)] => Some(&t.ids),
+            _ => None,
+        };
         let local = |row: usize| -> u64 {
+            if let Some(ids) = lone {
+                return digit(ids.get(row).copied().unwrap_or(NO_TAG));
+            }
             let mut k = 0;
             for (c, s) in cols.iter().zip(&strides) {
                 if let Col::Tag(t) = c {
-                    let id = t.ids.get(row).copied().unwrap_or(NO_TAG);
-                    let digit = if id == NO_TAG { 0 } else { u64::from(id) + 1 };
-                    k += digit * s;
+                    k += digit(t.ids.get(row).copied().unwrap_or(NO_TAG)) * s;
                 }
             }
             k
         };
-        let decode = |k: u64| -> Vec<&str> {
-            cols.iter()
-                .zip(&strides)
-                .map(|(c, &s)| match c {
-                    Col::Tag(t) => {
-                        let digit = (k / s.max(1)) % (t.dict.len() as u64 + 1);
-                        if digit == 0 {
-                            ""
-                        } else {
-                            t.dict.get((digit - 1) as usize).map_or("", String::as_str)
-                        }
+        let decode = |k: u64, parts: &mut Vec<&'b str>| {
+            parts.clear();
+            parts.extend(cols.iter().zip(&strides).map(|(c, &s)| match c {
+                Col::Tag(t) => {
+                    let digit = (k / s.max(1)) % (t.dict.len() as u64 + 1);
+                    if digit == 0 {
+                        ""
+                    } else {
+                        t.dict.get((digit - 1) as usize).map_or("", String::as_str)
                     }
-                    other => tag_str(other, 0),
-                })
-                .collect()
+                }
+                other => tag_str(other, 0),
+            }));
         };
         let measurement = batch.measurement.as_str();
-        let key_of = |k: u64, set: &mut SeriesSet| set.intern(measurement, &decode(k));
+        // One buffer for every new combination's tag values: a batch can hold tens of
+        // thousands (a `GROUP BY user`), and allocating a list for each showed in profiles.
+        let mut parts = Vec::with_capacity(cols.len());
+        let mut key_of = |k: u64, set: &mut SeriesSet| {
+            decode(k, &mut parts);
+            set.intern(measurement, &parts)
+        };
         if combos == 1 {
             let id = key_of(0, self);
             for (o, &m) in out.iter_mut().zip(mask) {
