@@ -396,6 +396,13 @@ impl StrColumn {
         self.ends.is_empty()
     }
 
+    /// Gives back the spare capacity of its buffers.
+    pub fn shrink_to_fit(&mut self) {
+        self.data.shrink_to_fit();
+        self.ends.shrink_to_fit();
+        self.present.shrink_to_fit();
+    }
+
     /// Iterates over the values.
     pub fn iter(&self) -> impl ExactSizeIterator<Item = Option<&str>> + '_ {
         (0..self.len()).map(|i| self.get(i))

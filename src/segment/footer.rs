@@ -430,7 +430,9 @@ pub(crate) fn decode(stored: &[u8], data_end: u64) -> Result<Footer, CorruptionK
         if tag_values.last().is_some_and(|(prev, _)| *prev >= key) {
             return Err(invalid("tag value tables are not ascending by key"));
         }
-        tag_values.push((key, get_front_coded(&mut r, MAX_TAG_VALUE_LEN)?));
+        let mut values = get_front_coded(&mut r, MAX_TAG_VALUE_LEN)?;
+        values.shrink_to_fit();
+        tag_values.push((key, values));
     }
     let n_schemas = count(&mut r)?;
     let mut schemas: Vec<SchemaDef> = Vec::with_capacity(n_schemas);
@@ -526,6 +528,8 @@ pub(crate) fn decode(stored: &[u8], data_end: u64) -> Result<Footer, CorruptionK
     if !r.is_empty() {
         return Err(invalid("trailing bytes"));
     }
+    // Every open segment keeps its footer: without the spare capacity the vectors grew with.
+    tables.shrink_to_fit();
     Ok(Footer {
         info,
         tag_values,
