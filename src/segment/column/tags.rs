@@ -17,7 +17,6 @@
 //! one value per key); rows without the tag are in no postings.
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
 use std::ops::Range;
 
 use roaring::RoaringBitmap;
@@ -129,31 +128,21 @@ pub(crate) fn encode(keys: &[Vec<Option<u32>>], n_rows: usize) -> Encoded {
 }
 
 fn encode_section(values: &[Option<u32>], n_rows: usize) -> Vec<u8> {
-    let mut by_value: BTreeMap<u32, RoaringBitmap> = BTreeMap::new();
-    for (row, v) in values.iter().enumerate() {
-        if let Some(v) = v {
-            by_value.entry(*v).or_default().insert(row as u32);
-        }
-    }
+    let postings = Postings::of(values);
     let mut out = Vec::new();
-    out.put_varint(by_value.len() as u64);
+    out.put_varint(postings.values.len() as u64);
     let mut prev: Option<u32> = None;
-    for &id in by_value.keys() {
+    for &id in &postings.values {
         out.put_varint(u64::from(prev.map_or(id, |p| id - p - 1)));
         prev = Some(id);
     }
-    let lists: Vec<&RoaringBitmap> = by_value.values().collect();
-    let implied = lists
-        .iter()
-        .enumerate()
-        .max_by_key(|(_, p)| p.len())
-        .filter(|_| values.iter().all(Option::is_some))
-        .map(|(i, _)| i);
-    let stored: Vec<&RoaringBitmap> = lists
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| Some(*i) != implied)
-        .map(|(_, p)| *p)
+    // The last of the longest lists, when every row has the key.
+    let implied = (0..postings.values.len())
+        .max_by_key(|&i| postings.list(i).len())
+        .filter(|_| values.iter().all(Option::is_some));
+    let stored: Vec<&[u32]> = (0..postings.values.len())
+        .filter(|&i| Some(i) != implied)
+        .map(|i| postings.list(i))
         .collect();
     let mixed = encode_mixed(&stored, n_rows);
     // The dense form's size is known up front; build it only when it can win (it costs
@@ -176,12 +165,58 @@ fn encode_section(values: &[Option<u32>], n_rows: usize) -> Vec<u8> {
     out
 }
 
+/// A key's postings lists, built by one sort of the (value, row) pairs: a bitmap per value
+/// filled row by row cost an allocation per value and a search per row, most of a flush's
+/// time in tables of thousands of users.
+struct Postings {
+    /// The distinct values, ascending.
+    values: Vec<u32>,
+    /// Where each value's rows start in `rows` (one more entry than `values`).
+    starts: Vec<usize>,
+    /// Every row that has the key, grouped by value, ascending within a value.
+    rows: Vec<u32>,
+}
+
+impl Postings {
+    fn of(values: &[Option<u32>]) -> Postings {
+        let mut pairs: Vec<u64> = values
+            .iter()
+            .enumerate()
+            .filter_map(|(row, v)| Some((u64::from((*v)?) << 32) | row as u64))
+            .collect();
+        pairs.sort_unstable();
+        let mut postings = Postings {
+            values: Vec::new(),
+            starts: Vec::new(),
+            rows: Vec::with_capacity(pairs.len()),
+        };
+        for (i, pair) in pairs.iter().enumerate() {
+            let value = (pair >> 32) as u32;
+            if postings.values.last() != Some(&value) {
+                postings.values.push(value);
+                postings.starts.push(i);
+            }
+            postings.rows.push(*pair as u32);
+        }
+        postings.starts.push(pairs.len());
+        postings
+    }
+
+    /// The rows of the `i`-th value.
+    fn list(&self, i: usize) -> &[u32] {
+        match (self.starts.get(i), self.starts.get(i + 1)) {
+            (Some(&start), Some(&end)) => self.rows.get(start..end).unwrap_or_default(),
+            _ => &[],
+        }
+    }
+}
+
 /// Every stored postings list behind a header varint (byte length, form).
-fn encode_mixed(stored: &[&RoaringBitmap], n_rows: usize) -> Vec<u8> {
+fn encode_mixed(stored: &[&[u32]], n_rows: usize) -> Vec<u8> {
     let mut out = Vec::new();
     for rows in stored {
-        if let (1, Some(row)) = (rows.len(), rows.min()) {
-            out.put_varint((u64::from(row) << postings_kind::BITS) | postings_kind::SINGLE);
+        if let [row] = rows {
+            out.put_varint((u64::from(*row) << postings_kind::BITS) | postings_kind::SINGLE);
             continue;
         }
         let (kind, bytes) = encode_postings(rows, n_rows);
@@ -193,7 +228,7 @@ fn encode_mixed(stored: &[&RoaringBitmap], n_rows: usize) -> Vec<u8> {
 
 /// Every stored postings list as a bitmap of the table's rows; no headers (the length is
 /// fixed), which wins for the tiny tables that most of a day's tables are.
-fn encode_dense(stored: &[&RoaringBitmap], n_rows: usize) -> Vec<u8> {
+fn encode_dense(stored: &[&[u32]], n_rows: usize) -> Vec<u8> {
     let mut out = Vec::with_capacity(stored.len() * n_rows.div_ceil(8));
     for rows in stored {
         out.extend(row_bits(rows, n_rows));
@@ -202,9 +237,9 @@ fn encode_dense(stored: &[&RoaringBitmap], n_rows: usize) -> Vec<u8> {
 }
 
 /// A postings list as a bitmap of `n_rows` bits, set row by row (not by testing every row).
-fn row_bits(rows: &RoaringBitmap, n_rows: usize) -> Vec<u8> {
+fn row_bits(rows: &[u32], n_rows: usize) -> Vec<u8> {
     let mut bits = vec![0u8; bitmap_len(n_rows)];
-    for row in rows {
+    for &row in rows {
         if let Some(byte) = bits.get_mut(row as usize / 8) {
             *byte |= 1 << (row % 8);
         }
@@ -215,15 +250,15 @@ fn row_bits(rows: &RoaringBitmap, n_rows: usize) -> Vec<u8> {
 /// The lists' lengths and their row deltas (as in [`postings_kind::DELTAS`]), concatenated,
 /// as two pco blocks: entropy coding beats byte-aligned varints on the long lists of large
 /// tables.
-fn encode_pco(stored: &[&RoaringBitmap]) -> Option<Vec<u8>> {
+fn encode_pco(stored: &[&[u32]]) -> Option<Vec<u8>> {
     if stored.is_empty() {
         return None;
     }
     let counts: Vec<u32> = stored.iter().map(|p| p.len() as u32).collect();
-    let mut gaps: Vec<u32> = Vec::new();
+    let mut gaps: Vec<u32> = Vec::with_capacity(stored.iter().map(|p| p.len()).sum());
     for rows in stored {
         let mut prev: Option<u32> = None;
-        for row in *rows {
+        for &row in *rows {
             gaps.push(prev.map_or(row, |p| row - p - 1));
             prev = Some(row);
         }
@@ -236,10 +271,11 @@ fn encode_pco(stored: &[&RoaringBitmap]) -> Option<Vec<u8>> {
     Some(out)
 }
 
-fn encode_postings(rows: &RoaringBitmap, n_rows: usize) -> (u64, Vec<u8>) {
+/// A postings list (ascending rows) in the smallest of the deltas, dense and roaring forms.
+fn encode_postings(rows: &[u32], n_rows: usize) -> (u64, Vec<u8>) {
     let mut deltas = Vec::new();
     let mut prev: Option<u32> = None;
-    for row in rows {
+    for &row in rows {
         deltas.put_varint(u64::from(prev.map_or(row, |p| row - p - 1)));
         prev = Some(row);
     }
@@ -247,9 +283,11 @@ fn encode_postings(rows: &RoaringBitmap, n_rows: usize) -> (u64, Vec<u8>) {
     if n_rows.div_ceil(8) < best.1.len() {
         best = (postings_kind::DENSE, row_bits(rows, n_rows));
     }
-    if rows.serialized_size() < best.1.len() {
-        let mut bytes = Vec::with_capacity(rows.serialized_size());
-        if rows.serialize_into(&mut bytes).is_ok() {
+    if let Ok(bitmap) = RoaringBitmap::from_sorted_iter(rows.iter().copied())
+        && bitmap.serialized_size() < best.1.len()
+    {
+        let mut bytes = Vec::with_capacity(bitmap.serialized_size());
+        if bitmap.serialize_into(&mut bytes).is_ok() {
             best = (postings_kind::ROARING, bytes);
         }
     }
