@@ -495,9 +495,11 @@ pub(crate) fn pco_compress_with<T: pco::data_types::Number>(
     values: &[T],
     delta: pco::DeltaSpec,
 ) -> Option<Vec<u8>> {
-    // Below this many values pco's own header outweighs what it saves; the simpler
-    // encodings always win there.
-    const MIN_VALUES: usize = 16;
+    // Below this many values pco's own header outweighs what it saves and the simpler
+    // encodings win: over a 2M-event load, of 8,029 numeric and timestamp columns of 16-63
+    // values none was smaller in pco, and 269 of 6,242 tag sections of 16-63 values saved
+    // 20 kB in all; each attempt still cost a flush its bin search.
+    const MIN_VALUES: usize = 64;
     if values.len() < MIN_VALUES {
         return None;
     }
