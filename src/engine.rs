@@ -214,7 +214,7 @@ impl Engine {
     /// it again, except the events with an event id, which are counted once). A failed
     /// write never marks its event ids as stored.
     pub fn write(&self, batch: WriteBatch) -> Result<Receipt> {
-        let (refused, pending) = self.submit(batch)?;
+        let (refused, pending) = self.submit(vec![batch])?;
         collect(
             refused,
             pending
@@ -226,7 +226,15 @@ impl Engine {
     /// [`Engine::write`] for async callers: awaits the commit without blocking the runtime's
     /// threads.
     pub async fn write_async(&self, batch: WriteBatch) -> Result<Receipt> {
-        let (refused, pending) = self.submit(batch)?;
+        self.write_parts_async(vec![batch]).await
+    }
+
+    /// [`Engine::write_async`] for a batch given in parts: writes the events of all parts
+    /// (validated together, before any is stored); the receipt's indices count through the
+    /// parts in order. A part whose events all belong to one shard ([`Engine::shard_of`]) goes
+    /// to it as it is; any other part is split, as `write_async` splits a batch.
+    pub async fn write_parts_async(&self, parts: Vec<WriteBatch>) -> Result<Receipt> {
+        let (refused, pending) = self.submit(parts)?;
         let mut results = Vec::with_capacity(pending.len());
         for (idx, rx) in pending {
             results.push((idx, rx.await.unwrap_or(Err(Error::Closed))));
@@ -234,29 +242,65 @@ impl Engine {
         collect(refused, results.into_iter())
     }
 
-    /// Validates a batch, refuses the events outside the ingest window, splits the rest by
-    /// shard and queues it. Returns the refused events and, per shard, the indices in `batch`
-    /// of the events sent (`None`: all of them, in order) with the shard's answer to come.
+    /// Validates the parts of a batch and [routes](Engine::route) each. Returns the refused
+    /// events and, per shard part, the indices (counted through the parts) of the events sent
+    /// (`None`: all of them, in order) with the shard's answer to come.
     #[allow(clippy::type_complexity)]
     fn submit(
         &self,
-        batch: WriteBatch,
+        parts: Vec<WriteBatch>,
     ) -> Result<(
         Vec<(usize, InvalidEvent)>,
         Vec<(Option<Vec<usize>>, oneshot::Receiver<Result<ShardReceipt>>)>,
     )> {
-        if let Err((index, reason)) = batch.validate() {
-            return Err(Error::InvalidEvent { index, reason });
-        }
-        if batch.is_empty() {
-            return Ok((Vec::new(), Vec::new()));
+        let mut offset = 0;
+        for part in &parts {
+            if let Err((index, reason)) = part.validate() {
+                return Err(Error::InvalidEvent {
+                    index: offset + index,
+                    reason,
+                });
+            }
+            offset += part.len();
         }
         let max = crate::wal::MAX_RECORD_LEN;
-        if batch.encoded_len() > max {
-            return Err(Error::BatchTooLarge {
-                bytes: batch.encoded_len(),
-                max,
-            });
+        let bytes: usize = parts.iter().map(WriteBatch::encoded_len).sum();
+        if bytes > max {
+            return Err(Error::BatchTooLarge { bytes, max });
+        }
+        let mut refused = Vec::new();
+        let mut pending = Vec::new();
+        let mut offset = 0;
+        for part in parts {
+            let n = part.len();
+            let (part_refused, part_pending) = self.route(part);
+            refused.extend(part_refused.into_iter().map(|(i, r)| (offset + i, r)));
+            pending.extend(part_pending.into_iter().map(|(indices, rx)| {
+                let indices = match indices {
+                    Some(ix) => Some(ix.into_iter().map(|i| offset + i).collect()),
+                    None if offset == 0 => None,
+                    None => Some((offset..offset + n).collect()),
+                };
+                (indices, rx)
+            }));
+            offset += n;
+        }
+        Ok((refused, pending))
+    }
+
+    /// Refuses the events of a valid batch outside the ingest window, splits the rest by
+    /// shard and queues it. Returns the refused events and, per shard, the indices in `batch`
+    /// of the events sent (`None`: all of them, in order) with the shard's answer to come.
+    #[allow(clippy::type_complexity)]
+    fn route(
+        &self,
+        batch: WriteBatch,
+    ) -> (
+        Vec<(usize, InvalidEvent)>,
+        Vec<(Option<Vec<usize>>, oneshot::Receiver<Result<ShardReceipt>>)>,
+    ) {
+        if batch.is_empty() {
+            return (Vec::new(), Vec::new());
         }
         // Refused here, before any shard sees them, so that they are neither stored nor
         // their event ids remembered.
@@ -273,7 +317,7 @@ impl Engine {
             .filter(|&s| !by_shard[s].is_empty())
             .collect();
         if let ([only], []) = (&used[..], &refused[..]) {
-            return Ok((refused, vec![(None, self.shards[*only].submit(batch))]));
+            return (refused, vec![(None, self.shards[*only].submit(batch))]);
         }
         let pending = used
             .into_iter()
@@ -283,7 +327,7 @@ impl Engine {
                 (Some(indices), self.shards[s].submit(part))
             })
             .collect();
-        Ok((refused, pending))
+        (refused, pending)
     }
 
     /// Rows matching `req` from every shard's buffers and segments, one batch per table and

@@ -343,55 +343,101 @@ pub fn append_numbered(
     batch: &mut WriteBatch,
     numbers: &mut Vec<usize>,
 ) -> Vec<LineError> {
+    append_routed(
+        body,
+        opts,
+        std::slice::from_mut(batch),
+        std::slice::from_mut(numbers),
+        |_| 0,
+    )
+}
+
+/// [`append_numbered`] into several batches: each event goes to `parts[route(tenant)]` and its
+/// line number onto `numbers[route(tenant)]`. The server routes by shard, so that each part
+/// reaches its shard as parsed: splitting one parsed batch copied every event a second time.
+/// `parts` and `numbers` have one entry per part; an index `route` gives past the last part
+/// counts as the last.
+pub fn append_routed(
+    body: &[u8],
+    opts: &LineOptions<'_>,
+    parts: &mut [WriteBatch],
+    numbers: &mut [Vec<usize>],
+    route: impl Fn(&str) -> usize,
+) -> Vec<LineError> {
     let mut errors = Vec::new();
-    let first = batch.len();
-    // Line number and text of each appended event, to report engine-rule failures.
-    let mut appended: Vec<(usize, &[u8])> = Vec::new();
+    let last = parts.len().min(numbers.len()).saturating_sub(1);
+    let firsts: Vec<usize> = parts.iter().map(WriteBatch::len).collect();
+    // Part, line number and text of each appended event (in order within a part), to report
+    // engine-rule failures.
+    let mut appended: Vec<(usize, usize, &[u8])> = Vec::new();
     // One parse buffer for the whole body: no per-line vector allocation.
     let mut parsed = ParsedLine::default();
     for (no, raw) in lines(body) {
-        match parse_raw(raw, opts.precision, &mut parsed)
-            .and_then(|()| append(&parsed, opts, batch))
-        {
-            Ok(()) => appended.push((no, raw)),
+        let appended_to = parse_raw(raw, opts.precision, &mut parsed).and_then(|()| {
+            let tenant = tenant_of(&parsed, opts)?;
+            let part = route(tenant).min(last);
+            let batch = parts.get_mut(part).ok_or(LineErrorKind::NoTenant)?;
+            append(&parsed, tenant, opts, batch).map(|()| part)
+        });
+        match appended_to {
+            Ok(part) => appended.push((part, no, raw)),
             Err(kind) => errors.push(LineError::new(no, raw, kind)),
         }
     }
-    // Checking after the fact keeps the common, all-valid case free of copies; a batch with a
+    // Checking after the fact keeps the common, all-valid case free of copies; a part with a
     // bad event is rebuilt without it.
-    let mut invalid = Vec::new();
-    for (i, (no, raw)) in appended.iter().enumerate() {
-        if let Some(Err(reason)) = batch.event(first + i).map(|e| e.validate()) {
-            invalid.push(first + i);
-            errors.push(LineError::new(*no, raw, reason.into()));
+    let mut next = firsts.clone();
+    let mut invalid: Vec<Vec<usize>> = vec![Vec::new(); parts.len()];
+    let mut kept = Vec::with_capacity(appended.len());
+    for &(part, no, raw) in &appended {
+        let (Some(batch), Some(index)) = (parts.get(part), next.get_mut(part)) else {
+            continue;
+        };
+        let i = *index;
+        *index += 1;
+        match batch.event(i).map(|e| e.validate()) {
+            Some(Err(reason)) => {
+                if let Some(invalid) = invalid.get_mut(part) {
+                    invalid.push(i);
+                }
+                errors.push(LineError::new(no, raw, reason.into()));
+            }
+            _ => kept.push((part, no)),
         }
     }
-    if !invalid.is_empty() {
-        *batch = batch.select((0..batch.len()).filter(|i| invalid.binary_search(i).is_err()));
-        errors.sort_by_key(|e| e.line);
+    for (batch, invalid) in parts.iter_mut().zip(&invalid) {
+        if !invalid.is_empty() {
+            *batch = batch.select((0..batch.len()).filter(|i| invalid.binary_search(i).is_err()));
+        }
     }
-    numbers.extend(
-        appended
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| invalid.binary_search(&(first + i)).is_err())
-            .map(|(_, (no, _))| *no),
-    );
+    errors.sort_by_key(|e| e.line);
+    for (part, no) in kept {
+        if let Some(numbers) = numbers.get_mut(part) {
+            numbers.push(no);
+        }
+    }
     errors
 }
 
-fn append(
-    line: &ParsedLine<'_>,
-    opts: &LineOptions<'_>,
-    batch: &mut WriteBatch,
-) -> Result<(), LineErrorKind> {
-    let tenant = line
-        .tags
+/// The tenant of a parsed line: its `tenant` tag, else the request's.
+fn tenant_of<'l>(
+    line: &'l ParsedLine<'_>,
+    opts: &LineOptions<'l>,
+) -> Result<&'l str, LineErrorKind> {
+    line.tags
         .iter()
         .find(|(k, _)| k == "tenant")
         .map(|(_, v)| v.as_ref())
         .or(opts.default_tenant)
-        .ok_or(LineErrorKind::NoTenant)?;
+        .ok_or(LineErrorKind::NoTenant)
+}
+
+fn append(
+    line: &ParsedLine<'_>,
+    tenant: &str,
+    opts: &LineOptions<'_>,
+    batch: &mut WriteBatch,
+) -> Result<(), LineErrorKind> {
     let event_id = match line.fields.iter().find(|(k, _)| k == "event_id") {
         Some((_, LineValue::Str(id))) => Some(id.as_ref()),
         Some(_) => return Err(LineErrorKind::EventIdNotString),

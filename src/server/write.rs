@@ -13,7 +13,7 @@ use serde::Deserialize;
 use super::AppState;
 use super::body::read_write_body;
 use super::error::{ApiError, MAX_LISTED, Rejected};
-use crate::ingest::lineproto::{LineOptions, Precision, append_numbered};
+use crate::ingest::lineproto::{LineOptions, Precision, append_routed};
 use crate::{Receipt, WriteBatch};
 
 /// The query parameters both write endpoints understand. `db`, `rp`, `bucket` and `org` are
@@ -55,16 +55,22 @@ pub async fn write(
     let body_len = decoded.bytes.len();
     let now = state.clock.now();
     let tenant = params.tenant.filter(|t| !t.is_empty());
-    let (batch, numbers, line_errors, decoded) = tokio::task::spawn_blocking(move || {
+    let engine = state.engine.clone();
+    let (parts, numbers, line_errors, decoded) = tokio::task::spawn_blocking(move || {
         let opts = LineOptions {
             precision,
             default_tenant: tenant.as_deref(),
             now,
         };
-        let mut batch = WriteBatch::new();
-        let mut numbers = Vec::new();
-        let errors = append_numbered(&decoded.bytes, &opts, &mut batch, &mut numbers);
-        (batch, numbers, errors, decoded)
+        // Parsed straight into one batch per shard, the batches the shards commit.
+        let shards = engine.shard_count();
+        let mut parts = vec![WriteBatch::new(); shards];
+        let mut numbers = vec![Vec::new(); shards];
+        let errors = append_routed(&decoded.bytes, &opts, &mut parts, &mut numbers, |t| {
+            engine.shard_of(t)
+        });
+        // The receipt counts events through the parts in order.
+        (parts, numbers.concat(), errors, decoded)
     })
     .await
     .map_err(|e| ApiError::Internal(e.to_string()))?;
@@ -75,7 +81,7 @@ pub async fn write(
             error: format!("{}: {}", e.kind, e.quote),
         })
         .collect();
-    let receipt = state.engine.write_async(batch).await;
+    let receipt = state.engine.write_parts_async(parts).await;
     drop(decoded);
     let receipt = receipt.inspect_err(|e| tracing::warn!(error = %e, "write failed"))?;
     answer(&state, &receipt, &numbers, rejected, body_len, started)

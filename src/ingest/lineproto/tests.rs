@@ -472,6 +472,49 @@ fn batch_keeps_events_already_in_it() {
     assert_eq!(ms, ["old", "y"]);
 }
 
+#[test]
+fn routed_lines_go_to_their_tenants_parts_with_their_numbers() {
+    let body = b"m,tenant=a f=1\n\
+                 m,tenant=b f=2\n\
+                 m,tenant=a,k=1,k=2 f=3\n\
+                 m,tenant=b f=4\n\
+                 m f=5\n\
+                 m,tenant=z f=6\n";
+    let mut parts = vec![WriteBatch::new(); 2];
+    let mut numbers = vec![Vec::new(); 2];
+    // "z" is routed past the last part, which takes it.
+    let route = |t: &str| match t {
+        "a" => 0,
+        "z" => 7,
+        _ => 1,
+    };
+    let errors = append_routed(body, &opts(Some("c")), &mut parts, &mut numbers, route);
+    let got: Vec<(usize, String)> = errors
+        .iter()
+        .map(|e| (e.line, e.kind.to_string()))
+        .collect();
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0].0, 3);
+    let values = |b: &WriteBatch| -> Vec<(String, FieldValue)> {
+        b.to_events()
+            .into_iter()
+            .map(|e| (e.tenant.as_str().to_owned(), e.fields[0].1.clone()))
+            .collect()
+    };
+    assert_eq!(values(&parts[0]), [("a".to_owned(), FieldValue::F64(1.0))]);
+    assert_eq!(
+        values(&parts[1]),
+        [
+            ("b".to_owned(), FieldValue::F64(2.0)),
+            ("b".to_owned(), FieldValue::F64(4.0)),
+            ("c".to_owned(), FieldValue::F64(5.0)),
+            ("z".to_owned(), FieldValue::F64(6.0)),
+        ]
+    );
+    assert_eq!(numbers, [vec![1], vec![2, 4, 5, 6]]);
+    assert!(parts.iter().all(|p| p.validate().is_ok()));
+}
+
 /// Names a client can write unambiguously: line protocol cannot express a backslash right
 /// before an escapable character or at the end of a token (InfluxDB has the same gap), nor a
 /// newline, nor a measurement starting with `#` (a comment).
