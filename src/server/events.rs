@@ -38,14 +38,21 @@ pub async fn post_events(
     let decoded = read_write_body(&state, &headers, body).await?;
     let body_len = decoded.bytes.len();
     let now = state.clock.now();
+    let engine = state.engine.clone();
     let (decoded_events, decoded) = tokio::task::spawn_blocking(move || {
-        let events = decode(&decoded.bytes, params.tenant.as_deref(), now);
+        let events = decode(
+            &decoded.bytes,
+            params.tenant.as_deref(),
+            now,
+            engine.shard_count(),
+            |t| engine.shard_of(t),
+        );
         (events, decoded)
     })
     .await
     .map_err(|e| ApiError::Internal(e.to_string()))?;
-    let (batch, numbers, rejected) = decoded_events?;
-    let receipt = state.engine.write_async(batch).await;
+    let (parts, numbers, rejected) = decoded_events?;
+    let receipt = state.engine.write_parts_async(parts).await;
     // The body's share of the write budget is held until the write is done, as `/write`
     // does: under a flood, requests waiting for the writer count against it (429 beyond).
     drop(decoded);
@@ -53,17 +60,25 @@ pub async fn post_events(
     answer(&state, &receipt, &numbers, rejected, body_len, started)
 }
 
-/// Decodes the array into a batch; returns it with the 1-based position of each event and
-/// the refused elements.
+/// A decoded body: the batch of each part, each stored event's 1-based position (through the
+/// parts in order), the refused elements.
+pub type Decoded = (Vec<WriteBatch>, Vec<usize>, Vec<Rejected>);
+
+/// Decodes the array into `parts` batches, each event into `parts[route(tenant)]` (the last
+/// for an index past it), as `/write` parses lines into one batch per shard; returns them with
+/// the 1-based position of each event (through the parts in order) and the refused elements.
 pub fn decode(
     body: &[u8],
     default_tenant: Option<&str>,
     now: Timestamp,
-) -> Result<(WriteBatch, Vec<usize>, Vec<Rejected>), ApiError> {
+    parts: usize,
+    route: impl Fn(&str) -> usize,
+) -> Result<Decoded, ApiError> {
     let items: Vec<Json> = serde_json::from_slice(body)
         .map_err(|e| ApiError::BadRequest(format!("body is not a JSON array of events: {e}")))?;
-    let mut batch = WriteBatch::new();
-    let mut numbers = Vec::new();
+    let last = parts.max(1) - 1;
+    let mut batches = vec![WriteBatch::new(); last + 1];
+    let mut numbers = vec![Vec::new(); last + 1];
     let mut rejected = Vec::new();
     for (i, item) in items.into_iter().enumerate() {
         let mut one = WriteBatch::new();
@@ -71,13 +86,18 @@ pub fn decode(
             event.add_to(&mut one, now);
             let event = one.event(0).ok_or("the event could not be built")?;
             event.validate().map_err(|r| r.to_string())?;
+            let part = route(event.tenant).min(last);
+            let (Some(batch), Some(numbers)) = (batches.get_mut(part), numbers.get_mut(part))
+            else {
+                return Err("the event could not be routed".to_owned());
+            };
             batch.push_ref(&event);
+            numbers.push(i + 1);
             Ok(())
         });
-        match result {
-            Ok(()) => numbers.push(i + 1),
-            Err(error) => rejected.push(Rejected { line: i + 1, error }),
+        if let Err(error) = result {
+            rejected.push(Rejected { line: i + 1, error });
         }
     }
-    Ok((batch, numbers, rejected))
+    Ok((batches, numbers.concat(), rejected))
 }
