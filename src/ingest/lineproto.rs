@@ -366,7 +366,8 @@ pub fn append_routed(
 ) -> Vec<LineError> {
     let mut errors = Vec::new();
     let last = parts.len().min(numbers.len()).saturating_sub(1);
-    let firsts: Vec<usize> = parts.iter().map(WriteBatch::len).collect();
+    // Per part, the index its next appended event has (parts may hold events already).
+    let mut next: Vec<usize> = parts.iter().map(WriteBatch::len).collect();
     // Part, line number and text of each appended event (in order within a part), to report
     // engine-rule failures.
     let mut appended: Vec<(usize, usize, &[u8])> = Vec::new();
@@ -386,7 +387,6 @@ pub fn append_routed(
     }
     // Checking after the fact keeps the common, all-valid case free of copies; a part with a
     // bad event is rebuilt without it.
-    let mut next = firsts.clone();
     let mut invalid: Vec<Vec<usize>> = vec![Vec::new(); parts.len()];
     let mut kept = Vec::with_capacity(appended.len());
     for &(part, no, raw) in &appended {
