@@ -2,7 +2,8 @@
 //! `POST /api/v1/events` turns every request body into events with, and checks what it
 //! promises: no panic or stack overflow (however deeply the JSON nests), either one
 //! refusal of the whole body or one outcome per array element (an event, or a refusal naming
-//! the element's 1-based position), and every event it accepts passes the engine's rules.
+//! the element's 1-based position), every event it accepts passes the engine's rules, and
+//! every event is in the part its tenant routes to.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -14,19 +15,27 @@ static ALLOCATOR: meterdb_fuzz::CappedAllocator = meterdb_fuzz::CappedAllocator;
 
 fuzz_target!(|body: &[u8]| {
     let now = Timestamp(1_793_491_200_123_456_789);
+    let route = |tenant: &str| tenant.len() % 3;
     for default_tenant in [None, Some("fuzz")] {
-        let Ok((batch, numbers, rejected)) = decode(body, default_tenant, now) else {
+        let Ok((parts, numbers, rejected)) = decode(body, default_tenant, now, 2, route) else {
             continue;
         };
+        assert_eq!(parts.len(), 2);
+        for (i, part) in parts.iter().enumerate() {
+            assert!(
+                part.iter().all(|e| route(e.tenant).min(1) == i),
+                "an event in another tenant's part"
+            );
+            assert!(
+                part.validate().is_ok(),
+                "an accepted event breaks the engine's rules"
+            );
+        }
         let elements = serde_json::from_slice::<Vec<serde_json::Value>>(body)
             .expect("a body decode accepts is a JSON array")
             .len();
-        assert_eq!(batch.len(), numbers.len());
+        assert_eq!(parts.iter().map(|p| p.len()).sum::<usize>(), numbers.len());
         assert_eq!(numbers.len() + rejected.len(), elements);
-        assert!(
-            batch.validate().is_ok(),
-            "an accepted event breaks the engine's rules"
-        );
         let mut positions = numbers.clone();
         positions.extend(rejected.iter().map(|r| r.line));
         positions.sort_unstable();
