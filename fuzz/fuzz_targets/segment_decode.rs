@@ -49,7 +49,12 @@ fn exercise(data: Vec<u8>) {
                 .collect(),
         ),
         // The first field's presence only: the path a `count` takes through the blocks.
-        presence_only: table.fields.iter().take(1).map(|(k, _)| k.clone()).collect(),
+        presence_only: table
+            .fields
+            .iter()
+            .take(1)
+            .map(|(k, _)| k.clone())
+            .collect(),
         ..ScanRequest::default()
     };
     let _ = segment.scan(&narrow);
